@@ -1,0 +1,375 @@
+"""The finding schema: what a case may contain, and how a case becomes numbers.
+
+The schema is data (``model/findings.toml``); this module loads and validates it and gives
+the one encoding every other part of crampdx uses:
+
+* binary and categorical findings are carried in frames as their level ids (pandas
+  ``Categorical`` columns whose categories are the schema's levels in schema order) and
+  encoded as the level's position: ``0, 1, ...`` (binary: ``absent`` = 0, ``present`` = 1);
+* numeric findings are floats in the schema's unit;
+* a missing value (``NaN``) always means "not assessed".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BINARY_LEVELS",
+    "Finding",
+    "Level",
+    "Schema",
+    "SchemaError",
+    "load_schema",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("findings.toml")
+SCHEMA_FORMAT_VERSION = 1
+KINDS = ("binary", "categorical", "numeric")
+BINARY_LEVELS = (("absent", "absent"), ("present", "present"))
+_GROUPS = ("demographics", "comorbidities", "medications", "context")
+
+
+class SchemaError(ValueError):
+    """A schema file, or a frame checked against the schema, is not as expected."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of a binary or categorical finding: a stable id and a display label."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of the schema.
+
+    Attributes
+    ----------
+    id : str
+        Stable snake_case identifier, the column name in every frame.
+    label : str
+        Display label for clinicians.
+    section : str
+        One of the schema's sections (history, examination, laboratory, background).
+    kind : {"binary", "categorical", "numeric"}
+    levels : tuple of Level
+        Ordered levels (empty for numeric findings); a level's position is its code.
+    unit : str or None
+        Unit of a numeric finding.
+    reference : tuple of float or None
+        Reference (normal) range of a numeric finding.
+    hard : tuple of float or None
+        Hard plausible range of a numeric finding; values outside it are rejected.
+    decimals : int
+        Decimals to show a numeric value with.
+    group : str or None
+        Sub-group within the background section (demographics, comorbidities,
+        medications, context).
+    help : str or None
+        A short note for the clinician, citing the seed where it can.
+    """
+
+    id: str
+    label: str
+    section: str
+    kind: str
+    levels: tuple[Level, ...] = ()
+    unit: str | None = None
+    reference: tuple[float, float] | None = None
+    hard: tuple[float, float] | None = None
+    decimals: int = 1
+    group: str | None = None
+    help: str | None = None
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind == "numeric"
+
+    @property
+    def level_ids(self) -> tuple[str, ...]:
+        return tuple(level.id for level in self.levels)
+
+    def code(self, level_id: str) -> int:
+        """Position of ``level_id`` among the levels (its numeric code)."""
+        try:
+            return self.level_ids.index(level_id)
+        except ValueError:
+            raise SchemaError(
+                f"{self.id}: unknown level {level_id!r}; expected one of {', '.join(self.level_ids)}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The ordered set of findings, with encoding between frames and arrays."""
+
+    findings: tuple[Finding, ...]
+    sections: Mapping[str, str]
+    format_version: int = SCHEMA_FORMAT_VERSION
+    _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {f.id: i for i, f in enumerate(self.findings)})
+
+    # -- lookup -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.findings)
+
+    def __iter__(self):
+        return iter(self.findings)
+
+    def __contains__(self, finding_id: object) -> bool:
+        return finding_id in self._index
+
+    def __getitem__(self, finding_id: str) -> Finding:
+        try:
+            return self.findings[self._index[finding_id]]
+        except KeyError:
+            raise SchemaError(f"unknown finding {finding_id!r}") from None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(f.id for f in self.findings)
+
+    def position(self, finding_id: str) -> int:
+        """Column position of a finding in encoded arrays."""
+        self[finding_id]
+        return self._index[finding_id]
+
+    def in_section(self, section: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.section == section)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (for artifact manifests and the dashboard)."""
+        return {
+            "format_version": self.format_version,
+            "sections": dict(self.sections),
+            "findings": [
+                {
+                    "id": f.id,
+                    "label": f.label,
+                    "section": f.section,
+                    "kind": f.kind,
+                    "levels": [level.id for level in f.levels],
+                    "unit": f.unit,
+                    "reference": list(f.reference) if f.reference else None,
+                    "hard": list(f.hard) if f.hard else None,
+                }
+                for f in self.findings
+            ],
+        }
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical description: changes whenever the input contract does."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # -- frames <-> arrays --------------------------------------------------------------
+    def encode(self, frame: pd.DataFrame, *, ignore: Iterable[str] = ("etiology",)) -> np.ndarray:
+        """Encode a frame of findings as a float array (n_cases, n_findings).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One column per finding id (absent columns count as not assessed). Binary and
+            categorical columns hold level ids (strings or ``Categorical``); numeric
+            columns hold numbers in the schema's unit. ``NaN``/``None`` is "not assessed".
+        ignore : iterable of str
+            Columns that are not findings and are skipped (the label, by default).
+
+        Returns
+        -------
+        numpy.ndarray
+            Level codes for binary/categorical findings, values for numeric ones, ``NaN``
+            where not assessed; columns in schema order.
+
+        Raises
+        ------
+        SchemaError
+            Naming every unknown column, unknown level and impossible value.
+        """
+        ignore = set(ignore)
+        unknown = [c for c in frame.columns if c not in self._index and c not in ignore]
+        problems = [f"unknown column {c!r}" for c in unknown]
+        out = np.full((len(frame), len(self.findings)), np.nan)
+        for j, finding in enumerate(self.findings):
+            if finding.id not in frame.columns:
+                continue
+            column, problem = _encode_column(finding, frame[finding.id])
+            if problem:
+                problems.append(problem)
+            else:
+                out[:, j] = column
+        if problems:
+            raise SchemaError("; ".join(problems))
+        return out
+
+    def decode(self, codes: np.ndarray, *, index=None) -> pd.DataFrame:
+        """Turn an encoded array back into a typed frame (inverse of :meth:`encode`)."""
+        codes = np.asarray(codes, dtype=float)
+        columns = {}
+        for j, finding in enumerate(self.findings):
+            if finding.is_numeric:
+                columns[finding.id] = codes[:, j]
+            else:
+                c = codes[:, j]
+                ints = np.where(np.isnan(c), -1, c).astype(np.int64)
+                columns[finding.id] = pd.Categorical.from_codes(ints, categories=list(finding.level_ids))
+        return pd.DataFrame(columns, index=index)
+
+    def coerce(self, frame: pd.DataFrame, *, ignore: Iterable[str] = ("etiology",)) -> pd.DataFrame:
+        """Return ``frame`` with finding columns typed as the schema says (after a CSV read).
+
+        Columns not in the frame are added as not assessed; ignored columns are kept.
+        """
+        typed = self.decode(self.encode(frame, ignore=ignore), index=frame.index)
+        for column in ignore:
+            if column in frame.columns:
+                typed[column] = frame[column]
+        return typed
+
+
+def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | None, str | None]:
+    if finding.is_numeric:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        bad_text = series.notna().to_numpy() & np.isnan(values)
+        if bad_text.any():
+            example = series[bad_text].iloc[0]
+            return None, f"{finding.id}: {int(bad_text.sum())} value(s) are not numbers (e.g. {example!r})"
+        lo, hi = finding.hard
+        outside = ~np.isnan(values) & ((values < lo) | (values > hi))
+        if outside.any():
+            example = values[outside][0]
+            return None, (
+                f"{finding.id}: {int(outside.sum())} value(s) outside the plausible range "
+                f"{lo:g}–{hi:g} {finding.unit} (e.g. {example:g})"
+            )
+        return values, None
+    levels = list(finding.level_ids)
+    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == levels:
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes < 0, np.nan, codes.astype(float)), None
+    as_text = series.astype("object").where(series.notna(), None)
+    categorical = pd.Categorical(as_text, categories=levels)
+    codes = categorical.codes
+    unknown = (codes < 0) & series.notna().to_numpy()
+    if unknown.any():
+        seen = sorted({str(v) for v in as_text[unknown]})[:5]
+        return None, f"{finding.id}: unknown level(s) {', '.join(map(repr, seen))}; expected one of {', '.join(levels)}"
+    return np.where(codes < 0, np.nan, codes.astype(float)), None
+
+
+# -- loading and validation ---------------------------------------------------------------
+
+def _need(condition: bool, where: str, message: str, problems: list[str]) -> None:
+    if not condition:
+        problems.append(f"{where}: {message}")
+
+
+def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems: list[str]) -> Finding | None:
+    where = f"findings.{fid}"
+    before = len(problems)
+    _need(fid.isidentifier() and fid == fid.lower(), where, "id must be snake_case", problems)
+    _need(isinstance(raw.get("label"), str) and raw["label"].strip() != "", f"{where}.label", "a non-empty label is required", problems)
+    _need(raw.get("section") in sections, f"{where}.section", f"must be one of {', '.join(sections)}", problems)
+    kind = raw.get("kind")
+    _need(kind in KINDS, f"{where}.kind", f"must be one of {', '.join(KINDS)} (got {kind!r})", problems)
+    group = raw.get("group")
+    _need(group is None or group in _GROUPS, f"{where}.group", f"must be one of {', '.join(_GROUPS)}", problems)
+    known = {"label", "section", "kind", "levels", "unit", "reference", "hard", "decimals", "group", "help", "src"}
+    for key in raw:
+        _need(key in known, f"{where}.{key}", "unknown field", problems)
+    levels: tuple[Level, ...] = ()
+    unit = reference = hard = None
+    if kind == "binary":
+        _need("levels" not in raw, f"{where}.levels", "binary findings have the fixed levels absent/present", problems)
+        levels = tuple(Level(i, label) for i, label in BINARY_LEVELS)
+    elif kind == "categorical":
+        raw_levels = raw.get("levels")
+        ok = isinstance(raw_levels, Mapping) and len(raw_levels) >= 2
+        _need(ok, f"{where}.levels", "a table of at least two level ids with labels is required", problems)
+        if ok:
+            for lid, label in raw_levels.items():
+                _need(lid.isidentifier() and lid == lid.lower(), f"{where}.levels.{lid}", "level id must be snake_case", problems)
+                _need(isinstance(label, str) and label != "", f"{where}.levels.{lid}", "label must be a non-empty string", problems)
+            levels = tuple(Level(lid, str(label)) for lid, label in raw_levels.items())
+    elif kind == "numeric":
+        unit = raw.get("unit")
+        _need(isinstance(unit, str) and unit != "", f"{where}.unit", "numeric findings need a unit", problems)
+        _need(isinstance(raw.get("src"), str), f"{where}.src", "numeric ranges need a source (seed:N or assumption: ...)", problems)
+        for key in ("reference", "hard"):
+            pair = raw.get(key)
+            ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair) and pair[0] < pair[1]
+            _need(ok, f"{where}.{key}", "must be [low, high] with low < high", problems)
+        if len(problems) == before:
+            reference = (float(raw["reference"][0]), float(raw["reference"][1]))
+            hard = (float(raw["hard"][0]), float(raw["hard"][1]))
+            _need(hard[0] <= reference[0] and reference[1] <= hard[1], f"{where}.reference", "must lie within the hard range", problems)
+    if len(problems) > before:
+        return None
+    return Finding(
+        id=fid,
+        label=raw["label"],
+        section=raw["section"],
+        kind=kind,
+        levels=levels,
+        unit=unit,
+        reference=reference,
+        hard=hard,
+        decimals=int(raw.get("decimals", 1)),
+        group=group,
+        help=raw.get("help"),
+    )
+
+
+def parse_schema(document: Mapping, *, source: str = "schema") -> Schema:
+    """Validate a parsed schema document and build the :class:`Schema`.
+
+    Raises
+    ------
+    SchemaError
+        Listing every problem, each naming the finding and the field.
+    """
+    problems: list[str] = []
+    version = document.get("format_version")
+    if version != SCHEMA_FORMAT_VERSION:
+        raise SchemaError(f"{source}: format_version must be {SCHEMA_FORMAT_VERSION} (got {version!r})")
+    sections = document.get("sections")
+    if not isinstance(sections, Mapping) or not sections:
+        raise SchemaError(f"{source}: a [sections] table is required")
+    raw_findings = document.get("findings")
+    if not isinstance(raw_findings, Mapping) or not raw_findings:
+        raise SchemaError(f"{source}: no [findings.*] tables")
+    findings = []
+    for fid, raw in raw_findings.items():
+        finding = _parse_finding(fid, raw, sections, problems)
+        if finding is not None:
+            findings.append(finding)
+    if problems:
+        raise SchemaError(f"{source}: " + "; ".join(problems))
+    return Schema(findings=tuple(findings), sections=dict(sections), format_version=version)
+
+
+@cache
+def load_schema(path: str | Path | None = None) -> Schema:
+    """Load and validate the finding schema (the shipped one by default)."""
+    path = Path(path) if path is not None else SCHEMA_PATH
+    with open(path, "rb") as handle:
+        try:
+            document = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise SchemaError(f"{path.name}: not valid TOML ({error})") from None
+    return parse_schema(document, source=path.name)

@@ -1,0 +1,143 @@
+"""The exact posterior of the generator: p(etiology | the findings present).
+
+Under the knowledge base a case is drawn from a finite mixture of components; given its
+component the findings are independent, apart from parent -> child dependencies. So
+
+    log p(x_S, component k) = log w_k + sum over observed findings f of log p(x_f | k)
+
+(missing findings are marginalised out by skipping them), computed for all cases and all
+components at once as one matrix product of a one-hot/quadratic design with per-component
+log-weights (:mod:`synthetic.tables`). A parent with children is one joint factor: when the
+parent is not assessed it is summed out exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthetic.knowledge import KnowledgeBase, load_knowledge
+from synthetic.tables import NEG, safe_log
+
+__all__ = ["component_log_joint", "log_evidence", "posterior", "posterior_from_codes"]
+
+_CHUNK = 20_000
+
+
+def _codes(cases, kb: KnowledgeBase) -> np.ndarray:
+    if isinstance(cases, pd.DataFrame):
+        return kb.schema.encode(cases)
+    codes = np.asarray(cases, dtype=float)
+    if codes.ndim != 2 or codes.shape[1] != len(kb.schema):
+        raise ValueError(f"expected a frame or an array with {len(kb.schema)} columns (schema order)")
+    return codes
+
+
+def component_log_joint(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+    """log p(observed findings, component) for each case (rows) and component (columns).
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Encoded cases (``Schema.encode``), ``NaN`` where not assessed.
+    kb : KnowledgeBase
+    """
+    schema = kb.schema
+    grouped = set(kb.children) | {c for kids in kb.children.values() for c in kids}
+    designs = [kb.tables[f].design(codes[:, schema.position(f)]) for f in schema.ids if f not in grouped]
+    weights = [kb.tables[f].log_weights() for f in schema.ids if f not in grouped]
+    families = []
+    for parent, kids in kb.children.items():
+        parent_onehot = kb.tables[parent].design(codes[:, schema.position(parent)])
+        parent_log = safe_log(kb.tables[parent].probs)  # (K, L_parent)
+        kid_design = np.hstack([kb.tables[c].design(codes[:, schema.position(c)]) for c in kids])
+        kid_weights = [np.vstack([kb.tables[c].given(level).log_weights() for c in kids]) for level in range(parent_log.shape[1])]
+        # A parent that is assessed at level p makes the family linear again:
+        # 1[parent = p] * (log p(p | k) + children's terms under p).
+        for level, level_weights in enumerate(kid_weights):
+            indicator = parent_onehot[:, level:level + 1]
+            designs += [indicator, indicator * kid_design]
+            weights += [parent_log[None, :, level], level_weights]
+        families.append((parent_onehot.sum(axis=1) == 0, kid_design, parent_log, kid_weights))
+    out = np.hstack(designs) @ np.vstack(weights) + kb.component_log_weight
+    for missing, kid_design, parent_log, kid_weights in families:
+        rows = np.flatnonzero(missing & kid_design.any(axis=1))
+        if len(rows):
+            out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights)
+    return out
+
+
+def _sum_out_parent(kid_design, parent_log, kid_weights) -> np.ndarray:
+    """log sum_p p(parent = p | k) p(children | p, k), for cases whose parent is not assessed."""
+    total = kid_design @ kid_weights[0] + parent_log[:, 0]
+    for level in range(1, len(kid_weights)):
+        np.logaddexp(total, kid_design @ kid_weights[level] + parent_log[:, level], out=total)
+    return total
+
+
+def _reduce(codes: np.ndarray, kb: KnowledgeBase):
+    """Per chunk: class posterior (n, C) and log evidence (n,)."""
+    n_classes = len(kb.classes)
+    membership = np.zeros((kb.n_components, n_classes))
+    membership[np.arange(kb.n_components), kb.component_class] = 1.0
+    post = np.empty((len(codes), n_classes))
+    evidence = np.empty(len(codes))
+    for start in range(0, len(codes), _CHUNK):
+        joint = component_log_joint(codes[start:start + _CHUNK], kb)
+        top = joint.max(axis=1, keepdims=True)
+        impossible = top[:, 0] < NEG / 2
+        top[impossible] = 0.0
+        scaled = np.exp(joint - top)
+        total = scaled.sum(axis=1, keepdims=True)
+        chunk_post = (scaled @ membership) / total
+        chunk_evidence = np.log(total[:, 0]) + top[:, 0]
+        chunk_post[impossible] = np.nan
+        chunk_evidence[impossible] = -np.inf
+        post[start:start + _CHUNK] = chunk_post
+        evidence[start:start + _CHUNK] = chunk_evidence
+    return post, evidence
+
+
+def posterior_from_codes(codes: np.ndarray, kb: KnowledgeBase | None = None) -> np.ndarray:
+    """Class posterior for encoded cases, an array (n, n_classes) in ``kb.class_ids`` order."""
+    kb = kb or load_knowledge()
+    return _reduce(np.asarray(codes, dtype=float), kb)[0]
+
+
+def posterior(cases, *, knowledge: KnowledgeBase | None = None) -> pd.DataFrame:
+    """Exact p(etiology | the findings present) under the knowledge base.
+
+    Parameters
+    ----------
+    cases : pandas.DataFrame
+        Shaped like :func:`synthetic.generate`'s output (the ``etiology`` column is
+        optional and ignored; absent finding columns count as not assessed).
+    knowledge : KnowledgeBase, optional
+        The shipped knowledge base by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per etiology id, rows summing to 1, indexed like ``cases``. A case the
+        knowledge base gives probability zero (a pregnant man) gets a row of ``NaN``.
+
+    Raises
+    ------
+    model.SchemaError
+        If a column, level or value does not fit the finding schema.
+    """
+    kb = knowledge or load_knowledge()
+    post, _ = _reduce(_codes(cases, kb), kb)
+    index = cases.index if isinstance(cases, pd.DataFrame) else None
+    return pd.DataFrame(post, columns=list(kb.class_ids), index=index)
+
+
+def log_evidence(cases, *, knowledge: KnowledgeBase | None = None) -> np.ndarray:
+    """log p(findings present) per case under the knowledge base.
+
+    Categorical findings contribute probabilities and numeric findings densities (in the
+    schema's units), so values are comparable only between cases with the same set of
+    assessed findings. ``-inf`` marks a case the knowledge base deems impossible.
+    """
+    kb = knowledge or load_knowledge()
+    return _reduce(_codes(cases, kb), kb)[1]

@@ -1,0 +1,180 @@
+"""Compiled per-component distributions of one finding.
+
+The knowledge base compiles to a finite mixture: each *component* is one (etiology class,
+sub-profile, age band, sex), and given its component every finding is drawn independently
+(apart from declared parent → child dependencies). A table holds one finding's
+distribution in every component and offers the two operations the engine needs:
+
+* ``sample(component, rng)`` — draw values for cases whose components are given;
+* ``design(values)`` and ``log_weights()`` — a feature matrix of the observed values and a
+  weight matrix such that ``design(x) @ log_weights()`` is ``log p(x | component)`` for every
+  case and component at once (0 where not assessed). That turns the exact posterior into a
+  matrix product.
+
+Numbers that are impossible (probability 0) are carried as ``NEG`` rather than ``-inf`` so
+that ``0 * NEG`` stays 0 inside the matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+NEG = -1e30  # log(0) stand-in; anything below NEG / 2 is treated as impossible
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def safe_log(p: np.ndarray) -> np.ndarray:
+    """Natural log with exact zeros mapped to ``NEG``."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, NEG)
+    np.log(p, out=out, where=p > 0)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class LevelTable:
+    """A binary or categorical finding: ``probs[k, level]`` per component."""
+
+    probs: np.ndarray  # (K, L), rows sum to 1
+
+    @property
+    def n_features(self) -> int:
+        return self.probs.shape[1]
+
+    def sample(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cumulative = np.cumsum(self.probs, axis=1)[component]
+        u = rng.random(len(component))
+        codes = (u[:, None] >= cumulative[:, :-1]).sum(axis=1)
+        return codes.astype(float)
+
+    def design(self, values: np.ndarray) -> np.ndarray:
+        observed = ~np.isnan(values)
+        onehot = np.zeros((len(values), self.n_features))
+        rows = np.flatnonzero(observed)
+        onehot[rows, values[observed].astype(np.int64)] = 1.0
+        return onehot
+
+    def log_weights(self) -> np.ndarray:
+        return safe_log(self.probs).T
+
+    def mean_probs(self, weights: np.ndarray) -> np.ndarray:
+        """Level probabilities under a mixture of components (``weights`` sums to 1)."""
+        return weights @ self.probs
+
+
+@dataclass(frozen=True, eq=False)
+class NormalTable:
+    """A numeric finding: a normal (or log-normal) distribution per component, truncated
+    to the finding's hard plausible range, so that every sampled value is possible and the
+    density used by the posterior is exact.
+
+    ``loc``/``scale`` live in t-space: t = x for ``normal``, t = log x for ``lognormal``.
+    """
+
+    loc: np.ndarray  # (K,)
+    scale: np.ndarray  # (K,)
+    low: float  # hard range, in x-space
+    high: float
+    log_space: bool
+    center: float  # t-space centring constant, improves the conditioning of t**2
+
+    n_features = 3
+
+    def _t(self, x):
+        return np.log(x) if self.log_space else x
+
+    def _bounds(self, loc, scale):
+        return ndtr((self._t(self.low) - loc) / scale), ndtr((self._t(self.high) - loc) / scale)
+
+    def sample(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        loc, scale = self.loc[component], self.scale[component]
+        a, b = self._bounds(loc, scale)
+        u = a + rng.random(len(component)) * (b - a)
+        t = loc + scale * ndtri(np.clip(u, 1e-300, 1 - 1e-16))
+        x = np.exp(t) if self.log_space else t
+        return np.clip(x, self.low, self.high)
+
+    def design(self, values: np.ndarray) -> np.ndarray:
+        observed = ~np.isnan(values)
+        z = np.where(observed, self._t(np.where(observed, values, 1.0)) - self.center, 0.0)
+        return np.column_stack([z * z, z, observed.astype(float)])
+
+    def log_weights(self) -> np.ndarray:
+        a, b = self._bounds(self.loc, self.scale)
+        log_mass = np.log(b - a)
+        m = self.loc - self.center
+        precision = 1.0 / self.scale**2
+        quadratic = -0.5 * precision
+        linear = m * precision
+        constant = -0.5 * m * m * precision - np.log(self.scale) - _LOG_SQRT_2PI - log_mass
+        if self.log_space:  # density of x = e^t carries the Jacobian 1/x = e^(-t)
+            linear = linear - 1.0
+            constant = constant - self.center
+        return np.vstack([quadratic, linear, constant])
+
+    def log_density(self, x: np.ndarray, component: int) -> np.ndarray:
+        """Exact log-density of values ``x`` in one component (for tests and next-best-finding)."""
+        return self.design(np.asarray(x, dtype=float)) @ self.log_weights()[:, component]
+
+
+@dataclass(frozen=True, eq=False)
+class AgeTable:
+    """Age: each component belongs to one age band; age is uniform over the band's whole years."""
+
+    edges: np.ndarray  # (B + 1,) band edges in years; band b is [edges[b], edges[b+1])
+    band: np.ndarray  # (K,) band of each component
+
+    @property
+    def n_features(self) -> int:
+        return len(self.edges) - 1
+
+    def band_of(self, age: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.edges, age, side="right") - 1
+
+    def sample(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        band = self.band[component]
+        low, width = self.edges[band], np.diff(self.edges)[band]
+        return np.floor(low + rng.random(len(component)) * width)
+
+    def design(self, values: np.ndarray) -> np.ndarray:
+        observed = ~np.isnan(values)
+        onehot = np.zeros((len(values), self.n_features))
+        rows = np.flatnonzero(observed)
+        onehot[rows, self.band_of(values[observed])] = 1.0
+        return onehot
+
+    def log_weights(self) -> np.ndarray:
+        bands = np.arange(self.n_features)
+        same = bands[:, None] == self.band[None, :]
+        return np.where(same, -np.log(np.diff(self.edges))[:, None], NEG)
+
+
+@dataclass(frozen=True, eq=False)
+class ConditionalTable:
+    """A child finding whose distribution is replaced, whatever the class, when its parent
+    takes certain levels (``variants[parent_code]``; ``None`` keeps ``default``)."""
+
+    parent: str
+    default: LevelTable | NormalTable
+    variants: tuple[LevelTable | NormalTable | None, ...]
+
+    @property
+    def n_features(self) -> int:
+        return self.default.n_features
+
+    def given(self, parent_code: int):
+        return self.variants[parent_code] or self.default
+
+    def sample_given(self, component: np.ndarray, parent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        values = self.default.sample(component, rng)
+        for code, variant in enumerate(self.variants):
+            rows = parent == code
+            if variant is not None and rows.any():
+                values[rows] = variant.sample(component[rows], rng)
+        return values
+
+    def design(self, values: np.ndarray) -> np.ndarray:
+        return self.default.design(values)
