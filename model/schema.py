@@ -263,8 +263,7 @@ def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | No
         codes = series.cat.codes.to_numpy()
         return np.where(codes < 0, np.nan, codes.astype(float)), None
     as_text = series.astype("object").where(series.notna(), None)
-    categorical = pd.Categorical(as_text, categories=levels)
-    codes = categorical.codes
+    codes = pd.Index(levels).get_indexer(as_text.to_numpy())  # -1: missing or unknown
     unknown = (codes < 0) & series.notna().to_numpy()
     if unknown.any():
         seen = sorted({str(v) for v in as_text[unknown]})[:5]

@@ -374,9 +374,10 @@ def parse_knowledge(document: Mapping, *, schema: Schema | None = None, source: 
             _check_src({"src": decision["reason"]}, w + ".reason", problems)
 
     background = _parse_findings(document.get("background"), "background", schema, edges, problems)
+    declared = document.get("background") if isinstance(document.get("background"), Mapping) else {}
     for finding in schema:
-        if finding.id not in (AGE, SEX):
-            problems.need(finding.id in background, f"background.{finding.id}", "missing: every finding needs a background distribution")
+        if finding.id not in (AGE, SEX):  # an invalid entry is reported above, not as missing
+            problems.need(finding.id in declared, f"background.{finding.id}", "missing: every finding needs a background distribution")
 
     constraints = {}
     for fid, raw in document.get("constraints", {}).items():

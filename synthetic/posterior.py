@@ -89,8 +89,9 @@ def _reduce(codes: np.ndarray, kb: KnowledgeBase):
         top[impossible] = 0.0
         scaled = np.exp(joint - top)
         total = scaled.sum(axis=1, keepdims=True)
-        chunk_post = (scaled @ membership) / total
-        chunk_evidence = np.log(total[:, 0]) + top[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):  # impossible rows: total 0, set below
+            chunk_post = (scaled @ membership) / total
+            chunk_evidence = np.log(total[:, 0]) + top[:, 0]
         chunk_post[impossible] = np.nan
         chunk_evidence[impossible] = -np.inf
         post[start:start + _CHUNK] = chunk_post

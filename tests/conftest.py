@@ -1,0 +1,106 @@
+"""Shared fixtures: the shipped schema and knowledge base, a tiny schema + knowledge base
+for exhaustive checks, and session-scoped generated frames (generated once per run)."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from model.schema import SCHEMA_PATH, load_schema, parse_schema
+from synthetic import generate, load_knowledge, posterior
+from synthetic.knowledge import KNOWLEDGE_PATH
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY_KNOWLEDGE = FIXTURES / "tiny_knowledge.toml"
+BROKEN_KNOWLEDGE = FIXTURES / "broken_knowledge.toml"
+
+# The tiny schema is a subset of the shipped one (same definitions, so the fixtures cannot
+# drift from the real levels and ranges).
+TINY_FINDINGS = (
+    "cramp_timing", "urge_to_move", "cramps_with_dialysis", "pedal_pulses",
+    "potassium", "ferritin", "egfr", "glucose",
+    "age", "sex", "pregnancy", "hemodialysis", "diabetes",
+)
+
+# Large samples for the statistical tests; seeds are fixed so a run is reproducible, and
+# every tolerance is derived from a standard error so the tests hold for other seeds too.
+N_CASES = 100_000
+CASES_SEED = 20240611
+COMPLETE_SEED = 977
+
+
+@pytest.fixture(scope="session")
+def schema():
+    return load_schema()
+
+
+@pytest.fixture(scope="session")
+def kb():
+    return load_knowledge()
+
+
+@pytest.fixture(scope="session")
+def schema_document():
+    """The shipped schema as parsed TOML (tests deep-copy it before editing)."""
+    return tomllib.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def knowledge_document():
+    """The shipped knowledge file as parsed TOML (tests deep-copy it before editing)."""
+    return tomllib.loads(KNOWLEDGE_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_schema(schema_document):
+    document = copy.deepcopy(schema_document)
+    document["findings"] = {fid: document["findings"][fid] for fid in TINY_FINDINGS}
+    return parse_schema(document, source="tiny schema")
+
+
+@pytest.fixture(scope="session")
+def tiny_kb(tiny_schema):
+    return load_knowledge(TINY_KNOWLEDGE, schema=tiny_schema)
+
+
+@pytest.fixture(scope="session")
+def tiny_knowledge_path():
+    return TINY_KNOWLEDGE
+
+
+@pytest.fixture(scope="session")
+def broken_knowledge_path():
+    return BROKEN_KNOWLEDGE
+
+
+@pytest.fixture(scope="session")
+def tiny_document():
+    return tomllib.loads(TINY_KNOWLEDGE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def cases(kb):
+    """100,000 cases with the knowledge base's missingness (the calibration sample)."""
+    return generate(N_CASES, seed=CASES_SEED, knowledge=kb)
+
+
+@pytest.fixture(scope="session")
+def complete_cases(kb):
+    """100,000 cases with every finding reported (for class-conditional rates)."""
+    return generate(N_CASES, seed=COMPLETE_SEED, knowledge=kb, complete=True)
+
+
+@pytest.fixture(scope="session")
+def cases_posterior(cases, kb):
+    """Exact posterior of ``cases`` (the slowest fixture, about 5 s)."""
+    return posterior(cases, knowledge=kb)
+
+
+@pytest.fixture
+def fresh_knowledge_document(knowledge_document):
+    """A private deep copy of the shipped knowledge document to mutate."""
+    return copy.deepcopy(knowledge_document)
+

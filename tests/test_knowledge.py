@@ -1,0 +1,546 @@
+"""The declarative knowledge base: the shipped file, its provenance, its compilation and
+the validator (a broken fixture file plus targeted mutations of the shipped document)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from model.schema import SCHEMA_PATH
+from synthetic import KnowledgeBase, KnowledgeError, load_knowledge
+from synthetic.knowledge import KNOWLEDGE_PATH, parse_knowledge
+from synthetic.tables import AgeTable, ConditionalTable, LevelTable, NormalTable
+
+REQUIRED_CLASSES = {
+    "idiopathic_nocturnal", "heat_exertional", "hemodialysis", "hypocalcemia", "hypomagnesemia",
+    "hypokalemia", "hyponatremia", "thyroid_disease", "diabetic_polyneuropathy",
+    "small_fiber_neuropathy", "hcv_neuropathy", "pad_claudication", "critical_limb_ischemia",
+    "venous_insufficiency", "lumbar_radiculopathy", "lumbar_canal_stenosis", "restless_legs",
+    "plms", "pes_planovalgus", "jia", "ibd_arthritis", "metabolic_myopathy", "medication_induced",
+    "cirrhosis", "pregnancy",
+}
+
+
+# ------------------------------------------------------------------------ the shipped file
+
+def test_shipped_knowledge_loads(kb):
+    assert isinstance(kb, KnowledgeBase)
+    assert kb.n_components > 0
+    assert kb.sha256 and re.fullmatch(r"[0-9a-f]{64}", kb.sha256)
+
+
+def test_shipped_knowledge_has_the_required_classes(kb):
+    missing = REQUIRED_CLASSES - set(kb.class_ids)
+    assert not missing, f"missing classes: {sorted(missing)}"
+    assert len(kb.class_ids) == len(set(kb.class_ids))
+
+
+def test_load_knowledge_with_an_explicit_path_matches_the_default(tmp_path, kb):
+    path = tmp_path / "copy.toml"
+    path.write_bytes(KNOWLEDGE_PATH.read_bytes())
+    copy_kb = load_knowledge(path)
+    assert copy_kb.class_ids == kb.class_ids
+    assert copy_kb.sha256 == kb.sha256
+    np.testing.assert_array_equal(copy_kb.component_log_weight, kb.component_log_weight)
+
+
+def _walk_src(node, path=""):
+    """Yield (path, value) for every key named ``src`` anywhere in a parsed TOML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "src":
+                yield where, value
+            else:
+                yield from _walk_src(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk_src(value, f"{path}[{i}]")
+
+
+_SEED = re.compile(r"seed:\s*(\d+(?:\s*,\s*\d+)*)")  # seed:4 or seed:1,3
+_ASSUMPTION = re.compile(r"assumption:\s*\S+")
+
+
+def _src_problem(src) -> str | None:
+    if not isinstance(src, str) or not src.strip():
+        return "empty or not text"
+    cited = [int(n) for group in _SEED.findall(src) for n in group.split(",")]
+    if any(not 1 <= n <= 9 for n in cited):
+        return f"cites {cited}, the seed has references 1-9"
+    if not cited and not _ASSUMPTION.search(src):
+        return "neither seed:N nor 'assumption: <reason>'"
+    return None
+
+
+@pytest.mark.parametrize("path", [KNOWLEDGE_PATH, SCHEMA_PATH], ids=["knowledge", "schema"])
+def test_every_src_cites_the_seed_or_states_an_assumption(path):
+    import tomllib
+
+    document = tomllib.loads(path.read_text(encoding="utf-8"))
+    sources = list(_walk_src(document))
+    assert len(sources) >= 10  # the walk does find them
+    bad = {where: problem for where, src in sources if (problem := _src_problem(src))}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(
+    ("src", "ok"),
+    [("seed:4", True), ("seed:1,3 names the test", True), ("seed:4, seed:1,3", True),
+     ("assumption: typical adult interval", True), ("seed:12 hypokalemia", False),
+     ("seed:0", False), ("seed:5 60 % versus 50 %", True), ("seed:2, 13", False), ("from a textbook", False), ("assumption:", False), ("", False)],
+)
+def test_src_checker_of_this_suite_tells_good_from_bad(src, ok):
+    assert (_src_problem(src) is None) is ok
+
+
+def test_every_numeric_distribution_in_the_document_has_a_src(knowledge_document):
+    """Every table that carries a number (p, levels, mean, median, value, rate) carries a src."""
+    number_keys = {"p", "levels", "mean", "median", "value", "rate"}
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if number_keys & set(node) and "src" not in node and not path.endswith(".levels"):
+                missing.append(path)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+
+    walk(knowledge_document, "")
+    assert not missing, missing
+
+
+def test_every_finding_but_age_and_sex_has_a_background_distribution(kb, knowledge_document):
+    background = knowledge_document["background"]
+    for fid in kb.schema.ids:
+        if fid in ("age", "sex"):
+            assert fid not in background
+        else:
+            assert fid in background, fid
+    assert set(background) <= set(kb.schema.ids)
+
+
+def test_component_weights_sum_to_one(kb):
+    weights = np.exp(kb.component_log_weight)
+    assert np.isfinite(kb.component_log_weight).all()
+    assert math.isclose(weights.sum(), 1.0, rel_tol=1e-12)
+
+
+def test_class_priors_are_the_documented_weights_normalised(kb, knowledge_document):
+    raw = {cid: c["prior"]["value"] for cid, c in knowledge_document["classes"].items()}
+    total = sum(raw.values())
+    for cls in kb.classes:
+        assert cls.prior == pytest.approx(raw[cls.id] / total, rel=1e-12)
+    per_class = np.bincount(kb.component_class, weights=np.exp(kb.component_log_weight), minlength=len(kb.classes))
+    np.testing.assert_allclose(per_class, [c.prior for c in kb.classes], rtol=1e-10)
+
+
+def test_profile_weights_sum_to_one_in_every_class(kb):
+    for cls in kb.classes:
+        assert sum(p.weight for p in cls.profiles) == pytest.approx(1.0, abs=1e-9), cls.id
+
+
+def _expected_component_weights(document, edges):
+    """(class, profile, band, sex) -> weight, from the document alone (scipy for the age normal)."""
+    classes = document["classes"]
+    total = sum(c["prior"]["value"] for c in classes.values())
+    out = {}
+    for cid, raw in classes.items():
+        profiles = raw.get("profiles") or {"main": {"weight": {"value": 1.0}}}
+        for pid, profile in profiles.items():
+            age = profile.get("age", raw["age"])
+            female = profile.get("female", raw["female"])["p"]
+            lo, hi = age.get("min", edges[0]), age.get("max", edges[-1])
+            dist = stats.truncnorm((lo - age["mean"]) / age["sd"], (hi - age["mean"]) / age["sd"], loc=age["mean"], scale=age["sd"])
+            for band in range(len(edges) - 1):
+                mass = dist.cdf(edges[band + 1]) - dist.cdf(edges[band])
+                for sex, p_sex in enumerate((female, 1.0 - female)):
+                    weight = raw["prior"]["value"] / total * profile["weight"]["value"] * mass * p_sex
+                    if weight > 0:
+                        out[(cid, pid, band, sex)] = weight
+    return out
+
+
+@pytest.mark.parametrize("which", ["shipped", "tiny"])
+def test_component_weights_follow_priors_profiles_age_and_sex(which, kb, knowledge_document, tiny_kb, tiny_document):
+    kb, document = (kb, knowledge_document) if which == "shipped" else (tiny_kb, tiny_document)
+    expected = _expected_component_weights(document, document["demographics"]["age_band_edges"])
+    got = {}
+    for k in range(kb.n_components):
+        ci, pid = kb.profiles[kb.component_profile[k]]
+        assert ci == kb.component_class[k]
+        key = (kb.class_ids[ci], pid, int(kb.component_band[k]), int(kb.component_sex[k]))
+        assert key not in got, f"duplicate component {key}"
+        got[key] = math.exp(kb.component_log_weight[k])
+    assert set(got) == set(expected)
+    keys = sorted(expected)
+    np.testing.assert_allclose([got[k] for k in keys], [expected[k] for k in keys], rtol=1e-9, atol=1e-15)
+
+
+# --------------------------------------------------- compiled tables follow the document
+
+def _resolve(document, kb, k, fid):
+    """The spec of finding ``fid`` in component ``k``: profile > class > background."""
+    ci, pid = kb.profiles[kb.component_profile[k]]
+    raw_class = document["classes"][kb.class_ids[ci]]
+    profile = raw_class.get("profiles", {}).get(pid, {})
+    for source in (profile.get("findings", {}), raw_class.get("findings", {}), document["background"]):
+        if fid in source:
+            return source[fid]
+    raise AssertionError(f"no spec for {fid}")
+
+
+def _at_age(spec, base, band_start):
+    value = base
+    for age, override in spec.get("by_age", []):
+        if band_start >= age:
+            value = override
+    return value
+
+
+def _level_vector(finding, spec, band_start):
+    if finding.kind == "binary":
+        p = _at_age(spec, spec["p"], band_start)
+        return np.array([1.0 - p, p])
+    levels = _at_age(spec, spec["levels"], band_start)
+    return np.array([levels.get(lid, 0.0) for lid in finding.level_ids])
+
+
+def _normal_params(spec, band_start):
+    keys = ("mean", "sd") if spec["dist"] == "normal" else ("median", "log_sd")
+    params = _at_age(spec, {key: spec[key] for key in keys}, band_start)
+    loc, scale = params[keys[0]], params[keys[1]]
+    return (loc if spec["dist"] == "normal" else math.log(loc)), scale
+
+
+def _allowed(rule, band_start, band_stop, sex_id):
+    low, high = rule.get("age", [-math.inf, math.inf])
+    return band_start >= low and band_stop <= high and rule.get("sex") in (None, sex_id)
+
+
+def _check_table(table, finding, spec_of, kb, constraint=None):
+    """Compare one compiled table with the parameters resolved from the document."""
+    expected = []
+    for k in range(kb.n_components):
+        band = kb.component_band[k]
+        start, stop = kb.band_edges[band], kb.band_edges[band + 1]
+        spec = spec_of(k)
+        if finding.is_numeric:
+            assert table.log_space == (spec["dist"] == "lognormal"), (finding.id, k)
+            expected.append(_normal_params(spec, start))
+            continue
+        vector = _level_vector(finding, spec, start)
+        sex_id = "female" if kb.component_sex[k] == 0 else "male"  # component_sex: 0 female, 1 male
+        if constraint is not None and not _allowed(constraint, start, stop, sex_id):
+            vector = np.zeros(len(finding.levels))
+            vector[finding.code(constraint["otherwise"])] = 1.0
+        expected.append(vector)
+    expected = np.array(expected)
+    if finding.is_numeric:
+        assert isinstance(table, NormalTable)
+        assert (table.low, table.high) == finding.hard
+        np.testing.assert_allclose(table.loc, expected[:, 0], rtol=1e-12, err_msg=finding.id)
+        np.testing.assert_allclose(table.scale, expected[:, 1], rtol=1e-12, err_msg=finding.id)
+    else:
+        assert isinstance(table, LevelTable)
+        np.testing.assert_allclose(table.probs, expected, rtol=0, atol=1e-12, err_msg=finding.id)
+
+
+@pytest.mark.parametrize("which", ["shipped", "tiny"])
+def test_compiled_tables_follow_the_document(which, kb, knowledge_document, tiny_kb, tiny_document):
+    kb, document = (kb, knowledge_document) if which == "shipped" else (tiny_kb, tiny_document)
+    constraints = document.get("constraints", {})
+    dependencies = document.get("dependencies", {})
+    child_parent = {child: parent for parent, raw in dependencies.items()
+                    for specs in raw["when"].values() for child in specs}
+    assert {c for kids in kb.children.values() for c in kids} == set(child_parent)
+    for finding in kb.schema:
+        table = kb.tables[finding.id]
+        if finding.id == "age":
+            assert isinstance(table, AgeTable)
+            np.testing.assert_array_equal(table.band, kb.component_band)
+            np.testing.assert_array_equal(table.edges, document["demographics"]["age_band_edges"])
+            continue
+        if finding.id == "sex":
+            female = finding.code("female")
+            np.testing.assert_array_equal(table.probs[:, female], (kb.component_sex == 0).astype(float))
+            continue
+        spec_of = lambda k, f=finding.id: _resolve(document, kb, k, f)  # noqa: E731
+        if finding.id in child_parent:
+            parent = child_parent[finding.id]
+            assert isinstance(table, ConditionalTable) and table.parent == parent
+            _check_table(table.default, finding, spec_of, kb)
+            when = dependencies[parent]["when"]
+            for code, level in enumerate(kb.schema[parent].level_ids):
+                spec = when.get(level, {}).get(finding.id)
+                if spec is None:
+                    assert table.variants[code] is None
+                else:
+                    _check_table(table.variants[code], finding, lambda k, s=spec: s, kb)
+        else:
+            _check_table(table, finding, spec_of, kb, constraints.get(finding.id))
+
+
+def test_constraints_forbid_pregnancy_in_men_children_and_from_45(kb):
+    probs = kb.tables["pregnancy"].probs
+    not_pregnant = kb.schema["pregnancy"].code("not_pregnant")
+    band_start = kb.band_edges[kb.component_band]
+    band_stop = kb.band_edges[kb.component_band + 1]
+    forbidden = (kb.component_sex == 1) | (band_start < 15) | (band_stop > 45)
+    assert forbidden.any() and (~forbidden).any()
+    np.testing.assert_array_equal(probs[forbidden, not_pregnant], 1.0)
+    pregnancy_class = kb.class_ids.index("pregnancy")
+    allowed_pregnancy = (kb.component_class == pregnancy_class) & ~forbidden
+    assert allowed_pregnancy.any()
+    assert (probs[allowed_pregnancy, not_pregnant] < 1.0).all()
+    # the pregnancy class has no component where pregnancy is forbidden
+    assert not ((kb.component_class == pregnancy_class) & forbidden).any()
+
+
+def test_assessment_panels_cover_every_finding_once(kb, knowledge_document):
+    positions = [p for _, members in kb.panels for p in members]
+    assert sorted(positions) == list(range(len(kb.schema)))
+    rates = kb.assessment_rates()
+    assert ((rates > 0) & (rates <= 1)).all()
+    for name, panel in knowledge_document["assessment"]["panels"].items():
+        for fid in panel["findings"]:
+            assert rates[kb.schema.position(fid)] == panel["rate"], (name, fid)
+    paneled = {fid for panel in knowledge_document["assessment"]["panels"].values() for fid in panel["findings"]}
+    for finding in kb.schema:
+        if finding.id not in paneled:
+            assert rates[kb.schema.position(finding.id)] == knowledge_document["assessment"]["sections"][finding.section]["rate"]
+
+
+def test_dependency_children_have_one_parent_and_parents_are_not_children(kb):
+    children = [c for kids in kb.children.values() for c in kids]
+    assert len(children) == len(set(children))
+    assert not set(kb.children) & set(children)
+    assert kb.children["hemodialysis"] and "egfr" in kb.children["hemodialysis"]
+
+
+# ----------------------------------------------------------------------- the tiny fixture
+
+def test_tiny_fixture_knowledge_loads(tiny_kb, tiny_document):
+    assert tiny_kb.class_ids == tuple(tiny_document["classes"])
+    assert set(tiny_kb.children) == {"hemodialysis", "diabetes"}
+
+
+# ---------------------------------------------------------------------- broken knowledge
+
+BROKEN_FIELDS = (
+    "classes.nocturnal.findings.potassium.sd",
+    "classes.nocturnal.findings.cramp_timing.levels",
+    "classes.restless.findings.not_a_finding",
+    "classes.restless.profiles",
+    "classes.dialysis.findings.diabetes.src",
+    "classes.dialysis.findings.cramps_with_dialysis.levels.sometimes",
+    "background.urge_to_move.by_age[0]",
+)
+
+
+def test_broken_fixture_names_every_entry_and_field(broken_knowledge_path, tiny_schema):
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(broken_knowledge_path, schema=tiny_schema)
+    message = str(error.value)
+    assert message.startswith("broken_knowledge.toml: ")
+    problems = message.removeprefix("broken_knowledge.toml: ").split("; ")
+    for field in BROKEN_FIELDS:
+        assert any(p.startswith(field + ":") for p in problems), f"{field} not reported in {message}"
+    # nothing but the planted errors is reported
+    assert len(problems) == len(BROKEN_FIELDS), problems
+    assert "sum to 0.9" in message and "sum to 1.1" in message and "must be a positive number" in message
+
+
+def test_broken_fixture_fails_against_the_shipped_schema_too(broken_knowledge_path):
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(broken_knowledge_path)
+    message = str(error.value)
+    for field in BROKEN_FIELDS:
+        assert field in message
+
+
+def test_invalid_toml_raises_knowledge_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("format_version = 1\n[classes.x\nname = \n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="bad.toml: not valid TOML"):
+        load_knowledge(path)
+
+
+def test_non_utf8_file_raises_knowledge_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('title = "Crampes nocturnes été"\n'.encode("latin-1"))
+    with pytest.raises(KnowledgeError, match="not valid TOML"):
+        load_knowledge(path)
+
+
+def test_shipped_document_deep_copy_parses(fresh_knowledge_document, kb):
+    """The baseline of the mutation tests below: unmutated, the document is valid."""
+    parsed = parse_knowledge(fresh_knowledge_document)
+    assert parsed.class_ids == kb.class_ids
+
+
+def _set(path, value):
+    def edit(document):
+        *parents, last = path.split(".")
+        node = document
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+def _delete(path):
+    def edit(document):
+        *parents, last = path.split(".")
+        node = document
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return edit
+
+
+def _append_panel_member(document):
+    document["assessment"]["panels"]["electrolytes"]["findings"].append("serum_unobtainium")
+
+
+def _second_panel(document):
+    document["assessment"]["panels"]["thyroid"]["findings"] = ["tsh", "potassium"]
+
+
+def _drop_reference(document):
+    del document["references"]["9"]
+
+
+MUTATIONS = {
+    "unknown-finding": (
+        _set("classes.restless_legs.findings.serum_unobtainium", {"p": 0.5, "src": "seed:1"}),
+        "classes.restless_legs.findings.serum_unobtainium", "unknown finding"),
+    "unknown-level": (
+        _set("classes.restless_legs.findings.cramp_timing.levels.after_lunch", 0.0),
+        "classes.restless_legs.findings.cramp_timing.levels.after_lunch", "unknown level"),
+    "levels-not-summing-to-1": (
+        _set("classes.restless_legs.findings.cramp_timing.levels.nocturnal_at_rest", 0.5),
+        "classes.restless_legs.findings.cramp_timing.levels", "sum to 1"),
+    "src-without-seed-or-assumption": (
+        _set("background.urge_to_move.src", "a textbook said so"),
+        "background.urge_to_move.src", "must cite the seed"),
+    "src-seed-12": (
+        _set("classes.hypokalemia.findings.potassium.src", "seed:12 hypokalemia"),
+        "classes.hypokalemia.findings.potassium.src", "12"),
+    "src-missing": (
+        _delete("classes.restless_legs.findings.urge_to_move.src"),
+        "classes.restless_legs.findings.urge_to_move.src", "provenance"),
+    "profile-weights-not-summing-to-1": (
+        _set("classes.hypokalemia.profiles.diuretic.weight.value", 0.7),
+        "classes.hypokalemia.profiles", "sum to 1"),
+    "by-age-not-a-band-edge": (
+        _set("background.joint_pain_stiffness.by_age", [[50, 0.25], [65, 0.35]]),
+        "background.joint_pain_stiffness.by_age[0]", "band edges"),
+    "by-age-not-increasing": (
+        _set("background.joint_pain_stiffness.by_age", [[65, 0.35], [45, 0.25]]),
+        "background.joint_pain_stiffness.by_age[1]", "increase"),
+    "raloxifene-profile-allows-men": (
+        _set("classes.medication_induced.profiles.raloxifene.female.p", 0.5),
+        "classes.medication_induced.profiles.raloxifene.findings.med_raloxifene", "constraint"),
+    "raloxifene-profile-allows-premenopausal-ages": (
+        _set("classes.medication_induced.profiles.raloxifene.age",
+             {"mean": 40.0, "sd": 9.0, "min": 15, "src": "assumption: a wrong age range"}),
+        "classes.medication_induced.profiles.raloxifene.findings.med_raloxifene", "constraint"),
+    "negative-sd": (
+        _set("classes.hypokalemia.findings.potassium.sd", -0.3),
+        "classes.hypokalemia.findings.potassium.sd", "positive"),
+    "mean-outside-hard-range": (
+        _set("classes.hypokalemia.findings.potassium.mean", 12.0),
+        "classes.hypokalemia.findings.potassium.mean", "plausible range"),
+    "lognormal-median-not-positive": (
+        _set("classes.restless_legs.findings.ferritin.median", -5.0),
+        "classes.restless_legs.findings.ferritin.median", "positive"),
+    "mixed-distribution-family": (
+        _set("classes.hypokalemia.findings.potassium", {"dist": "lognormal", "median": 3.0, "log_sd": 0.1, "src": "seed:3"}),
+        "potassium", "same distribution family"),
+    "probability-above-1": (
+        _set("classes.restless_legs.findings.urge_to_move.p", 1.2),
+        "classes.restless_legs.findings.urge_to_move.p", "probability"),
+    "categorical-given-as-p": (
+        _set("classes.restless_legs.findings.cramp_timing", {"p": 0.5, "src": "seed:1"}),
+        "classes.restless_legs.findings.cramp_timing.p", "unknown field"),
+    "missing-background": (
+        _delete("background.ferritin"), "background.ferritin", "missing"),
+    "age-as-class-finding": (
+        _set("classes.restless_legs.findings.age", {"dist": "normal", "mean": 50.0, "sd": 10.0, "src": "seed:1"}),
+        "classes.restless_legs.findings.age", "age and sex"),
+    "unknown-class-field": (
+        _set("classes.jia.colour", "red"), "classes.jia.colour", "unknown field"),
+    "bad-icd10": (
+        _set("classes.jia.icd10", "JIA"), "classes.jia.icd10", "ICD-10"),
+    "prior-not-positive": (
+        _set("classes.jia.prior.value", 0.0), "classes.jia.prior.value", "positive"),
+    "age-sd-not-positive": (
+        _set("classes.jia.age.sd", 0.0), "classes.jia.age.sd", "positive"),
+    "age-max-not-a-band-edge": (
+        _set("classes.jia.age.max", 20), "classes.jia.age", "band edges"),
+    "female-not-a-probability": (
+        _set("classes.jia.female.p", 1.5), "classes.jia.female.p", "probability"),
+    "numeric-dependency-parent": (
+        _set("dependencies.potassium", {"src": "seed:3", "when": {}}), "dependencies.potassium", "parent"),
+    "child-with-two-parents": (
+        _set("dependencies.diabetes.when.present.egfr", {"dist": "normal", "mean": 60.0, "sd": 10.0, "src": "seed:4"}),
+        "dependencies.diabetes.when.present.egfr", "one parent"),
+    "unknown-dependency-level": (
+        _set("dependencies.diabetes.when.maybe", {}), "dependencies.diabetes.when.maybe", "unknown level"),
+    "constraint-on-numeric": (
+        _set("constraints.potassium", {"otherwise": "low", "src": "seed:3"}), "constraints.potassium", "binary or categorical"),
+    "constraint-otherwise-unknown-level": (
+        _set("constraints.pregnancy.otherwise", "never"), "constraints.pregnancy.otherwise", "level"),
+    "panel-unknown-finding": (
+        _append_panel_member, "assessment.panels.electrolytes.findings", "serum_unobtainium"),
+    "finding-in-two-panels": (
+        _second_panel, "assessment.panels.thyroid.findings", "already in another panel"),
+    "rate-above-1": (
+        _set("assessment.sections.history.rate", 1.5), "assessment.sections.history.rate", "probability"),
+    "missing-reference": (
+        _drop_reference, "references", "1-9"),
+    "unknown-decision-kind": (
+        _set("decisions", [{"cause": "x", "decision": "ignored", "into": "y", "reason": "seed:1"}]),
+        "decisions[0].decision", "merged"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS), ids=list(MUTATIONS))
+def test_mutated_document_raises_knowledge_error_naming_the_field(fresh_knowledge_document, mutation):
+    edit, field, words = MUTATIONS[mutation]
+    edit(fresh_knowledge_document)
+    with pytest.raises(KnowledgeError) as error:
+        parse_knowledge(fresh_knowledge_document, source="mutated.toml")
+    message = str(error.value)
+    assert message.startswith("mutated.toml: ")
+    problems = message.removeprefix("mutated.toml: ").split("; ")
+    named = [p for p in problems if p.startswith(field)]
+    assert named, f"{field!r} not named in: {message}"
+    assert any(words in p for p in named), f"{words!r} not in: {named}"
+
+
+def test_several_problems_are_reported_together(fresh_knowledge_document):
+    for name in ("unknown-finding", "negative-sd", "missing-background", "src-seed-12"):
+        MUTATIONS[name][0](fresh_knowledge_document)
+    with pytest.raises(KnowledgeError) as error:
+        parse_knowledge(fresh_knowledge_document)
+    for name in ("unknown-finding", "negative-sd", "missing-background", "src-seed-12"):
+        assert MUTATIONS[name][1] in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [(_set("format_version", 2), "format_version"),
+     (_set("demographics.age_band_edges", [1, 45, 15, 106]), "age_band_edges"),
+     (_set("demographics.age_band_edges", [18, 45, 106]), "age_band_edges")],
+    ids=["format-version", "edges-not-increasing", "edges-not-covering-ages"],
+)
+def test_structural_errors_raise_knowledge_error(fresh_knowledge_document, edit, words):
+    edit(fresh_knowledge_document)
+    with pytest.raises(KnowledgeError, match=words):
+        parse_knowledge(fresh_knowledge_document)
