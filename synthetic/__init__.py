@@ -3,7 +3,7 @@ exact posterior (the yardstick every model is measured against)."""
 
 from synthetic.generate import LABEL, generate
 from synthetic.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
-from synthetic.posterior import component_log_joint, log_evidence, posterior
+from synthetic.posterior import component_log_joint, log_evidence, posterior, posterior_from_codes
 
 __all__ = [
     "LABEL",
@@ -14,4 +14,5 @@ __all__ = [
     "load_knowledge",
     "log_evidence",
     "posterior",
+    "posterior_from_codes",
 ]

@@ -104,3 +104,28 @@ def fresh_knowledge_document(knowledge_document):
     """A private deep copy of the shipped knowledge document to mutate."""
     return copy.deepcopy(knowledge_document)
 
+
+
+# ------------------------------------------------------------------ a tiny trained model
+
+TINY_MODEL_SEED = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A small trained artifact (a few seconds): enough to test loading, prediction and the
+    CLI; the accuracy targets are measured by bench/bench_training.py on the default model."""
+    from training.pipeline import train
+    from training.train import Hyperparameters
+
+    directory = tmp_path_factory.mktemp("artifacts") / "tiny"
+    train(directory, cases=8000, seed=TINY_MODEL_SEED, hyperparameters=Hyperparameters(max_iter=50, learning_rate=0.2),
+          evaluation_cases=3000, report=lambda line: None)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_diagnoser(tiny_model_dir):
+    from model.diagnoser import Diagnoser
+
+    return Diagnoser.load(tiny_model_dir)

@@ -211,7 +211,7 @@ def test_coerce_adds_missing_finding_columns_as_not_assessed(schema):
         (pd.DataFrame({"serum_unobtainium": [1.0]}), "serum_unobtainium", "unknown column"),
         (pd.DataFrame({"cramp_timing": ["after_lunch"]}), "cramp_timing", "after_lunch"),
         (pd.DataFrame({"urge_to_move": ["yes"]}), "urge_to_move", "yes"),
-        (pd.DataFrame({"potassium": ["low"]}), "potassium", "not numbers"),
+        (pd.DataFrame({"potassium": ["low"]}), "potassium", "not a number"),
         (pd.DataFrame({"potassium": [42.0]}), "potassium", "outside the plausible range"),
         (pd.DataFrame({"age": [-3.0]}), "age", "outside the plausible range"),
     ],
@@ -223,6 +223,13 @@ def test_encode_raises_schema_error_naming_the_column(schema, frame, column, wha
         schema.encode(frame)
     assert column in str(error.value)
     assert what in str(error.value)
+
+
+def test_encode_names_the_offending_rows(schema):
+    frame = pd.DataFrame({"potassium": [4.0, 42.0, None, 1.0, 3.9, 12.0, 20.0, 30.0]})
+    with pytest.raises(SchemaError) as error:
+        schema.encode(frame)
+    assert "potassium, rows 2, 4, 6 and 2 more" in str(error.value)
 
 
 @pytest.mark.filterwarnings("error")

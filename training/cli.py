@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
+from model.artifact import ArtifactError
+
 DISCLAIMER = (
     "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
     "review article; it has not been validated on patients."
@@ -127,6 +129,60 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ train
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.artifact import default_artifact_dir
+    from training.pipeline import train
+    from training.train import Hyperparameters
+
+    if args.mix and not args.data:
+        raise UserError("--mix adds synthetic cases to --data; give --data too")
+    if args.cases < 1000 and not (args.data and not args.mix):
+        raise UserError(f"--cases {args.cases}: train on at least 1000 synthetic cases")
+    overrides = {k: v for k, v in {
+        "learning_rate": args.learning_rate, "max_depth": args.max_depth, "max_leaf_nodes": args.max_leaf_nodes,
+        "min_samples_leaf": args.min_samples_leaf, "l2_regularization": args.l2_regularization, "max_iter": args.max_iter,
+    }.items() if v is not None}
+    out = Path(args.out) if args.out else default_artifact_dir()
+    train(out, cases=args.cases, seed=args.seed, hyperparameters=Hyperparameters(**overrides),
+          data=args.data, mix=args.mix, evaluation_cases=args.evaluation_cases,
+          report=(lambda line: None) if args.quiet else print)
+    if not args.quiet:
+        print(f"\nModel saved to {out} (model card: {out / 'model_card.md'}).\n{DISCLAIMER}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.diagnoser import Diagnoser
+    from training.evaluate import evaluate, evaluation_seed, headline
+    from training.report import plot_confusion_matrix
+
+    diagnoser = Diagnoser.load(args.model)
+    training_seed = diagnoser.manifest_.get("seed")
+    seed = evaluation_seed(training_seed) if args.seed is None else args.seed
+    if seed == training_seed:
+        raise UserError(f"--seed {seed} is the training seed; evaluate on cases the model has not seen")
+    figures = evaluate(diagnoser, args.n, seed)
+    png = Path(args.png)
+    plot_confusion_matrix(figures, png)
+    if args.json:
+        print(json.dumps({**figures, "confusion_matrix_png": str(png)}, indent=2))
+        return 0
+    print(f"Evaluation on {args.n:,} fresh synthetic cases (seed {seed}); model {diagnoser.path_}")
+    rows = headline(figures)
+    width = max(map(len, rows))
+    for name, value in rows.items():
+        print(f"  {name:<{width}}  {value:.4f}")
+    print("\nPer class (precision / recall / cases):")
+    for cid, v in figures["model"]["per_class"].items():
+        print(f"  {cid:<24} {v['precision']:.3f} / {v['recall']:.3f} / {v['support']}")
+    print(f"\nConfusion matrix saved to {png}.\n{DISCLAIMER}")
+    return 0
+
+
 # ------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     know = sub.add_parser("knowledge", help="list the etiology classes with prior, ICD-10 code and provenance")
     know.add_argument("--json", action="store_true", help="print one JSON object")
     know.set_defaults(handler=cmd_knowledge)
+
+    from training.pipeline import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
+
+    tr = sub.add_parser("train", help="generate cases, fit, calibrate, evaluate and save a model")
+    tr.add_argument("--cases", type=int, default=DEFAULT_CASES, help=f"synthetic training cases (default {DEFAULT_CASES})")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tr.add_argument("--out", help="artifact directory (default $CRAMPDX_MODEL or model/artifacts/default)")
+    tr.add_argument("--data", help="your own labelled cases (.csv or .parquet with an 'etiology' column)")
+    tr.add_argument("--mix", action="store_true", help="with --data: add --cases synthetic cases")
+    tr.add_argument("--evaluation-cases", type=int, default=DEFAULT_EVALUATION_CASES, help="fresh cases for the evaluation stage")
+    tr.add_argument("--learning-rate", type=float)
+    tr.add_argument("--max-depth", type=int)
+    tr.add_argument("--max-leaf-nodes", type=int)
+    tr.add_argument("--min-samples-leaf", type=int)
+    tr.add_argument("--l2-regularization", type=float)
+    tr.add_argument("--max-iter", type=int)
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(handler=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a model on fresh synthetic cases against the exact posterior")
+    ev.add_argument("--model", help="artifact directory (default $CRAMPDX_MODEL or model/artifacts/default)")
+    ev.add_argument("--n", type=int, default=50_000, help="number of fresh cases (default 50000)")
+    ev.add_argument("--seed", type=int, help="seed of the fresh cases (default: the training seed + 1000003)")
+    ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ev.add_argument("--png", default="confusion_matrix.png", help="where to save the confusion matrix")
+    ev.set_defaults(handler=cmd_evaluate)
     return parser
 
 
@@ -158,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UserError as error:
+        print(f"crampdx {args.command}: {error}", file=sys.stderr)
+        return 2
+    except ArtifactError as error:  # missing, tampered or mismatched model
         print(f"crampdx {args.command}: {error}", file=sys.stderr)
         return 2
     except ValueError as error:  # SchemaError, KnowledgeError, CaseError: messages name the field

@@ -1,0 +1,208 @@
+"""One patient's findings, validated at the boundary.
+
+``validate_case`` accepts what a clinician or a file would naturally give — finding ids or
+display labels, level ids or labels, numbers or numeric strings, yes/no for binary
+findings — and either returns a :class:`Case` or raises :class:`CaseError` naming every
+offending field at once with what it accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from model.schema import Finding, Schema, load_schema
+
+__all__ = ["Case", "CaseError", "describe_value", "validate_case"]
+
+_TRUE = {"true", "yes", "y", "present", "1", "positive"}
+_FALSE = {"false", "no", "n", "absent", "0", "negative"}
+_EMPTY = {"", "not assessed", "not_assessed", "na", "n/a", "none", "null", "nan", "unknown", "?"}
+
+
+class CaseError(ValueError):
+    """A case does not fit the finding schema. ``problems`` maps each field to its message."""
+
+    def __init__(self, problems: Mapping[str, str]):
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems.items()))
+
+
+@dataclass(frozen=True)
+class Case:
+    """Validated findings of one patient.
+
+    Attributes
+    ----------
+    values : dict
+        Finding id -> level id (binary/categorical) or float (numeric), only the findings
+        that were assessed, in schema order.
+    flags : dict
+        Numeric finding id -> ``"low"`` or ``"high"`` when outside its reference range.
+    """
+
+    values: Mapping[str, Any]
+    flags: Mapping[str, str] = field(default_factory=dict)
+    schema: Schema = field(default_factory=load_schema, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, finding_id: object) -> bool:
+        return finding_id in self.values
+
+    def codes(self) -> np.ndarray:
+        """The case encoded for the model: shape (1, n_findings), ``NaN`` where not assessed."""
+        row = np.full((1, len(self.schema)), np.nan)
+        for fid, value in self.values.items():
+            finding = self.schema[fid]
+            row[0, self.schema.position(fid)] = value if finding.is_numeric else finding.code(value)
+        return row
+
+    def to_frame(self) -> pd.DataFrame:
+        """A one-row frame shaped like ``synthetic.generate``'s output (without the label)."""
+        return self.schema.decode(self.codes())
+
+    def describe(self, finding_id: str) -> str:
+        """The entered value in clinical words, e.g. ``Potassium 2.9 mmol/L (low)``."""
+        return describe_value(self.schema[finding_id], self.values[finding_id], self.flags.get(finding_id))
+
+    def with_values(self, **changes: Any) -> "Case":
+        """A new validated case with some findings changed (``None`` removes one)."""
+        merged = {**self.values, **changes}
+        return validate_case({k: v for k, v in merged.items() if v is not None}, schema=self.schema)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: finding id -> level id or number."""
+        return dict(self.values)
+
+
+def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str:
+    """A finding's value in clinical words (``Pedal pulses: absent``, ``Varicose veins``)."""
+    if finding.is_numeric:
+        text = f"{finding.label} {value:.{finding.decimals}f} {finding.unit}"
+        return f"{text} ({flag})" if flag else text
+    if finding.kind == "binary":
+        return finding.label if value == "present" else f"{finding.label}: absent"
+    label = next(level.label for level in finding.levels if level.id == value)
+    return f"{finding.label}: {label}"
+
+
+def _is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in _EMPTY
+
+
+def _level(finding: Finding, raw: Any) -> tuple[str | None, str | None]:
+    if finding.kind == "binary":
+        if isinstance(raw, bool):
+            return ("present" if raw else "absent"), None
+        if isinstance(raw, (int, float)) and raw in (0, 1):
+            return ("present" if raw == 1 else "absent"), None
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return "present", None
+        if text in _FALSE:
+            return "absent", None
+        return None, f"{raw!r} is not a yes/no answer; use present/absent, yes/no, true/false or 1/0"
+    text = str(raw).strip().lower()
+    for level in finding.levels:
+        if text in (level.id, level.label.lower()):
+            return level.id, None
+    accepted = ", ".join(f"{level.id} ({level.label})" for level in finding.levels)
+    return None, f"unknown level {raw!r}; expected one of {accepted}"
+
+
+def _number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str | None]:
+    if isinstance(raw, bool):
+        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+    try:
+        value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError):
+        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+    if not math.isfinite(value):
+        return None, None, f"{raw!r} is not a finite number; expected {finding.unit}"
+    low, high = finding.hard
+    if not low <= value <= high:
+        return None, None, f"{value:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
+    ref_low, ref_high = finding.reference
+    flag = "low" if value < ref_low else "high" if value > ref_high else None
+    return value, flag, None
+
+
+def _resolve_names(schema: Schema) -> dict[str, str]:
+    names = {}
+    for finding in schema:
+        names[finding.id] = finding.id
+        names.setdefault(finding.label.lower(), finding.id)
+    return names
+
+
+def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = None) -> Case:
+    """Validate one case against the finding schema.
+
+    Parameters
+    ----------
+    mapping : mapping or Case
+        Finding ids (or display labels) -> values. Binary findings accept present/absent,
+        yes/no, true/false, 1/0; categorical findings a level id or label; numeric findings
+        a number or numeric string in the schema's unit. ``None``, ``NaN`` and empty
+        strings mean "not assessed" and are dropped. A row of ``synthetic.generate``'s
+        output with its missing findings dropped is a valid case.
+    schema : Schema, optional
+        The shipped schema by default.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    CaseError
+        Naming every unknown finding, unknown level, non-number and value outside the hard
+        plausible range, each with what is accepted.
+    """
+    if isinstance(mapping, Case):
+        return mapping
+    schema = schema or load_schema()
+    if not isinstance(mapping, Mapping):
+        raise CaseError({"case": f"expected a mapping of finding -> value, got {type(mapping).__name__}"})
+    names = _resolve_names(schema)
+    problems: dict[str, str] = {}
+    found: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for key, raw in mapping.items():
+        fid = names.get(str(key).strip()) or names.get(str(key).strip().lower())
+        if fid is None:
+            problems[str(key)] = "unknown finding; see `crampdx knowledge` or model/findings.toml for the ids"
+            continue
+        if _is_empty(raw):
+            continue
+        if fid in found:
+            problems[fid] = f"given twice (as {fid!r} and by its label)"
+            continue
+        finding = schema[fid]
+        if finding.is_numeric:
+            value, flag, problem = _number(finding, raw)
+            if flag:
+                flags[fid] = flag
+        else:
+            value, problem = _level(finding, raw)
+        if problem:
+            problems[fid] = problem
+        else:
+            found[fid] = value
+    if problems:
+        raise CaseError(problems)
+    ordered = {fid: found[fid] for fid in schema.ids if fid in found}
+    return Case(values=ordered, flags={fid: flags[fid] for fid in ordered if fid in flags}, schema=schema)

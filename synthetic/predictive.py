@@ -1,0 +1,177 @@
+"""What the knowledge base expects of findings not yet assessed, and how usual a case is.
+
+* :func:`answer_distributions` — for unassessed findings, the exact predictive distribution
+  of each possible answer given the findings entered, p(x_f = a | x_S) under the generator.
+  Numeric findings are answered in bins (markedly low, low, normal, high, markedly high),
+  each with its exact probability and a representative value.
+* :func:`evidence_percentile` — where log p(x_S) of a case falls among generated cases with
+  the *same* set S of assessed findings (log-evidence falls as findings are added, so only
+  like can be compared with like).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import ndtr
+
+from synthetic.generate import generate
+from synthetic.knowledge import KnowledgeBase
+from synthetic.posterior import _reduce, component_log_joint
+from synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
+
+__all__ = ["AnswerSet", "answer_distributions", "component_posterior", "evidence_percentile", "numeric_bins"]
+
+
+@dataclass(frozen=True)
+class AnswerSet:
+    """The possible answers to one unassessed finding and their predictive probabilities.
+
+    ``values`` are what would be entered (level ids, or a representative number per bin);
+    ``labels`` describe them; ``probabilities`` sum to 1.
+    """
+
+    finding_id: str
+    values: tuple
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+
+
+def component_posterior(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+    """p(component | findings present), shape (n, K)."""
+    joint = component_log_joint(np.atleast_2d(codes), kb)
+    joint -= joint.max(axis=1, keepdims=True)
+    weights = np.exp(joint)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def numeric_bins(finding, table: NormalTable) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Bin edges, representative values and labels for a numeric finding's answers.
+
+    Five bins around the reference range: markedly low, low, normal, high, markedly high.
+    "Markedly" starts half a reference-range width beyond it (a ratio of the range on a log
+    scale for log-normal findings); bins that fall outside the hard range are dropped.
+    """
+    low, high = finding.hard
+    ref_low, ref_high = finding.reference
+    if table.log_space:
+        ratio = np.sqrt(ref_high / ref_low)
+        marked_low, marked_high = ref_low / ratio, ref_high * ratio
+        mid = lambda a, b: np.sqrt(a * b)  # noqa: E731
+    else:
+        half = (ref_high - ref_low) / 2
+        marked_low, marked_high = ref_low - half, ref_high + half
+        mid = lambda a, b: (a + b) / 2  # noqa: E731
+    edges = [low, marked_low, ref_low, ref_high, marked_high, high]
+    names = ("markedly low", "low", "normal", "high", "markedly high")
+    keep = [i for i in range(5) if edges[i] < edges[i + 1] and low <= edges[i] and edges[i + 1] <= high]
+    cut = np.array([edges[keep[0]]] + [edges[i + 1] for i in keep])
+    representatives = np.array([mid(cut[i], cut[i + 1]) for i in range(len(keep))])
+    return cut, representatives, tuple(names[i] for i in keep)
+
+
+def _bin_probabilities(table: NormalTable, edges: np.ndarray) -> np.ndarray:
+    """p(bin | component) for a truncated (log-)normal, shape (K, n_bins)."""
+    t = np.log(edges) if table.log_space else edges
+    cdf = ndtr((t[None, :] - table.loc[:, None]) / table.scale[:, None])
+    mass = np.diff(cdf, axis=1)
+    return mass / mass.sum(axis=1, keepdims=True)
+
+
+def _answer_matrix(table, finding, edges) -> np.ndarray:
+    if isinstance(table, LevelTable):
+        return table.probs
+    return _bin_probabilities(table, edges)
+
+
+def _family_parent_weights(codes_row: np.ndarray, kb: KnowledgeBase, parent: str) -> np.ndarray:
+    """p(parent level | component, assessed children), shape (K, L_parent)."""
+    schema = kb.schema
+    observed_parent = codes_row[schema.position(parent)]
+    n_levels = kb.tables[parent].probs.shape[1]
+    if not np.isnan(observed_parent):
+        return np.tile(np.eye(n_levels)[int(observed_parent)], (kb.n_components, 1))
+    log_w = safe_log(kb.tables[parent].probs).copy()
+    for child in kb.children[parent]:
+        value = codes_row[schema.position(child)]
+        if np.isnan(value):
+            continue
+        design = kb.tables[child].design(np.array([value]))
+        for level in range(n_levels):
+            log_w[:, level] += (design @ kb.tables[child].given(level).log_weights())[0]
+    log_w -= log_w.max(axis=1, keepdims=True)
+    weights = np.exp(log_w)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=None) -> list[AnswerSet]:
+    """Exact predictive distributions of unassessed findings given one case.
+
+    Parameters
+    ----------
+    codes_row : numpy.ndarray
+        One encoded case, shape (n_findings,) or (1, n_findings).
+    kb : KnowledgeBase
+    finding_ids : iterable of str, optional
+        Which findings; default every finding not assessed in the case.
+    """
+    row = np.asarray(codes_row, dtype=float).reshape(-1)
+    schema = kb.schema
+    if finding_ids is None:
+        finding_ids = [fid for fid in schema.ids if np.isnan(row[schema.position(fid)])]
+    post = component_posterior(row[None, :], kb)[0]
+    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    out = []
+    for fid in finding_ids:
+        finding, table = schema[fid], kb.tables[fid]
+        edges = values = labels = None
+        if finding.is_numeric and fid != "age":
+            base = table.default if isinstance(table, ConditionalTable) else table
+            edges, values, labels = numeric_bins(finding, base)
+        elif finding.is_numeric:  # age: one answer per band
+            edges = table.edges
+            values = tuple(float(np.floor((a + b) / 2)) for a, b in zip(edges[:-1], edges[1:]))
+            labels = tuple(f"{a:.0f}–{b - 1:.0f} years" for a, b in zip(edges[:-1], edges[1:]))
+        else:
+            values = finding.level_ids
+            labels = tuple(level.label for level in finding.levels)
+        if fid == "age":
+            matrix = np.eye(len(values))[table.band]
+        elif fid in parent_of:
+            parent = parent_of[fid]
+            weights = _family_parent_weights(row, kb, parent)
+            matrix = sum(weights[:, [p]] * _answer_matrix(table.given(p), finding, edges) for p in range(weights.shape[1]))
+        elif fid in kb.children:
+            matrix = _family_parent_weights(row, kb, fid)
+        else:
+            matrix = _answer_matrix(table, finding, edges)
+        probabilities = post @ matrix
+        out.append(AnswerSet(fid, tuple(values), tuple(labels), probabilities / probabilities.sum()))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _reference_codes(kb: KnowledgeBase, n: int, seed: int) -> np.ndarray:
+    """Fully assessed generated cases, masked per query to the case's assessed set."""
+    return kb.schema.encode(generate(n, seed=seed, knowledge=kb, complete=True))
+
+
+def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference: int = 4000, seed: int = 20_011) -> tuple[float, float]:
+    """Where a case's log-evidence falls among generated cases with the same assessed findings.
+
+    Returns
+    -------
+    percentile : float
+        Fraction of reference cases (restricted to the same set of assessed findings) whose
+        log p(x_S) is below the case's.
+    log_evidence : float
+        The case's log p(x_S).
+    """
+    row = np.asarray(codes_row, dtype=float).reshape(1, -1)
+    reference = _reference_codes(kb, n_reference, seed).copy()
+    reference[:, np.isnan(row[0])] = np.nan
+    _, case_evidence = _reduce(row, kb)
+    _, reference_evidence = _reduce(reference, kb)
+    return float((reference_evidence < case_evidence[0]).mean()), float(case_evidence[0])

@@ -1,0 +1,136 @@
+"""Training: temperature scaling, the fitted model's contract, labelled data validation and
+the evaluation figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import softmax
+
+from model.schema import SchemaError
+from synthetic import LABEL, generate
+from training.metrics import classification_metrics, expected_calibration_error, posterior_comparison
+from training.train import fit_temperature, read_labelled_cases
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(40_000, 6))
+    true_t = 2.0
+    labels = np.array([rng.choice(6, p=p) for p in softmax(logits / true_t, axis=1)])
+    # 40,000 draws pin T to within a few percent (its standard error is about 1 %).
+    assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.05)
+
+
+def test_temperature_scaling_keeps_the_ranking(tiny_diagnoser, kb):
+    codes = kb.schema.encode(generate(500, seed=11))
+    raw = tiny_diagnoser.estimator_.decision_function(codes)
+    np.testing.assert_array_equal(tiny_diagnoser.predict_proba_codes(codes).argmax(axis=1), raw.argmax(axis=1))
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes) * tiny_diagnoser.temperature_, raw, rtol=1e-12)
+
+
+def test_categorical_findings_enter_as_numeric_codes(tiny_diagnoser):
+    # shap issue #3436: native categorical splits are silently mis-explained
+    assert tiny_diagnoser.estimator_.categorical_features is None
+    assert tiny_diagnoser.estimator_.is_categorical_ is None or not tiny_diagnoser.estimator_.is_categorical_.any()
+
+
+def test_predict_proba_contract(tiny_diagnoser, kb):
+    cases = generate(300, seed=12)
+    proba = tiny_diagnoser.predict_proba(cases)
+    assert list(proba.columns) == list(kb.class_ids)
+    assert proba.index.equals(cases.index)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    # the label is optional and ignored; absent columns count as not assessed
+    pd.testing.assert_frame_equal(proba, tiny_diagnoser.predict_proba(cases.drop(columns=LABEL)))
+    partial = cases[["potassium", "age"]]
+    assert np.isfinite(tiny_diagnoser.predict_proba(partial).to_numpy()).all()
+
+
+def test_predict_proba_rejects_bad_input_naming_the_column(tiny_diagnoser):
+    with pytest.raises(SchemaError, match="potassium"):
+        tiny_diagnoser.predict_proba(pd.DataFrame({"potassium": [99.0]}))
+
+
+def test_tiny_model_learns_far_above_chance(tiny_model_dir):
+    import json
+
+    metrics = json.loads((tiny_model_dir / "manifest.json").read_text())["metrics"]
+    # 25 classes, idiopathic 28 %: a model that learned nothing tops out near 0.28.
+    assert metrics["model"]["top1_accuracy"] > 0.5
+    assert metrics["model"]["top3_accuracy"] > 0.75
+
+
+# ------------------------------------------------------------------- labelled data
+
+@pytest.fixture
+def labelled_csv(tmp_path):
+    path = tmp_path / "labelled.csv"
+    generate(40, seed=5).to_csv(path, index=False)
+    return path
+
+
+def _rewrite(path, edit):
+    frame = edit(pd.read_csv(path))
+    frame.to_csv(path, index=False)
+
+
+def test_labelled_cases_round_trip(labelled_csv, kb):
+    frame = read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+    np.testing.assert_allclose(kb.schema.encode(frame), kb.schema.encode(generate(40, seed=5)), rtol=1e-12)
+
+
+def test_labelled_cases_with_a_wrong_column_name_it(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.rename(columns={"potassium": "kalium"}))
+    with pytest.raises(SchemaError, match="unknown column 'kalium'"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+def test_labelled_cases_with_an_impossible_value_name_row_and_column(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.assign(sodium=[140.0] * 6 + [400.0] + [140.0] * 33))
+    with pytest.raises(SchemaError, match=r"sodium, row 7: outside the plausible range 100–180 mmol/L"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+def test_labelled_cases_with_an_unknown_class_name_the_row(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.assign(**{LABEL: ["gout" if i == 2 else v for i, v in enumerate(f[LABEL])]}))
+    with pytest.raises(SchemaError, match=r"etiology, rows 3: unknown class 'gout'"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+def test_labelled_cases_without_labels_say_so(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.drop(columns=LABEL))
+    with pytest.raises(SchemaError, match="missing column 'etiology'"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+# ------------------------------------------------------------------------- metrics
+
+def test_ece_is_small_for_calibrated_and_large_for_overconfident_predictions():
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(5), size=50_000)
+    labels = np.array([rng.choice(5, p=p) for p in proba])
+    assert expected_calibration_error(labels, proba) < 0.01
+    sharpened = softmax(np.log(proba) * 4, axis=1)
+    assert expected_calibration_error(labels, sharpened) > 0.1
+
+
+def test_posterior_comparison_of_the_posterior_with_itself():
+    rng = np.random.default_rng(2)
+    post = rng.dirichlet(np.ones(4), size=2000)
+    labels = post.argmax(axis=1)
+    figures = posterior_comparison(labels, post, post)
+    assert figures["top1_ratio_to_posterior"] == 1.0
+    assert figures["mean_kl_posterior_to_model"] == pytest.approx(0.0, abs=1e-12)
+    assert figures["top1_agreement_with_posterior"] == 1.0
+    uniform = np.full_like(post, 0.25)
+    assert posterior_comparison(labels, uniform, post)["mean_kl_posterior_to_model"] > 0.1
+
+
+def test_classification_metrics_confusion_matrix_counts_every_case():
+    proba = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.8, 0.1, 0.0], [0.5, 0.3, 0.2, 0.0]])
+    figures = classification_metrics(np.array([0, 1, 2]), proba, ["a", "b", "c", "d"])
+    assert figures["confusion_matrix"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    assert figures["top1_accuracy"] == pytest.approx(2 / 3)
+    assert figures["per_class"]["c"]["recall"] == 0.0

@@ -1,0 +1,97 @@
+"""Evaluation figures: how good the model is, and how close to the exact posterior.
+
+Everything is computed with scikit-learn's metrics where one exists; the expected
+calibration error and the posterior comparison are the few lines scikit-learn lacks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    brier_score_loss,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+__all__ = ["calibration_bins", "classification_metrics", "expected_calibration_error", "posterior_comparison"]
+
+_EPS = 1e-15
+N_BINS = 15
+
+
+def calibration_bins(y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> dict[str, list[float]]:
+    """Reliability of the top-class probability in equal-width bins.
+
+    Returns
+    -------
+    dict
+        ``confidence`` (mean top-class probability), ``accuracy`` (how often the top
+        class was right) and ``count`` per non-empty bin.
+    """
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    out = {"confidence": [], "accuracy": [], "count": []}
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            out["confidence"].append(float(confidence[mask].mean()))
+            out["accuracy"].append(float(correct[mask].mean()))
+            out["count"].append(int(mask.sum()))
+    return out
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> float:
+    """Expected calibration error of the top-class probability (equal-width bins).
+
+    ``sum_b (n_b / n) * |accuracy_b - confidence_b|``.
+    """
+    bins = calibration_bins(y, proba, n_bins)
+    counts = np.asarray(bins["count"], dtype=float)
+    gaps = np.abs(np.asarray(bins["accuracy"]) - np.asarray(bins["confidence"]))
+    return float((counts * gaps).sum() / counts.sum())
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray, class_ids: list[str]) -> dict:
+    """Top-1/top-3 accuracy, log loss, multi-class Brier score, ECE, per-class precision
+    and recall, and the confusion matrix (rows: true class, columns: predicted)."""
+    labels = np.arange(len(class_ids))
+    predicted = proba.argmax(axis=1)
+    precision, recall, _, support = precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
+    return {
+        "n": int(len(y)),
+        "top1_accuracy": float(top_k_accuracy_score(y, proba, k=1, labels=labels)),
+        "top3_accuracy": float(top_k_accuracy_score(y, proba, k=3, labels=labels)),
+        "log_loss": float(log_loss(y, np.clip(proba, _EPS, 1.0), labels=labels)),
+        "brier": float(brier_score_loss(y, proba, labels=labels, scale_by_half=False)),
+        "ece": expected_calibration_error(y, proba),
+        "per_class": {
+            cid: {"precision": float(p), "recall": float(r), "support": int(s)}
+            for cid, p, r, s in zip(class_ids, precision, recall, support)
+        },
+        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
+    }
+
+
+def posterior_comparison(y: np.ndarray, proba: np.ndarray, posterior: np.ndarray) -> dict:
+    """How close the model comes to the exact posterior on the same cases.
+
+    Returns the posterior's own top-1/top-3 accuracy and log loss (the ceiling), the ratio
+    of model to posterior top-1 accuracy, the mean KL(posterior ‖ model) in nats and how
+    often the two rank the same class first.
+    """
+    labels = np.arange(posterior.shape[1])
+    posterior_top1 = float(top_k_accuracy_score(y, posterior, k=1, labels=labels))
+    model_top1 = float(top_k_accuracy_score(y, proba, k=1, labels=labels))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(posterior > 0, posterior * (np.log(posterior) - np.log(np.clip(proba, _EPS, 1.0))), 0.0)
+    return {
+        "posterior_top1_accuracy": posterior_top1,
+        "posterior_top3_accuracy": float(top_k_accuracy_score(y, posterior, k=3, labels=labels)),
+        "posterior_log_loss": float(log_loss(y, np.clip(posterior, _EPS, 1.0), labels=labels)),
+        "top1_ratio_to_posterior": model_top1 / posterior_top1,
+        "mean_kl_posterior_to_model": float(terms.sum(axis=1).mean()),
+        "top1_agreement_with_posterior": float((proba.argmax(axis=1) == posterior.argmax(axis=1)).mean()),
+    }

@@ -1,0 +1,151 @@
+"""The whole training run, stage by stage: generate, fit, calibrate, evaluate, save."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+import synthetic
+from model.artifact import write_artifact
+from model.diagnoser import Diagnoser
+from model.schema import SchemaError
+from training.evaluate import evaluate, evaluation_seed, headline
+from training.report import write_model_card
+from training.train import Hyperparameters, fit_classifier, fit_temperature, read_labelled_cases
+
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "train"]
+
+DEFAULT_CASES = 150_000  # the default run stays under 3 minutes on 2 cores (bench/bench_training.py)
+DEFAULT_EVALUATION_CASES = 20_000
+CALIBRATION_FRACTION = 0.1
+STAGES = ("generate", "fit", "calibrate", "evaluate", "save")
+
+
+def train(
+    out: str | Path,
+    *,
+    cases: int = DEFAULT_CASES,
+    seed: int = 0,
+    hyperparameters: Hyperparameters | None = None,
+    data: str | Path | None = None,
+    mix: bool = False,
+    evaluation_cases: int = DEFAULT_EVALUATION_CASES,
+    report: Callable[[str], None] = print,
+) -> dict:
+    """Train, calibrate, evaluate and save a model artifact.
+
+    Parameters
+    ----------
+    out : path
+        Artifact directory (replaced atomically).
+    cases : int
+        Number of synthetic training cases (ignored with ``data`` unless ``mix``).
+    seed : int
+        Seed of the synthetic cases, the calibration split and the estimator.
+    hyperparameters : Hyperparameters, optional
+        Overrides of the tuned defaults.
+    data : path, optional
+        The user's labelled cases (CSV or parquet with an ``etiology`` column).
+    mix : bool
+        With ``data``: add ``cases`` synthetic cases to the user's.
+    evaluation_cases : int
+        Fresh synthetic cases for the evaluation stage.
+    report : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        The manifest written, including the evaluation figures.
+    """
+    hp = hyperparameters or Hyperparameters()
+    kb = synthetic.load_knowledge()
+    started = time.perf_counter()
+    timings = {}
+
+    def stage(number: int, text: str) -> float:
+        report(f"[{number}/{len(STAGES)}] {STAGES[number - 1]:<9} {text}")
+        return time.perf_counter()
+
+    t = stage(1, "cases")
+    frame, source = _training_cases(kb, cases, seed, data, mix)
+    codes = kb.schema.encode(frame)
+    labels = np.asarray([kb.class_ids.index(c) for c in frame[synthetic.LABEL].astype(str)]) if data else frame[synthetic.LABEL].cat.codes.to_numpy()
+    if len(np.unique(labels)) < 3:
+        raise SchemaError("training needs cases of at least three etiology classes")
+    rng = np.random.default_rng(seed)
+    calibration = rng.random(len(labels)) < CALIBRATION_FRACTION
+    timings["generate"] = time.perf_counter() - t
+    report(f"          {len(labels):,} cases from {source}; {calibration.sum():,} held out for calibration")
+
+    t = stage(2, "gradient boosting (early stopping on a validation split)")
+    estimator = fit_classifier(codes[~calibration], labels[~calibration], hp, seed, report)
+    timings["fit"] = time.perf_counter() - t
+
+    t = stage(3, "temperature on held-out cases")
+    positions = estimator.classes_
+    held_out_labels = np.searchsorted(positions, labels[calibration])
+    known = np.isin(labels[calibration], positions)
+    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]), held_out_labels[known])
+    timings["calibrate"] = time.perf_counter() - t
+    report(f"          T = {temperature:.3f}")
+
+    manifest = {
+        "schema_sha256": kb.schema.hash,
+        "schema": kb.schema.to_dict(),
+        "knowledge_source": kb.source,
+        "knowledge_sha256": kb.sha256,
+        "seed": int(seed),
+        "data_source": source,
+        "sizes": {"training": int((~calibration).sum()), "calibration": int(calibration.sum())},
+        "classes": [{"id": kb.classes[i].id, "name": kb.classes[i].name, "icd10": kb.classes[i].icd10} for i in positions],
+        "temperature": temperature,
+        "hyperparameters": asdict(hp),
+        "n_iterations": int(estimator.n_iter_),
+    }
+
+    t = stage(4, f"{evaluation_cases:,} fresh synthetic cases against the exact posterior")
+    figures = evaluate(Diagnoser(estimator, manifest, schema=kb.schema), evaluation_cases, evaluation_seed(seed))
+    timings["evaluate"] = time.perf_counter() - t
+    manifest["metrics"] = {k: v for k, v in figures.items() if k != "calibration"}
+    manifest["calibration"] = figures["calibration"]
+
+    t = stage(5, str(out))
+    timings["save"] = time.perf_counter() - t
+    manifest["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    manifest["timings_seconds"]["total"] = round(time.perf_counter() - started, 2)
+    write_artifact(out, estimator, manifest, extra_files=lambda staging: write_model_card(manifest, figures, staging))
+    report(summary_table(manifest, figures))
+    return manifest
+
+
+def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str]:
+    synthetic_source = f"{cases:,} synthetic cases (seed {seed}) from {kb.source}"
+    if data is None:
+        return synthetic.generate(cases, seed=seed, knowledge=kb), synthetic_source
+    labelled = read_labelled_cases(data, kb.schema, kb.class_ids)
+    source = f"{len(labelled):,} labelled cases from {Path(data).name}"
+    if not mix:
+        return labelled, source
+    generated = synthetic.generate(cases, seed=seed, knowledge=kb)
+    generated[synthetic.LABEL] = generated[synthetic.LABEL].astype(str)
+    labelled[synthetic.LABEL] = labelled[synthetic.LABEL].astype(str)
+    return pd.concat([labelled, generated], ignore_index=True), f"{source} mixed with {synthetic_source}"
+
+
+def summary_table(manifest: dict, figures: dict) -> str:
+    rows = [
+        ("iterations", f"{manifest['n_iterations']}"),
+        ("temperature", f"{manifest['temperature']:.3f}"),
+        *((name, f"{value:.4f}") for name, value in headline(figures).items()),
+        *((f"time: {k}", f"{v:.1f} s") for k, v in manifest["timings_seconds"].items()),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["", "Summary", "-" * (width + 12)]
+    lines += [f"{name:<{width}}  {value:>10}" for name, value in rows]
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""Fit the gradient-boosting model, calibrate one temperature, evaluate, write the artifact.
+
+Design choices (measured in ``bench/bench_training.py``; see the README):
+
+* scikit-learn's ``HistGradientBoostingClassifier`` over the etiology classes. Categorical
+  findings enter as their numeric level codes with ``categorical_features=None``: shap's
+  TreeExplainer silently ignores native categorical splits (shap issue #3436).
+* Shallow trees and many iterations: under the generator the log-posterior is close to a
+  sum of per-finding terms, which depth-limited trees approximate well.
+* Early stopping on a validation split inside the training cases; the temperature is
+  fitted on separate held-out calibration cases: ``softmax(logits / T)`` keeps the ranking
+  and keeps SHAP additivity in log-odds, which one-vs-rest isotonic or sigmoid calibration
+  would break.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from model.schema import Schema, SchemaError
+
+__all__ = ["Hyperparameters", "TrainingRun", "fit_temperature", "fit_classifier", "read_labelled_cases"]
+
+Report = Callable[[str], None]
+_CHUNK_ITERATIONS = 25
+
+
+@dataclass
+class Hyperparameters:
+    """Hyperparameters of the gradient-boosting classifier (defaults: the tuned choice)."""
+
+    learning_rate: float = 0.15
+    max_depth: int | None = 3
+    max_leaf_nodes: int = 8
+    min_samples_leaf: int = 100
+    l2_regularization: float = 5.0
+    max_iter: int = 2000
+    n_iter_no_change: int = 20
+    validation_fraction: float = 0.1
+
+    def estimator(self, seed: int) -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(
+            learning_rate=self.learning_rate,
+            max_depth=self.max_depth,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            max_iter=min(_CHUNK_ITERATIONS, self.max_iter),
+            early_stopping=True,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            categorical_features=None,  # shap issue #3436: native categorical splits are mis-explained
+            random_state=seed,
+            warm_start=True,
+        )
+
+
+@dataclass
+class TrainingRun:
+    """What a fit produced, for the manifest and the summary."""
+
+    estimator: HistGradientBoostingClassifier
+    temperature: float
+    n_iterations: int
+    fit_seconds: float
+    class_positions: np.ndarray  # kb class index of each estimator output
+    sizes: dict = field(default_factory=dict)
+
+
+def fit_classifier(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    hyperparameters: Hyperparameters,
+    seed: int,
+    report: Report = print,
+) -> HistGradientBoostingClassifier:
+    """Fit with early stopping, in chunks of iterations so progress can be reported.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Encoded training cases (``Schema.encode``).
+    labels : numpy.ndarray
+        Class positions (integers).
+    hyperparameters : Hyperparameters
+    seed : int
+        ``random_state`` of the estimator (the validation split and the binning).
+    report : callable
+        Receives one progress line per chunk.
+    """
+    estimator = hyperparameters.estimator(seed)
+    while True:
+        estimator.fit(codes, labels)
+        stopped_early = estimator.n_iter_ < estimator.max_iter
+        validation = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
+        report(f"  iteration {estimator.n_iter_:4d}  validation log loss {validation:.4f}")
+        if stopped_early or estimator.max_iter >= hyperparameters.max_iter:
+            return estimator
+        estimator.max_iter = min(estimator.max_iter + _CHUNK_ITERATIONS, hyperparameters.max_iter)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the log loss of ``softmax(logits / T)`` on held-out cases.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        Raw multi-class scores, shape (n, n_classes).
+    labels : numpy.ndarray
+        Column index of the true class per row.
+    """
+    rows = np.arange(len(labels))
+
+    def loss(log_t: float) -> float:
+        return -log_softmax(logits / np.exp(log_t), axis=1)[rows, labels].mean()
+
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def read_labelled_cases(path: str | Path, schema: Schema, class_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Read the user's labelled cases (CSV or parquet) and validate them against the schema.
+
+    Raises
+    ------
+    SchemaError
+        One message naming each offending column and row (1-based data rows): unknown
+        columns, unknown levels, non-numbers, impossible values, missing or unknown
+        ``etiology`` labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such file")
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    except Exception as error:  # pandas raises many kinds for a malformed file
+        raise SchemaError(f"{path}: could not be read as {'parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({error})") from None
+    problems = []
+    if "etiology" not in frame.columns:
+        problems.append("missing column 'etiology' (the class id of each case)")
+    else:
+        unknown = ~frame["etiology"].astype("object").isin(class_ids)
+        if unknown.any():
+            rows = np.flatnonzero(unknown.to_numpy()) + 1
+            seen = sorted({str(v) for v in frame["etiology"][unknown]})[:5]
+            problems.append(f"etiology, rows {', '.join(map(str, rows[:3]))}{' …' if len(rows) > 3 else ''}: unknown class {', '.join(map(repr, seen))}; see `crampdx knowledge`")
+    try:
+        schema.encode(frame)
+    except SchemaError as error:
+        problems.append(str(error))
+    if problems:
+        raise SchemaError(f"{path.name}: " + "; ".join(problems))
+    return schema.coerce(frame)
+
+
+def hyperparameters_dict(hp: Hyperparameters) -> dict:
+    return asdict(hp)
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
