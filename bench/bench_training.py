@@ -28,7 +28,7 @@ from _timing import machine  # noqa: E402
 from model.diagnoser import Diagnoser  # noqa: E402
 from training.evaluate import evaluation_seed  # noqa: E402
 from training.metrics import classification_metrics, posterior_comparison  # noqa: E402
-from training.pipeline import CALIBRATION_FRACTION, DEFAULT_CASES, train  # noqa: E402
+from training.pipeline import DEFAULT_CASES, calibration_mask, train  # noqa: E402
 from training.train import fit_temperature  # noqa: E402
 
 SEED = 0
@@ -130,7 +130,7 @@ def main() -> None:
         training = synthetic.generate(DEFAULT_CASES, seed=SEED, knowledge=kb)
         codes = kb.schema.encode(training)
         labels = training[synthetic.LABEL].cat.codes.to_numpy()
-        calibration = np.random.default_rng(SEED).random(len(labels)) < CALIBRATION_FRACTION
+        calibration = calibration_mask(len(labels), SEED)
         common = (codes, labels, calibration, eval_codes, eval_labels, exact)
         rows.append(_baseline("Multinomial logistic regression", _logistic_regression, *common))
         rows.append(_baseline("LightGBM (early stopping)", _lightgbm, *common))

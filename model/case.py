@@ -21,7 +21,7 @@ __all__ = ["Case", "CaseError", "describe_value", "validate_case"]
 
 _TRUE = {"true", "yes", "y", "present", "1", "positive"}
 _FALSE = {"false", "no", "n", "absent", "0", "negative"}
-_EMPTY = {"", "not assessed", "not_assessed", "na", "n/a", "none", "null", "nan", "unknown", "?"}
+_EMPTY = {"", "not assessed", "not_assessed", "na", "n/a", "null", "nan", "unknown", "?"}  # not "none": a level id
 
 
 class CaseError(ValueError):

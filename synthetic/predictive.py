@@ -164,8 +164,9 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference
     Returns
     -------
     percentile : float
-        Fraction of reference cases (restricted to the same set of assessed findings) whose
-        log p(x_S) is below the case's.
+        Mid-rank of the case's log p(x_S) among the reference cases restricted to the same
+        set of assessed findings: the fraction below it plus half the fraction equal to it
+        (so a case with nothing assessed sits at 0.5, not at 0).
     log_evidence : float
         The case's log p(x_S).
     """
@@ -174,4 +175,6 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference
     reference[:, np.isnan(row[0])] = np.nan
     _, case_evidence = _reduce(row, kb)
     _, reference_evidence = _reduce(reference, kb)
-    return float((reference_evidence < case_evidence[0]).mean()), float(case_evidence[0])
+    below = (reference_evidence < case_evidence[0]).mean()
+    tied = (reference_evidence == case_evidence[0]).mean()
+    return float(below + tied / 2), float(case_evidence[0])

@@ -134,3 +134,18 @@ def test_classification_metrics_confusion_matrix_counts_every_case():
     assert figures["confusion_matrix"] == [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
     assert figures["top1_accuracy"] == pytest.approx(2 / 3)
     assert figures["per_class"]["c"]["recall"] == 0.0
+
+
+def test_calibration_hold_out_is_independent_of_the_class():
+    """The held-out cases must be a random sample of the training cases: the same class mix.
+    (A split drawn from the generator's own stream picked one class only.)"""
+    from scipy.stats import chi2_contingency
+
+    from training.pipeline import calibration_mask
+
+    for seed in (0, 1, 7):
+        frame = generate(60_000, seed=seed)
+        held_out = calibration_mask(len(frame), seed)
+        assert abs(held_out.mean() - 0.1) < 5 * np.sqrt(0.1 * 0.9 / len(frame))
+        table = pd.crosstab(held_out, frame[LABEL].astype(str)).to_numpy()
+        assert chi2_contingency(table).pvalue > 1e-4

@@ -183,6 +183,125 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- predict
+
+def _read_case_file(path: Path):
+    """A JSON file holds one case; a CSV (or parquet) file holds many."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{path}: not valid JSON ({error})") from None
+        if isinstance(document, dict) and isinstance(document.get("findings"), dict):
+            document = document["findings"]  # an exported case carries its findings under "findings"
+        if not isinstance(document, dict):
+            raise UserError(f"{path}: expected one JSON object of finding -> value")
+        return "one", document
+    if suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        except Exception as error:  # pandas raises many kinds for a malformed file
+            raise UserError(f"{path}: could not be read ({error})") from None
+        return "many", frame
+    raise UserError(f"{path}: use a .json file for one case or a .csv/.parquet file for many")
+
+
+def predict_report(diagnoser, case, top: int, explain: bool) -> dict:
+    """Everything `crampdx predict` says about one case, JSON-ready."""
+    causes = diagnoser.rank(case)
+    report = {
+        "disclaimer": DISCLAIMER,
+        "case": case.to_dict(),
+        "differential": [c.to_dict() for c in causes[:top]],
+        "red_flags": [flag.__dict__ | {"because": list(flag.because)} for flag in diagnoser.red_flags(case)],
+        "atypical": diagnoser.atypical(case).to_dict(),
+        "next_best_findings": [n.to_dict() for n in diagnoser.next_best_findings(case, k=5)],
+    }
+    if explain:
+        report["explanation"] = diagnoser.explain(case, causes[0].id).to_dict()
+    return report
+
+
+def _print_report(report: dict, diagnoser) -> None:
+    for flag in report["red_flags"]:
+        print(f"[{flag['severity'].upper()}] {flag['title']}: {flag['message']}")
+    if report["red_flags"]:
+        print()
+    print("Differential (probability, ICD-10):")
+    for rank, cause in enumerate(report["differential"], 1):
+        print(f"  {rank:2d}. {cause['name']:<52} {cause['probability']:6.1%}  {cause['icd10'] or ''}")
+    if report["atypical"]["is_atypical"]:
+        print(f"\nNote: {report['atypical']['message']}")
+    if "explanation" in report:
+        ex = report["explanation"]
+        print(f"\nWhy {ex['cause_name']} (log-odds; base {ex['base_value']:+.2f} -> score {ex['value']:+.2f}):")
+        for c in ex["contributions"]:
+            print(f"  {c['contribution']:+.2f}  {c['text']}")
+        print(f"  {ex['not_assessed']:+.2f}  {ex['n_not_assessed']} findings not assessed")
+    if report["next_best_findings"]:
+        print("\nAsk or examine next:")
+        for n in report["next_best_findings"]:
+            print(f"  - {n['label']} ({n['section']}): expected gain {n['expected_information_gain']:.2f} bits, "
+                  f"{n['chance_top_cause_changes']:.0%} chance the top cause changes")
+    print(f"\n{DISCLAIMER}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from model.case import CaseError
+    from model.diagnoser import Diagnoser
+
+    kind, content = _read_case_file(Path(args.file))
+    diagnoser = Diagnoser.load(args.model)
+    if kind == "one":
+        report = predict_report(diagnoser, diagnoser.case(content), args.top, args.explain)
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        if args.json:
+            print(json.dumps(report, indent=2, ensure_ascii=False))
+        else:
+            _print_report(report, diagnoser)
+        return 0
+    return _predict_many(diagnoser, content, args)
+
+
+def _predict_many(diagnoser, frame, args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from model.schema import SchemaError
+
+    label = frame.pop("etiology") if "etiology" in frame.columns else None
+    try:
+        proba = diagnoser.predict_proba(frame)
+    except SchemaError as error:
+        raise UserError(f"{args.file}: {error}") from None
+    top = min(args.top, proba.shape[1])
+    order = np.argsort(-proba.to_numpy(), axis=1, kind="stable")[:, :top]
+    ids = np.asarray(proba.columns)
+    out = pd.DataFrame({"row": np.arange(1, len(proba) + 1)})
+    if label is not None:
+        out["etiology"] = label.to_numpy()
+    for r in range(top):
+        out[f"cause_{r + 1}"] = ids[order[:, r]]
+        out[f"probability_{r + 1}"] = np.take_along_axis(proba.to_numpy(), order[:, [r]], axis=1)[:, 0].round(6)
+    if args.out:
+        _write_table_atomically(out, Path(args.out))
+    if args.json:
+        print(out.to_json(orient="records"))
+    else:
+        if not args.out:
+            print(out.to_string(index=False, max_rows=50))
+        else:
+            print(f"ranked causes for {len(out):,} cases written to {args.out}")
+        print(f"\n{DISCLAIMER}")
+    return 0
+
+
 # ------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ev.add_argument("--png", default="confusion_matrix.png", help="where to save the confusion matrix")
     ev.set_defaults(handler=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="rank the causes of one case (.json) or many (.csv)")
+    pr.add_argument("file", help="one case as JSON (finding -> value), or a CSV/parquet of cases")
+    pr.add_argument("--model", help="artifact directory (default $CRAMPDX_MODEL or model/artifacts/default)")
+    pr.add_argument("--top", type=int, default=10, help="how many causes to show (default 10)")
+    pr.add_argument("--explain", action="store_true", help="explain the top cause finding by finding")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.add_argument("--out", help="write the result to this file (JSON for one case, CSV for many)")
+    pr.set_defaults(handler=cmd_predict)
     return parser
 
 

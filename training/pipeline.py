@@ -18,7 +18,7 @@ from training.evaluate import evaluate, evaluation_seed, headline
 from training.report import write_model_card
 from training.train import Hyperparameters, fit_classifier, fit_temperature, read_labelled_cases
 
-__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "train"]
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "calibration_mask", "train"]
 
 DEFAULT_CASES = 150_000  # the default run stays under 3 minutes on 2 cores (bench/bench_training.py)
 DEFAULT_EVALUATION_CASES = 20_000
@@ -78,8 +78,7 @@ def train(
     labels = np.asarray([kb.class_ids.index(c) for c in frame[synthetic.LABEL].astype(str)]) if data else frame[synthetic.LABEL].cat.codes.to_numpy()
     if len(np.unique(labels)) < 3:
         raise SchemaError("training needs cases of at least three etiology classes")
-    rng = np.random.default_rng(seed)
-    calibration = rng.random(len(labels)) < CALIBRATION_FRACTION
+    calibration = calibration_mask(len(labels), seed)
     timings["generate"] = time.perf_counter() - t
     report(f"          {len(labels):,} cases from {source}; {calibration.sum():,} held out for calibration")
 
@@ -122,6 +121,21 @@ def train(
     write_artifact(out, estimator, manifest, extra_files=lambda staging: write_model_card(manifest, figures, staging))
     report(summary_table(manifest, figures))
     return manifest
+
+
+def calibration_mask(n: int, seed: int) -> np.ndarray:
+    """Which cases are held out for the temperature: a random 10 %.
+
+    The stream is derived from ``seed`` but independent of the one ``synthetic.generate``
+    uses with the same seed. (Reusing ``default_rng(seed)`` would replay the uniforms that
+    chose each case's mixture component, so the held-out cases would all come from the
+    first components — one class, a few age bands.)
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CALIBRATION_STREAM,)))
+    return rng.random(n) < CALIBRATION_FRACTION
+
+
+_CALIBRATION_STREAM = 1
 
 
 def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str]:

@@ -1,0 +1,112 @@
+"""The result types the Diagnoser returns; the dashboard, the CLI and the tests consume them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Atypicality", "Cause", "Contribution", "Explanation", "NextFinding"]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One etiology class in the ranked differential."""
+
+    id: str
+    name: str
+    icd10: str | None
+    probability: float
+    score: float  # calibrated log-odds; softmax over causes gives the probabilities
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How much one entered finding moved a cause's score (log-odds, SHAP)."""
+
+    finding_id: str
+    label: str
+    section: str
+    text: str  # the entered value in clinical words, e.g. "Potassium 2.9 mmol/L (low)"
+    contribution: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a cause has its score, finding by finding.
+
+    ``base_value + sum(c.contribution for c in contributions) + not_assessed == value``
+    (exactly, up to floating point), and for two causes i and j of one case
+    ``p_i / p_j == exp(value_i - value_j)``.
+
+    Attributes
+    ----------
+    value : float
+        The cause's calibrated log-odds score.
+    base_value : float
+        The score of an average training case (SHAP's expected value), before any finding.
+    contributions : tuple of Contribution
+        One per entered finding, largest effect first.
+    not_assessed : float
+        The summed contribution of every finding that was not entered (shown as one line,
+        never as reasons).
+    """
+
+    cause_id: str
+    cause_name: str
+    icd10: str | None
+    probability: float
+    value: float
+    base_value: float
+    contributions: tuple[Contribution, ...]
+    not_assessed: float
+    n_not_assessed: int
+
+    @property
+    def total(self) -> float:
+        """``base_value + contributions + not_assessed``; equals ``value``."""
+        return self.base_value + sum(c.contribution for c in self.contributions) + self.not_assessed
+
+    def for_and_against(self) -> tuple[tuple[Contribution, ...], tuple[Contribution, ...]]:
+        """Entered findings that raise the cause, and those that lower it."""
+        return (tuple(c for c in self.contributions if c.contribution > 0),
+                tuple(c for c in self.contributions if c.contribution < 0))
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["contributions"] = [c.to_dict() for c in self.contributions]
+        return out
+
+
+@dataclass(frozen=True)
+class NextFinding:
+    """A finding worth asking or examining next."""
+
+    finding_id: str
+    label: str
+    section: str
+    expected_information_gain: float  # expected drop in the entropy of the differential, bits
+    chance_top_cause_changes: float
+    answers: tuple[tuple[str, float], ...]  # (answer label, predictive probability)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["answers"] = [list(a) for a in self.answers]
+        return out
+
+
+@dataclass(frozen=True)
+class Atypicality:
+    """How usual a case's combination of findings is under the knowledge base."""
+
+    is_atypical: bool
+    percentile: float  # among generated cases with the same assessed findings
+    log_evidence: float
+    message: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
