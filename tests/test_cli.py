@@ -95,3 +95,62 @@ def test_train_reports_each_stage(tmp_path, capsys):
 def test_mix_without_data_is_refused(capsys):
     assert main(["train", "--mix"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- predict
+
+def test_predict_one_json_case_with_explanation(tiny_model_dir, tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"potassium": 2.6, "Leg weakness": "yes", "med_diuretic": True, "age": "71"}))
+    assert main(["predict", str(case), "--model", str(tiny_model_dir), "--explain", "--json", "--top", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["differential"]) == 5
+    assert report["findings"]["weakness_reported"] == "present"
+    ex = report["explanation"]
+    assert ex["cause_id"] == report["differential"][0]["id"]
+    total = ex["base_value"] + sum(c["contribution"] for c in ex["contributions"]) + ex["not_assessed"]
+    assert abs(total - ex["value"]) < 1e-6
+    assert "not been validated on patients" in report["disclaimer"]
+    assert any(flag["id"] == "medication_review" for flag in report["red_flags"])
+
+
+def test_predict_readable_output(tiny_model_dir, tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"findings": {"cramp_timing": "constant_rest_pain", "gangrene": "yes"}}))  # an exported case
+    assert main(["predict", str(case), "--model", str(tiny_model_dir), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[URGENT] Possible critical limb ischemia")
+    assert "Differential" in out and "Why " in out and "not assessed" in out and "Ask or examine next" in out
+
+
+def test_predict_many_cases_from_csv(tiny_model_dir, tmp_path, capsys):
+    generate(25, seed=61).to_csv(tmp_path / "cases.csv", index=False)
+    out = tmp_path / "ranked.csv"
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--top", "3", "--out", str(out)]) == 0
+    ranked = pd.read_csv(out)
+    assert len(ranked) == 25 and list(ranked.columns[:2]) == ["row", "etiology"]
+    assert {"cause_1", "probability_1", "cause_3", "probability_3"} <= set(ranked.columns)
+    assert (ranked["probability_1"] >= ranked["probability_2"]).all()
+
+
+def test_predict_bad_case_prints_the_case_error_without_traceback(tiny_model_dir, tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"potassium": 25, "pedal_pulses": "bounding"}))
+    assert main(["predict", str(case), "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "potassium: 25 mmol/L is outside the plausible range" in err and "pedal_pulses: unknown level" in err
+    assert "Traceback" not in err
+
+
+def test_predict_bad_csv_names_row_and_column(tiny_model_dir, tmp_path, capsys):
+    frame = generate(5, seed=62)
+    frame.loc[3, "sodium"] = 20.0
+    frame.to_csv(tmp_path / "cases.csv", index=False)
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2
+    assert "sodium, row 4" in capsys.readouterr().err
+
+
+def test_predict_unreadable_json(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "case.json").write_text("{ potassium: 3")
+    assert main(["predict", str(tmp_path / "case.json"), "--model", str(tiny_model_dir)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err

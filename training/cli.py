@@ -17,10 +17,7 @@ from typing import Callable, Sequence
 
 from model.artifact import ArtifactError
 
-DISCLAIMER = (
-    "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
-    "review article; it has not been validated on patients."
-)
+from model.report import DISCLAIMER
 
 
 class UserError(Exception):
@@ -211,22 +208,6 @@ def _read_case_file(path: Path):
     raise UserError(f"{path}: use a .json file for one case or a .csv/.parquet file for many")
 
 
-def predict_report(diagnoser, case, top: int, explain: bool) -> dict:
-    """Everything `crampdx predict` says about one case, JSON-ready."""
-    causes = diagnoser.rank(case)
-    report = {
-        "disclaimer": DISCLAIMER,
-        "case": case.to_dict(),
-        "differential": [c.to_dict() for c in causes[:top]],
-        "red_flags": [flag.__dict__ | {"because": list(flag.because)} for flag in diagnoser.red_flags(case)],
-        "atypical": diagnoser.atypical(case).to_dict(),
-        "next_best_findings": [n.to_dict() for n in diagnoser.next_best_findings(case, k=5)],
-    }
-    if explain:
-        report["explanation"] = diagnoser.explain(case, causes[0].id).to_dict()
-    return report
-
-
 def _print_report(report: dict, diagnoser) -> None:
     for flag in report["red_flags"]:
         print(f"[{flag['severity'].upper()}] {flag['title']}: {flag['message']}")
@@ -252,15 +233,15 @@ def _print_report(report: dict, diagnoser) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from model.case import CaseError
     from model.diagnoser import Diagnoser
+    from model.report import case_report
 
     kind, content = _read_case_file(Path(args.file))
     diagnoser = Diagnoser.load(args.model)
     if kind == "one":
-        report = predict_report(diagnoser, diagnoser.case(content), args.top, args.explain)
+        report = case_report(diagnoser, diagnoser.case(content), top=args.top, explain="top" if args.explain else None)
         if args.out:
-            Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+            Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if args.json:
             print(json.dumps(report, indent=2, ensure_ascii=False))
         else:

@@ -15,6 +15,10 @@ Design choices (measured in ``bench/bench_training.py``; see the README):
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +35,7 @@ from model.schema import Schema, SchemaError
 __all__ = ["Hyperparameters", "TrainingRun", "fit_temperature", "fit_classifier", "read_labelled_cases"]
 
 Report = Callable[[str], None]
-_CHUNK_ITERATIONS = 25
+_REPORT_EVERY = 25
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Hyperparameters:
     l2_regularization: float = 5.0
     max_iter: int = 2000
     n_iter_no_change: int = 20
+    tol: float = 1e-4  # an improvement of the validation log loss smaller than this does not count
     validation_fraction: float = 0.1
 
     def estimator(self, seed: int) -> HistGradientBoostingClassifier:
@@ -54,13 +59,14 @@ class Hyperparameters:
             max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
-            max_iter=min(_CHUNK_ITERATIONS, self.max_iter),
+            max_iter=self.max_iter,
             early_stopping=True,
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
             categorical_features=None,  # shap issue #3436: native categorical splits are mis-explained
             random_state=seed,
-            warm_start=True,
+            verbose=2,  # per-iteration lines, read by fit_classifier for progress
         )
 
 
@@ -83,7 +89,11 @@ def fit_classifier(
     seed: int,
     report: Report = print,
 ) -> HistGradientBoostingClassifier:
-    """Fit with early stopping, in chunks of iterations so progress can be reported.
+    """Fit with early stopping in one pass, reporting the iteration count as it goes.
+
+    Progress comes from the estimator's own ``verbose`` lines, read as they are printed:
+    fitting in warm-started chunks instead would recompute every earlier tree's
+    predictions at each chunk.
 
     Parameters
     ----------
@@ -95,17 +105,35 @@ def fit_classifier(
     seed : int
         ``random_state`` of the estimator (the validation split and the binning).
     report : callable
-        Receives one progress line per chunk.
+        Receives a progress line every ``_REPORT_EVERY`` iterations.
     """
     estimator = hyperparameters.estimator(seed)
-    while True:
+    with contextlib.redirect_stdout(_IterationReporter(report)):
         estimator.fit(codes, labels)
-        stopped_early = estimator.n_iter_ < estimator.max_iter
-        validation = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
-        report(f"  iteration {estimator.n_iter_:4d}  validation log loss {validation:.4f}")
-        if stopped_early or estimator.max_iter >= hyperparameters.max_iter:
-            return estimator
-        estimator.max_iter = min(estimator.max_iter + _CHUNK_ITERATIONS, hyperparameters.max_iter)
+    validation = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
+    report(f"  stopped after {estimator.n_iter_} iterations, validation log loss {validation:.4f}")
+    return estimator
+
+
+class _IterationReporter(io.TextIOBase):
+    """Turns HistGradientBoosting's verbose lines into a progress line every few iterations."""
+
+    _LINE = re.compile(r"^\[(\d+)/(\d+)\].*?val loss: ([\d.]+)")
+
+    def __init__(self, report: Report):
+        self._report = report
+        self._buffer = ""
+        self._stdout = sys.stdout  # the callback may print: let it reach the real stdout
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            match = self._LINE.match(line.strip())
+            if match and int(match.group(1)) % _REPORT_EVERY == 0:
+                with contextlib.redirect_stdout(self._stdout):
+                    self._report(f"  iteration {int(match.group(1)):4d}  validation log loss {float(match.group(3)):.4f}")
+        return len(text)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

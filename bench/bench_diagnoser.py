@@ -1,0 +1,93 @@
+"""Benchmark the Diagnoser on the default model.
+
+Targets (issue 4): rank + explain of one case p95 <= 50 ms; next_best_findings <= 250 ms;
+batch ranking of 10,000 cases <= 5 s. Uses the model at $CRAMPDX_MODEL or
+model/artifacts/default, training the default one first if there is none.
+
+    python bench/bench_diagnoser.py [--cases 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import synthetic  # noqa: E402
+from _timing import machine, median_seconds  # noqa: E402
+from model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
+from model.diagnoser import Diagnoser  # noqa: E402
+from synthetic.predictive import _reference_codes  # noqa: E402
+
+
+def load_or_train() -> Diagnoser:
+    try:
+        return Diagnoser.load()
+    except ArtifactError:
+        from training.pipeline import train
+
+        print(f"no usable model at {default_artifact_dir()}: training the default one first")
+        train(default_artifact_dir(), report=lambda line: None)
+        return Diagnoser.load()
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    diagnoser = load_or_train()
+    frame = synthetic.generate(args.cases, seed=123).drop(columns=synthetic.LABEL)
+    cases = [diagnoser.case(row.dropna().to_dict()) for _, row in frame.iterrows()]
+
+    start = time.perf_counter()
+    diagnoser.explain(cases[0], diagnoser.class_ids_[0])
+    warmup = time.perf_counter() - start
+    _reference_codes(synthetic.load_knowledge(), 4000, 20_011)  # atypical's reference, once
+
+    rank_explain, next_best, atypical = [], [], []
+    for case in cases:
+        start = time.perf_counter()
+        top = diagnoser.rank(case)[0]
+        diagnoser.explain(case, top.id)
+        rank_explain.append(time.perf_counter() - start)
+    for case in cases[:50]:
+        start = time.perf_counter()
+        diagnoser.next_best_findings(case, k=5)
+        next_best.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        diagnoser.atypical(case)
+        atypical.append(time.perf_counter() - start)
+
+    batch = synthetic.generate(10_000, seed=124)
+    batch_median, _ = median_seconds(lambda: diagnoser.predict_proba(batch), 5)
+
+    figures = {
+        "rank + explain, p95 (ms)": (1000 * percentile(rank_explain, 95), 50),
+        "next_best_findings, median (ms)": (1000 * statistics.median(next_best), 250),
+        "next_best_findings, p95 (ms)": (1000 * percentile(next_best, 95), 250),
+        "batch ranking of 10,000 cases, median of 5 (s)": (batch_median, 5),
+    }
+    print(f"first explain (builds the SHAP explainer once per process): {warmup:.2f} s")
+    print(f"rank + explain, median: {1000 * statistics.median(rank_explain):.1f} ms over {len(cases)} cases")
+    print(f"atypical, median: {1000 * statistics.median(atypical):.1f} ms")
+    ok = True
+    for name, (value, target) in figures.items():
+        print(f"{name}: {value:.1f} (target <= {target})")
+        ok &= value <= target
+    print("targets met" if ok else "TARGETS MISSED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

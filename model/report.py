@@ -1,0 +1,81 @@
+"""One case's full report — differential, red flags, explanation, what to ask next — as a
+JSON-ready dict and as printable Markdown. The CLI and the dashboard both use it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+from model.case import Case
+
+__all__ = ["DISCLAIMER", "case_report", "markdown_report"]
+
+DISCLAIMER = (
+    "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
+    "review article; it has not been validated on patients."
+)
+REPORT_FORMAT_VERSION = 1
+
+
+def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = None, next_findings: int = 5) -> dict:
+    """Everything crampdx says about one case.
+
+    Parameters
+    ----------
+    diagnoser : Diagnoser
+    case : Case
+        A validated case.
+    top : int
+        How many causes of the differential to include.
+    explain : str, optional
+        Cause id to explain; ``"top"`` explains the most probable cause.
+    next_findings : int
+        How many next-best findings to include.
+    """
+    causes = diagnoser.rank(case)
+    report = {
+        "format_version": REPORT_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "disclaimer": DISCLAIMER,
+        "model": {"created": diagnoser.manifest_.get("created"), "model_sha256": diagnoser.manifest_.get("model_sha256")},
+        "findings": case.to_dict(),
+        "findings_text": {fid: case.describe(fid) for fid in case},
+        "differential": [c.to_dict() for c in causes[:top]],
+        "red_flags": [asdict(flag) for flag in diagnoser.red_flags(case)],
+        "atypical": diagnoser.atypical(case).to_dict(),
+        "next_best_findings": [n.to_dict() for n in diagnoser.next_best_findings(case, k=next_findings)] if next_findings else [],
+    }
+    if explain:
+        cause_id = causes[0].id if explain == "top" else explain
+        report["explanation"] = diagnoser.explain(case, cause_id).to_dict()
+    return report
+
+
+def markdown_report(report: dict) -> str:
+    """A printable Markdown rendering of :func:`case_report`'s output."""
+    lines = ["# crampdx — leg cramps differential", "", f"> **{report['disclaimer']}**", "",
+             f"Report created {report['created']}.", ""]
+    if report["red_flags"]:
+        lines += ["## Red flags", ""]
+        lines += [f"- **{f['severity'].upper()} — {f['title']}.** {f['message']}" for f in report["red_flags"]]
+        lines.append("")
+    lines += ["## Findings entered", ""]
+    lines += [f"- {text}" for text in report["findings_text"].values()] or ["- none"]
+    lines += ["", "## Differential", "", "| # | cause | ICD-10 | probability |", "|---|---|---|---|"]
+    lines += [f"| {i} | {c['name']} | {c['icd10'] or '—'} | {c['probability']:.1%} |" for i, c in enumerate(report["differential"], 1)]
+    if report["atypical"]["is_atypical"]:
+        lines += ["", f"> {report['atypical']['message']}"]
+    if "explanation" in report:
+        ex = report["explanation"]
+        lines += ["", f"## Why {ex['cause_name']} ({ex['probability']:.1%})", "",
+                  "Contributions to the cause's log-odds score (SHAP); positive values argue for it.", "",
+                  "| finding | contribution |", "|---|---|", f"| base rate (average case) | {ex['base_value']:+.2f} |"]
+        lines += [f"| {c['text']} | {c['contribution']:+.2f} |" for c in ex["contributions"]]
+        lines += [f"| {ex['n_not_assessed']} findings not assessed | {ex['not_assessed']:+.2f} |",
+                  f"| **score** | **{ex['value']:+.2f}** |"]
+    if report["next_best_findings"]:
+        lines += ["", "## Ask or examine next", ""]
+        lines += [f"- {n['label']} ({n['section']}): expected information gain {n['expected_information_gain']:.2f} bits; "
+                  f"{n['chance_top_cause_changes']:.0%} chance the top cause changes" for n in report["next_best_findings"]]
+    lines += ["", "---", report["disclaimer"], ""]
+    return "\n".join(lines)
