@@ -560,13 +560,12 @@ def _check_constraints_fit(classes, raw_profiles, profile_index, comp_profile, c
             if spec is None or spec is background.get(fid):
                 continue
             other = schema[fid].code(rule["otherwise"])
-            wanted = 1.0 - np.asarray(spec.base)[other]
-            got = tables[fid].probs[rows, other]
-            lost = float(np.average(1.0 - got, weights=comp_weight[rows]))
-            if wanted - lost > 0.01:
+            wanted = 1.0 - np.asarray(spec.base)[other]  # P(not 'otherwise') the entry asks for
+            kept = float(np.average(1.0 - tables[fid].probs[rows, other], weights=comp_weight[rows]))
+            if wanted - kept > 0.01:
                 problems.append(
                     f"classes.{classes[ci].id}.profiles.{pid}.findings.{fid}: the constraint on {fid} removes "
-                    f"{wanted - lost:.1%} of this profile's probability; restrict the profile's age or sex to match it")
+                    f"{wanted - kept:.1%} of this profile's probability; restrict the profile's age or sex to match it")
 
 
 def _parse_assessment(raw: Mapping, schema: Schema, problems: _Problems, source: str):
