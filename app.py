@@ -1,28 +1,709 @@
-"""crampdx dashboard (placeholder until the dashboard issue): the knowledge base at a glance.
+"""crampdx dashboard: enter findings, see the ranked causes of leg cramps and why.
 
-Run with ``streamlit run app.py``. All logic lives in the packages; this script only shows.
+Run with ``streamlit run app.py``. A thin script over ``model/``: widgets are built from the
+finding schema, every number comes from the ``Diagnoser`` (loaded once per process with
+``st.cache_resource``), and the per-case answers are cached by the case's values with
+``st.cache_data`` so that reruns stay fast. Decision support for clinicians, trained on
+synthetic cases; not validated on patients.
 """
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from training.cli import DISCLAIMER, knowledge_summary
+from model import CaseError, Diagnoser, load_schema, validate_case
+from model.artifact import ArtifactError, default_artifact_dir
+from model.examples import load_examples
+from model.red_flags import red_flags
+from model.report import DISCLAIMER, case_report, markdown_report
+
+SCHEMA = load_schema()
+NA = "not_assessed"  # the first option of every finding: nothing entered
+FINDING = "f:"  # session-state key of a finding's input
+ASK_NEXT = "ask:"  # key of the inline input under "ask or examine next"
+TOP = 10
+MAX_IMPORT_BYTES = 100_000
+GROUPS = {"demographics": "Demographics", "comorbidities": "Comorbidities", "medications": "Medications", "context": "Context"}
+ALERTS = {"urgent": (st.error, ":material/emergency_home:"), "warning": (st.warning, ":material/warning:"),
+          "advice": (st.info, ":material/medication:")}
+VIEWS = ("Differential", "About this model")
+LABELS = {f.id: {NA: "not assessed", **{level.id: level.label for level in f.levels}} for f in SCHEMA}
+
+
+# -------------------------------------------------------------------------------- model
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_diagnoser(path: str) -> Diagnoser:
+    """The verified model, loaded once per process and shared by every session."""
+    return Diagnoser.load(path)
 
 
 @st.cache_resource
-def load_summary() -> dict:
-    return knowledge_summary()
+def training_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+def model_key(diagnoser: Diagnoser) -> str:
+    return f"{diagnoser.path_}:{diagnoser.manifest_.get('model_sha256')}"
+
+
+def get_diagnoser() -> Diagnoser | None:
+    """The model, or an explanation with a button that trains the default one."""
+    path = default_artifact_dir()
+    try:
+        return load_diagnoser(str(path))
+    except ArtifactError as error:
+        st.error(str(error))
+    st.write(f"The dashboard needs a trained model. It can train the default one now from synthetic cases "
+             f"into `{path}` (about three minutes on two cores), as `crampdx train` does.")
+    if st.button("Train the default model", type="primary"):
+        train_default(path)
+    return None
+
+
+def train_default(path: Path) -> None:
+    from training.pipeline import train
+
+    lock = training_lock()
+    if not lock.acquire(blocking=False):
+        st.info("Another session is training the model right now; reload this page in a few minutes.")
+        return
+    try:
+        with st.status("Training the default model…", expanded=True) as status:
+            try:
+                train(path, report=lambda line: st.text(line))
+            except Exception as error:  # shown in one sentence, never as a traceback
+                status.update(label="Training failed", state="error")
+                st.error(f"Training failed ({type(error).__name__}: {error}); try `crampdx train` in a terminal.")
+                return
+            status.update(label=f"Default model trained into {path}", state="complete", expanded=False)
+    finally:
+        lock.release()
+    load_diagnoser.clear()
+    st.rerun()
+
+
+def _frozen(case) -> tuple:
+    return tuple(sorted(case.values.items()))
+
+
+@st.cache_resource
+def thread_limits():
+    """Per-case work runs with one OpenMP and one BLAS thread. A case is one row (or a few
+    hundred), so more threads save nothing, while idle OpenMP and OpenBLAS workers spin after
+    each call and take the second core from the next rerun: several times slower reruns."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+# Per-case answers, cached by (model, the case's values): a rerun that does not change the
+# case (choosing another cause, switching a section) costs nothing, and going back to an
+# earlier case is instant. The Diagnoser is shared, not hashed (leading underscore).
+@st.cache_data(max_entries=512, show_spinner=False)
+def assess(_diagnoser: Diagnoser, key: str, values: tuple) -> dict:
+    """The differential, red flags, the top cause's explanation and the next findings."""
+    case = _diagnoser.case(dict(values))
+    with thread_limits().limit(limits=1):
+        causes = _diagnoser.rank(case)
+        return {
+            "causes": causes,
+            "flags": red_flags(case, [c.id for c in causes]),  # Diagnoser.red_flags without ranking twice
+            "explanation": _diagnoser.explain(case, causes[0].id),
+            "next": _diagnoser.next_best_findings(case, k=5),
+        }
+
+
+@st.cache_resource
+def background() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="crampdx-atypical")
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def atypical_check(_diagnoser: Diagnoser, key: str, values: tuple) -> Future:
+    """The atypical-case check of a case (the slowest question, about 0.2 s: it scores
+    thousands of reference cases), run in the background once per case and shared by all
+    sessions; the page asks for it after everything else is drawn."""
+    return background().submit(_atypical, _diagnoser, dict(values))
+
+
+def _atypical(diagnoser: Diagnoser, values: dict):
+    with thread_limits().limit(limits=1):
+        return diagnoser.atypical(values)
+
+
+@st.fragment(run_every=0.3)
+def await_atypical(future: Future) -> None:
+    """Polls until the atypical-case check is done, then redraws the page with it."""
+    if future.done():
+        st.rerun(scope="app")
+    st.caption("Checking how typical this combination of findings is…")
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def explained(_diagnoser: Diagnoser, key: str, values: tuple, cause_id: str):
+    with thread_limits().limit(limits=1):
+        return _diagnoser.explain(dict(values), cause_id)
+
+
+# ------------------------------------------------------------------------------- inputs
+
+def default_of(finding) -> Any:
+    return None if finding.is_numeric else NA
+
+
+def entered() -> dict[str, Any]:
+    """What the inputs hold: finding id -> value, only the findings that were assessed."""
+    values = {}
+    for finding in SCHEMA:
+        value = st.session_state.get(FINDING + finding.id)
+        if value is not None and value != NA:
+            values[finding.id] = value
+    return values
+
+
+def checked(values: dict[str, Any]):
+    """The valid part of the entries as a Case, and field -> message for the rest."""
+    try:
+        return validate_case(values, schema=SCHEMA), {}
+    except CaseError as error:
+        valid = {fid: value for fid, value in values.items() if fid not in error.problems}
+        return validate_case(valid, schema=SCHEMA), error.problems
+
+
+def set_findings(values: dict[str, Any]) -> None:
+    """Replace every input's value (callbacks only: before the widgets are drawn)."""
+    for finding in SCHEMA:
+        st.session_state[FINDING + finding.id] = values.get(finding.id, default_of(finding))
+
+
+def clear_all() -> None:
+    set_findings({})
+    st.session_state["example"] = ""
+    st.session_state.pop("import_message", None)
+
+
+def load_example() -> None:
+    chosen = st.session_state.get("example")
+    example = next((e for e in load_examples() if e.id == chosen), None)
+    if example is not None:
+        set_findings(dict(example.case.values))
+        st.session_state.pop("import_message", None)
+
+
+def parse_import(data: bytes):
+    """A case from an uploaded JSON file: a finding -> value object or a crampdx report.
+
+    Raises ValueError with one clear sentence; the caller keeps the current findings.
+    """
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ValueError(f"The file is {len(data):,} bytes; a case file is at most {MAX_IMPORT_BYTES:,} bytes.")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"The file is not valid JSON ({error}).") from None
+    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
+        document = document["findings"]  # an exported crampdx report
+    if not isinstance(document, dict) or not document:
+        raise ValueError("Expected a JSON object of finding → value, or a report exported by crampdx.")
+    try:
+        return validate_case(document, schema=SCHEMA)
+    except CaseError as error:
+        shown = list(error.problems.items())[:4]
+        more = f" and {len(error.problems) - 4} more" if len(error.problems) > 4 else ""
+        details = "; ".join(f"{name}: {message}" for name, message in shown)
+        raise ValueError(f"The case was not imported, nothing was changed: {details}{more}.") from None
+
+
+def import_case() -> None:
+    upload = st.session_state.get("import_file")
+    if upload is None:
+        return
+    try:
+        case = parse_import(upload.getvalue())
+    except ValueError as error:
+        st.session_state["import_message"] = ("error", str(error))
+        return
+    set_findings(dict(case.values))
+    st.session_state["example"] = ""
+    st.session_state["import_message"] = ("success", f"Imported {len(case)} findings from {upload.name}.")
+
+
+def adopt(finding_id: str) -> None:
+    """An answer given under "ask or examine next" becomes the finding's entry."""
+    finding = SCHEMA[finding_id]
+    st.session_state[FINDING + finding_id] = st.session_state.get(ASK_NEXT + finding_id, default_of(finding))
+    st.session_state[ASK_NEXT + finding_id] = default_of(finding)
+
+
+def finding_label(finding) -> str:
+    if not finding.is_numeric:
+        return finding.label
+    if finding.section in ("laboratory", "examination"):
+        low, high = finding.reference
+        d = finding.decimals
+        return f"{finding.label} ({finding.unit}; reference {low:.{d}f}–{high:.{d}f})"
+    return f"{finding.label} ({finding.unit})"
+
+
+def finding_input(finding, key: str, *, label: str | None = None, collapsed: bool = False, **callback) -> None:
+    """One finding's widget: a number (empty = not assessed) or a choice that starts at 'not assessed'."""
+    label = label or finding_label(finding)
+    visibility = "collapsed" if collapsed else "visible"
+    if finding.is_numeric:
+        st.number_input(label, value=None, step=10.0 ** -finding.decimals, format=f"%.{finding.decimals}f",
+                        placeholder="not assessed", key=key, help=finding.help, label_visibility=visibility, **callback)
+    elif finding.kind == "binary":
+        st.radio(label, (NA, "present", "absent"), format_func=LABELS[finding.id].get, horizontal=True,
+                 key=key, help=finding.help, label_visibility=visibility, **callback)
+    else:
+        st.selectbox(label, (NA, *finding.level_ids), format_func=LABELS[finding.id].get, key=key,
+                     help=finding.help, label_visibility=visibility, **callback)
+
+
+def inputs(case, problems: dict[str, str]) -> None:
+    """Findings entry in the seed's order: history, examination, laboratory, background.
+
+    Only the open section's inputs are drawn (the tabs rerun the script when switched), which
+    keeps a rerun fast; the other sections' entries are kept by :func:`keep_entries`.
+    """
+    tabs = st.tabs(list(SCHEMA.sections.values()), key="section", on_change="rerun")
+    for tab, section in zip(tabs, SCHEMA.sections):
+        with tab:
+            entered_here = sum(f.id in case for f in SCHEMA.in_section(section))
+            if tab.open is False:
+                continue
+            st.caption(f"{entered_here} of {len(SCHEMA.in_section(section))} entered")
+            group = None
+            for finding in SCHEMA.in_section(section):
+                if finding.group and finding.group != group:
+                    group = finding.group
+                    st.markdown(f"**{GROUPS.get(group, group)}**")
+                finding_input(finding, FINDING + finding.id)
+                if finding.id in problems:
+                    st.error(f"{finding.label}: {problems[finding.id]}")
+                elif finding.id in case.flags:
+                    st.caption(f"{'↓ below' if case.flags[finding.id] == 'low' else '↑ above'} the reference range")
+
+
+# ------------------------------------------------------------------------------ results
+
+def show_alerts(assessment: dict, problems: dict[str, str]) -> None:
+    for flag in assessment["flags"]:
+        show, icon = ALERTS[flag.severity]
+        because = f" *Because: {', '.join(flag.because)}.*" if flag.because else ""
+        show(f"**{flag.title}.** {flag.message}{because}", icon=icon)
+    if problems:
+        names = ", ".join(SCHEMA[fid].label for fid in problems)
+        st.warning(f"Not used until corrected: {names}.")
+
+
+def show_atypical(future: Future) -> None:
+    if not future.done():
+        await_atypical(future)
+        return
+    try:
+        atypical = future.result()
+    except Exception as error:  # never a traceback: say the check is unavailable
+        st.caption(f"The atypical-case check failed ({type(error).__name__}).")
+        return
+    if atypical.is_atypical:
+        st.warning(atypical.message, icon=":material/help:")
+
+
+def cause_text(cause) -> str:
+    return f"{cause.name} · {cause.icd10 or '—'}"
+
+
+def show_ranking(causes, chosen: str) -> None:
+    frame = pd.DataFrame({
+        "cause": [cause_text(c) for c in causes],
+        "probability": [c.probability for c in causes],
+        "chosen": ["explained below" if c.id == chosen else "other" for c in causes],
+    })
+    encoding = {
+        "y": {"field": "cause", "type": "nominal", "sort": None, "title": None, "axis": {"labelLimit": 360}},
+        "x": {"field": "probability", "type": "quantitative", "title": "probability",
+              "axis": {"format": "%"}, "scale": {"domain": [0, 1]}},
+        "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "probability", "type": "quantitative", "format": ".1%"}],
+    }
+    spec = {
+        "height": 28 * len(causes) + 20,
+        "encoding": encoding,
+        "layer": [
+            {"mark": {"type": "bar"}, "encoding": {"color": {
+                "field": "chosen", "type": "nominal", "legend": None,
+                "scale": {"domain": ["explained below", "other"], "range": ["#1f5fa8", "#9bb7d4"]}}}},
+            {"mark": {"type": "text", "align": "left", "dx": 4},
+             "encoding": {"text": {"field": "probability", "type": "quantitative", "format": ".1%"}}},
+        ],
+    }
+    # A Vega-Lite spec written out: Streamlit draws it without Altair's schema validation,
+    # which would cost tens of milliseconds per rerun.
+    st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"])
+
+
+def choose_cause(causes, values: tuple) -> str:
+    """The cause to explain: the top one for each new case, until another is chosen.
+
+    One selectbox per case (its key names the case): the ranked options change with every
+    case, and a fresh widget starts at the top cause instead of carrying a stale choice.
+    """
+    ids = [c.id for c in causes]
+    names = {c.id: f"{i}. {cause_text(c)} — {c.probability:.1%}" for i, c in enumerate(causes, 1)}
+    key = "explain:" + hashlib.sha1(repr(values).encode()).hexdigest()[:16]
+    return st.selectbox("Explain a cause", ids, format_func=names.get, key=key)
+
+
+def waterfall(explanation, limit: int = 12) -> pd.DataFrame:
+    """The explanation as waterfall steps: base rate, each finding, not assessed, score."""
+    rows = [("Base rate (an average synthetic case)", "base rate", 0.0, explanation.base_value)]
+    running = explanation.base_value
+    shown, rest = explanation.contributions[:limit], explanation.contributions[limit:]
+    steps = [(c.text, c.contribution) for c in shown]
+    if rest:
+        steps.append((f"{len(rest)} other entered findings", sum(c.contribution for c in rest)))
+    steps.append((f"{explanation.n_not_assessed} findings not assessed (together)", explanation.not_assessed))
+    for i, (text, value) in enumerate(steps):
+        kind = "not assessed" if i == len(steps) - 1 else ("for" if value > 0 else "against")
+        rows.append((text, kind, running, running + value))
+        running += value
+    rows.append((f"Score of {explanation.cause_name}", "score", 0.0, explanation.value))
+    frame = pd.DataFrame(rows, columns=["step", "kind", "start", "end"])
+    frame["contribution"] = frame["end"] - frame["start"]
+    frame["order"] = range(len(frame))
+    return frame
+
+
+def show_explanation(explanation, prior: float | None) -> None:
+    frame = waterfall(explanation)
+    kinds = ["for", "against", "base rate", "not assessed", "score"]
+    spec = {
+        "height": 26 * len(frame) + 20,
+        "mark": {"type": "bar"},
+        "encoding": {
+            "y": {"field": "step", "type": "nominal", "title": None, "axis": {"labelLimit": 360},
+                  "sort": {"field": "order", "order": "ascending"}},
+            "x": {"field": "start", "type": "quantitative", "title": "log-odds score (SHAP); right = for"},
+            "x2": {"field": "end"},
+            "color": {"field": "kind", "type": "nominal", "legend": None,
+                      "scale": {"domain": kinds, "range": ["#2e7d32", "#c62828", "#7f7f7f", "#c7c7c7", "#1f5fa8"]}},
+            "tooltip": [{"field": "step", "type": "nominal"},
+                        {"field": "contribution", "type": "quantitative", "format": "+.2f"}],
+        },
+    }
+    st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"] + 30)
+    prior_text = f"; its prior in the knowledge base is {prior:.1%}" if prior is not None else ""
+    st.caption(f"**{explanation.cause_name}: {explanation.probability:.1%}.** Starting from the base rate "
+               f"(grey, {explanation.base_value:+.2f}: the score of an average synthetic case{prior_text}), each "
+               f"entered finding moves the score up (green, for) or down (red, against); the "
+               f"{explanation.n_not_assessed} findings not assessed count together as one line (light grey, "
+               f"{explanation.not_assessed:+.2f}) and are never reasons. Blue: the cause's score.")
+    pro, contra = explanation.for_and_against()
+    left, right = st.columns(2)
+    left.markdown("**For**\n" + ("".join(f"\n- {c.text} ({c.contribution:+.2f})" for c in pro) or "\n- none"))
+    right.markdown("**Against**\n" + ("".join(f"\n- {c.text} ({c.contribution:+.2f})" for c in contra) or "\n- none"))
+
+
+def show_next(suggestions) -> None:
+    st.subheader("Ask or examine next")
+    if not suggestions:
+        st.caption("Every finding has been entered.")
+        return
+    st.caption("The findings whose answers are expected to sharpen the differential most "
+               "(expected information gain, from the knowledge base). Answer here or in its section.")
+    for item in suggestions:
+        finding = SCHEMA[item.finding_id]
+        with st.container(border=True):
+            text, field = st.columns([3, 2])
+            answers = ", ".join(f"{label} {p:.0%}" for label, p in item.answers[:4])
+            text.markdown(f"**{item.label}** · {SCHEMA.sections[item.section]}  \n"
+                          f"{item.expected_information_gain:.2f} bits; {item.chance_top_cause_changes:.0%} chance "
+                          f"the top cause changes  \n*Likely: {answers}*")
+            with field:
+                finding_input(finding, ASK_NEXT + item.finding_id, label=f"{finding_label(finding)} (ask next)",
+                              collapsed=True, on_change=adopt, args=(item.finding_id,))
+
+
+def show_differential(diagnoser: Diagnoser):
+    """Findings on the left, the differential and its explanation on the right; returns the
+    case and the cause explained (for the export)."""
+    case, problems = checked(entered())
+    key, values = model_key(diagnoser), _frozen(case)
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.subheader("Findings")
+        st.caption("Every finding starts as *not assessed*; only what you enter is used.")
+        inputs(case, problems)
+    with right:
+        st.subheader("Differential")
+        assessment = assess(diagnoser, key, values)
+        show_alerts(assessment, problems)
+        atypical_slot = st.container()
+        if not case:
+            st.info("No findings entered yet: the ranking is that of an average synthetic case. "
+                    "Enter findings or load an example case.")
+        causes = assessment["causes"][:TOP]
+        cause_id = choose_cause(causes, values)
+        show_ranking(causes, cause_id)
+        st.subheader("Why this cause")
+        prior = next((c.prior for c in knowledge().classes if c.id == cause_id), None)
+        top = assessment["explanation"]
+        show_explanation(top if top.cause_id == cause_id else explained(diagnoser, key, values, cause_id), prior)
+        show_next(assessment["next"])
+    with atypical_slot:  # asked last, so that it never delays the rest of the page
+        show_atypical(atypical_check(diagnoser, key, values))
+    return case, cause_id
+
+
+# -------------------------------------------------------------------------------- about
+
+@st.cache_resource
+def knowledge():
+    import synthetic
+
+    return synthetic.load_knowledge()
+
+
+def _normal(spec: dict, log_scale: bool) -> tuple[float, float]:
+    """A numeric distribution as (mu, sigma): of the log for two lognormals, else linear."""
+    if "median" in spec:
+        mu, sigma = math.log(float(spec["median"])), float(spec["log_sd"])
+        if log_scale:
+            return mu, sigma
+        mean = math.exp(mu + sigma ** 2 / 2)
+        return mean, mean * math.sqrt(math.expm1(sigma ** 2))
+    return float(spec["mean"]), float(spec["sd"])
+
+
+def describe_spec(finding, spec: dict | None) -> str:
+    """A knowledge-base distribution in words (the base value, before any age effect)."""
+    if not spec:
+        return "—"
+    by_age = " (varies with age)" if spec.get("by_age") else ""
+    if finding.kind == "binary":
+        return _percent(spec["p"]) + by_age
+    if finding.is_numeric:
+        if "median" in spec:
+            return f"median {spec['median']:g} {finding.unit}{by_age}"
+        return f"mean {spec['mean']:g} {finding.unit} (sd {spec['sd']:g}){by_age}"
+    top = sorted(spec["levels"].items(), key=lambda item: -item[1])[:2]
+    return ", ".join(f"{LABELS[finding.id].get(level, level)} {_percent(p)}" for level, p in top if p > 0) + by_age
+
+
+def _percent(p: float) -> str:
+    return f"{p:.1%}" if 0 < p < 0.01 else f"{p:.0%}"
+
+
+def distinctiveness(finding, spec: dict, background: dict | None) -> float:
+    """KL(class || all presentations) of one finding, in nats: how much the finding tells,
+    on average, for a patient of this class (the background's base value, before age effects)."""
+    if not background:
+        return 1.0
+    eps = 1e-3
+    if finding.is_numeric:
+        log_scale = "median" in spec and "median" in background
+        (m1, s1), (m2, s2) = _normal(spec, log_scale), _normal(background, log_scale)
+        return math.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
+    if finding.kind == "binary":
+        p, q = spec["p"], background["p"]
+        mine, usual = {"present": p, "absent": 1 - p}, {"present": q, "absent": 1 - q}
+    else:
+        mine, usual = spec["levels"], background.get("levels", {})
+    return sum(p * math.log((p + eps) / (usual.get(level, 0.0) + eps)) for level, p in mine.items() if p > 0)
+
+
+def key_findings(class_id: str) -> pd.DataFrame:
+    """The class's own entries in the knowledge base, most distinctive first, with their sources."""
+    document = knowledge().document
+    entry = document["classes"][class_id]
+    background = document.get("background", {})
+    rows = []
+    profiles = entry.get("profiles", {})
+    total = sum(float(p.get("weight", {}).get("value", 1.0)) for p in profiles.values()) or 1.0
+    sources = [(None, 1.0, entry.get("findings", {}))]
+    sources += [(p.get("name", pid), float(p.get("weight", {}).get("value", 1.0)) / total, p.get("findings", {}))
+                for pid, p in profiles.items()]
+    for profile, share, findings in sources:  # a sub-profile's entries hold for its share of the class
+        for fid, spec in findings.items():
+            finding = SCHEMA[fid]
+            rows.append({
+                "finding": finding.label + (f" — {profile}" if profile else ""),
+                "in this class": describe_spec(finding, spec),
+                "all presentations": describe_spec(finding, background.get(fid)),
+                "source": spec.get("src", ""),
+                "weight": share * distinctiveness(finding, spec, background.get(fid)),
+            })
+    frame = pd.DataFrame(rows, columns=["finding", "in this class", "all presentations", "source", "weight"])
+    return frame.sort_values("weight", ascending=False, kind="stable").drop(columns="weight").reset_index(drop=True)
+
+
+def cited(class_id: str) -> list[str]:
+    """The seed references that the class's entries cite, in order."""
+    text = json.dumps(knowledge().document["classes"][class_id])
+    numbers = {int(n) for group in re.findall(r"seed:(\d+(?:,\d+)*)", text) for n in group.split(",")}
+    references = knowledge().references
+    return [f"[{n}] {references.get(str(n), '')}" for n in sorted(numbers)]
+
+
+def show_knowledge() -> None:
+    kb = knowledge()
+    st.caption(f"{kb.title}: {len(kb.classes)} etiology classes from `{kb.source}` (sha256 {kb.sha256[:12]}). "
+               "Every number carries its source: `seed:N` is reference N of the review article, "
+               "`assumption:` a labelled assumption.")
+    names = {c.id: f"{c.name} · {c.icd10 or '—'}" for c in kb.classes}
+    class_id = st.selectbox("Etiology class", list(names), format_func=names.get, key="kb_class")
+    chosen = kb.class_of(class_id)
+    st.markdown(f"### {chosen.name}")
+    icd = f"{chosen.icd10}" + (f" ({chosen.icd10_note})" if chosen.icd10_note else "")
+    st.markdown(f"**ICD-10-CM:** {icd}  \n**Prior:** {chosen.prior:.1%} — *{chosen.prior_src}*  \n{chosen.summary}")
+    if len(chosen.profiles) > 1:
+        st.markdown("**Sub-profiles:** " + "; ".join(f"{p.name} ({p.weight:.0%})" for p in chosen.profiles))
+    st.markdown("**Key findings** of the class in the knowledge base, most informative first (KL divergence from "
+                "all presentations of leg cramps, whose base rates are shown before any age effect)")
+    st.dataframe(key_findings(class_id), hide_index=True, width="stretch", column_config={
+        "finding": st.column_config.TextColumn(width="medium"),
+        "in this class": st.column_config.TextColumn(width="medium"),
+        "all presentations": st.column_config.TextColumn(width="medium"),
+        "source": st.column_config.TextColumn(width="large"),
+    })
+    references = cited(class_id)
+    if references:
+        st.markdown("**Seed references behind them**\n" + "".join(f"\n- {r}" for r in references))
+    with st.expander("Causes the article names that are not classes"):
+        for decision in kb.decisions:
+            st.markdown(f"- **{decision['cause']}** — {decision['decision']} into {decision['into']}: {decision['reason']}")
+
+
+PAIRED_METRICS = (("top-1 accuracy", "top1_accuracy", "posterior_top1_accuracy"),
+                  ("top-3 accuracy", "top3_accuracy", "posterior_top3_accuracy"),
+                  ("log loss", "log_loss", "posterior_log_loss"))
+AGREEMENT_METRICS = (("top-1 agreement with the exact posterior", "top1_agreement_with_posterior", "{:.1%}"),
+                     ("top-1 accuracy, model / exact posterior", "top1_ratio_to_posterior", "{:.3f}"),
+                     ("mean KL(exact posterior ‖ model)", "mean_kl_posterior_to_model", "{:.3f} nats"))
+
+
+def metrics_table(manifest: dict) -> pd.DataFrame | None:
+    """The evaluation figures side by side: the model against the exact posterior."""
+    metrics = manifest.get("metrics") or {}
+    model, exact = metrics.get("model") or {}, metrics.get("posterior") or {}
+    rows = [(name, model[m], exact[p]) for name, m, p in PAIRED_METRICS if m in model and p in exact]
+    return pd.DataFrame(rows, columns=["figure", "model", "exact posterior"]) if rows else None
+
+
+def show_about(diagnoser: Diagnoser) -> None:
+    st.header("About this model")
+    card, plots, kb = st.tabs(["Model card", "Evaluation", "Knowledge browser"])
+    path = Path(diagnoser.path_)
+    with card:
+        card_file = path / "model_card.md"
+        st.markdown(card_file.read_text(encoding="utf-8") if card_file.is_file() else "*The model card is missing from the artifact.*")
+        st.markdown("#### How the dashboard uses the model\n"
+                    "- Red flags are rules taken from the article's clinical pitfalls, independent of the model.\n"
+                    "- *Ask or examine next* weighs each possible answer by its probability under the knowledge base.\n"
+                    "- The atypical-case warning compares the entered findings with synthetic cases that have the "
+                    "same findings assessed.\n"
+                    "- Nothing entered is sent anywhere; models are loaded only from this tool's own verified artifacts.")
+    with plots:
+        table = metrics_table(diagnoser.manifest_)
+        st.markdown("**The model against the exact posterior** of the knowledge base (the ceiling on these cases)")
+        if table is not None:
+            n = (diagnoser.manifest_.get("metrics") or {}).get("n")
+            st.dataframe(table, hide_index=True, column_config={
+                "model": st.column_config.NumberColumn(format="%.4f"),
+                "exact posterior": st.column_config.NumberColumn(format="%.4f")})
+            posterior = diagnoser.manifest_["metrics"]["posterior"]
+            st.markdown("".join(f"\n- {name}: {fmt.format(posterior[k])}" for name, k, fmt in AGREEMENT_METRICS if k in posterior))
+            st.caption(f"On {n:,} fresh synthetic cases. The exact posterior is the best any model can do on these "
+                       "cases; it says how well the model learned the knowledge base, not how it does on patients."
+                       if n else "On fresh synthetic cases.")
+        else:
+            st.caption("See the Evaluation section of the model card.")
+        for name, caption in (("calibration.png", "Calibration of the top-ranked cause"),
+                              ("confusion_matrix.png", "Confusion matrix, row-normalised (synthetic cases)")):
+            if (path / name).is_file():
+                st.image(str(path / name), caption=caption)
+    with kb:
+        show_knowledge()
+
+
+# ------------------------------------------------------------------------- page frame
+
+def sidebar(diagnoser: Diagnoser | None) -> str:
+    with st.sidebar:
+        st.markdown("## crampdx")
+        view = st.radio("View", VIEWS, key="view")
+        if diagnoser is None or view != VIEWS[0]:
+            st.caption(DISCLAIMER)
+            return view
+        examples = {e.id: e for e in load_examples()}
+        st.selectbox("Load an example case", ["", *examples],
+                     format_func=lambda eid: examples[eid].name if eid else "— choose an example —",
+                     key="example", on_change=load_example)
+        if st.session_state.get("example") in examples:
+            example = examples[st.session_state["example"]]
+            st.caption(f"{example.summary} *Illustrates: {knowledge().class_of(example.cause).name}.*")
+        st.button("Clear all", on_click=clear_all, key="clear_all", width="stretch")
+        st.divider()
+        st.file_uploader("Import a case (JSON)", type=["json"], key="import_file", on_change=import_case,
+                         help="A finding → value object, or a report exported here.")
+        message = st.session_state.get("import_message")
+        if message:
+            (st.error if message[0] == "error" else st.success)(message[1])
+        st.caption(DISCLAIMER)
+    return view
+
+
+def export_buttons(diagnoser: Diagnoser, case, cause_id: str) -> None:
+    """JSON and printable Markdown of the case, built only when a button is clicked."""
+    limits = thread_limits()
+
+    def report() -> dict:
+        with limits.limit(limits=1):
+            return case_report(diagnoser, case, top=TOP, explain=cause_id)
+
+    with st.sidebar:
+        st.divider()
+        st.markdown("**Export this case**")
+        st.download_button("Download JSON", data=lambda: json.dumps(report(), indent=2, ensure_ascii=False),
+                           file_name="crampdx-case.json", mime="application/json", width="stretch")
+        st.download_button("Printable report (Markdown)", data=lambda: markdown_report(report()),
+                           file_name="crampdx-report.md", mime="text/markdown", width="stretch")
+
+
+def keep_entries() -> None:
+    """Keep the entries while another view is shown (Streamlit drops the state of widgets
+    that are not drawn; re-assigning it marks it as the app's own)."""
+    for key in [FINDING + finding.id for finding in SCHEMA] + ["example", "section"]:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def main() -> None:
     st.set_page_config(page_title="crampdx — leg cramps differential", layout="wide")
+    keep_entries()
     st.title("crampdx — differential diagnosis of leg cramps")
-    st.warning(DISCLAIMER)
-    summary = load_summary()
-    st.subheader(f"Knowledge base: {len(summary['classes'])} etiology classes")
-    table = pd.DataFrame(summary["classes"])[["name", "icd10", "prior", "summary", "prior_src"]]
-    st.dataframe(table, hide_index=True, use_container_width=True)
-    st.caption("The ranked differential with explanations arrives with the trained model.")
+    st.warning(f"**{DISCLAIMER}** It must not replace clinical judgement.", icon=":material/info:")
+    diagnoser = get_diagnoser()
+    view = sidebar(diagnoser)
+    if diagnoser is None:
+        return
+    if view == VIEWS[0]:
+        case, cause_id = show_differential(diagnoser)
+        export_buttons(diagnoser, case, cause_id)
+    else:
+        show_about(diagnoser)
 
 
-main()
+if __name__ == "__main__":
+    main()

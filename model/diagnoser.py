@@ -26,6 +26,7 @@ from model.schema import Schema, load_schema
 __all__ = ["Diagnoser"]
 
 ATYPICAL_PERCENTILE = 0.01
+_RECENT_SCORES = 64  # single-case scores remembered (see Diagnoser.scores)
 CaseLike = Case | Mapping[str, Any]
 
 
@@ -60,6 +61,11 @@ class Diagnoser:
         # TreeExplainer.shap_values mutates the explainer: one lock for every thread
         # (dashboard sessions share one cached Diagnoser).
         self._shap_lock = threading.Lock()
+        # The scores of the last few single cases: rank, explain and next_best_findings of
+        # one case each score it, and one row costs tens of milliseconds (every tree is
+        # visited from Python), so they are computed once.
+        self._recent_scores: dict[bytes, np.ndarray] = {}
+        self._recent_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Diagnoser":
@@ -87,7 +93,19 @@ class Diagnoser:
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds (``logits / T``) for encoded cases, shape (n, n_classes)."""
         codes = np.asarray(codes, dtype=float)
-        return self.estimator_.decision_function(codes) / self.temperature_
+        if codes.ndim != 2 or codes.shape[0] != 1:
+            return self.estimator_.decision_function(codes) / self.temperature_
+        key = codes.tobytes()
+        with self._recent_lock:
+            known = self._recent_scores.get(key)
+        if known is not None:
+            return known.copy()
+        scores = self.estimator_.decision_function(codes) / self.temperature_
+        with self._recent_lock:
+            if len(self._recent_scores) >= _RECENT_SCORES:
+                self._recent_scores.pop(next(iter(self._recent_scores)))
+            self._recent_scores[key] = scores.copy()
+        return scores
 
     def predict_proba_codes(self, codes: np.ndarray) -> np.ndarray:
         """Probabilities for encoded cases, shape (n, n_classes), rows summing to 1."""
