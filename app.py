@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +23,8 @@ from model import CaseError, Diagnoser, load_schema, validate_case
 from model.artifact import ArtifactError, default_artifact_dir
 from model.examples import load_examples
 from model.red_flags import red_flags
-from model.report import DISCLAIMER, case_report, markdown_report
+from model.report import DISCLAIMER, case_report, findings_from_json, markdown_report, percent
+from synthetic.summary import cited_references, key_findings
 
 SCHEMA = load_schema()
 NA = "not_assessed"  # the first option of every finding: nothing entered
@@ -209,13 +208,9 @@ def parse_import(data: bytes):
     if len(data) > MAX_IMPORT_BYTES:
         raise ValueError(f"The file is {len(data):,} bytes; a case file is at most {MAX_IMPORT_BYTES:,} bytes.")
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"The file is not valid JSON ({error}).") from None
-    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
-        document = document["findings"]  # an exported crampdx report
-    if not isinstance(document, dict) or not document:
-        raise ValueError("Expected a JSON object of finding → value, or a report exported by crampdx.")
+        document = findings_from_json(data)
+    except ValueError as error:
+        raise ValueError(f"The case was not imported: {error}.") from None
     try:
         return validate_case(document, schema=SCHEMA)
     except CaseError as error:
@@ -329,13 +324,14 @@ def show_ranking(causes, chosen: str) -> None:
     frame = pd.DataFrame({
         "cause": [cause_text(c) for c in causes],
         "probability": [c.probability for c in causes],
+        "shown": [percent(c.probability) for c in causes],
         "chosen": ["explained below" if c.id == chosen else "other" for c in causes],
     })
     encoding = {
         "y": {"field": "cause", "type": "nominal", "sort": None, "title": None, "axis": {"labelLimit": 360}},
         "x": {"field": "probability", "type": "quantitative", "title": "probability",
               "axis": {"format": "%"}, "scale": {"domain": [0, 1]}},
-        "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "probability", "type": "quantitative", "format": ".1%"}],
+        "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "shown", "type": "nominal", "title": "probability"}],
     }
     spec = {
         "height": 28 * len(causes) + 20,
@@ -345,7 +341,7 @@ def show_ranking(causes, chosen: str) -> None:
                 "field": "chosen", "type": "nominal", "legend": None,
                 "scale": {"domain": ["explained below", "other"], "range": ["#1f5fa8", "#9bb7d4"]}}}},
             {"mark": {"type": "text", "align": "left", "dx": 4},
-             "encoding": {"text": {"field": "probability", "type": "quantitative", "format": ".1%"}}},
+             "encoding": {"text": {"field": "shown", "type": "nominal"}}},
         ],
     }
     # A Vega-Lite spec written out: Streamlit draws it without Altair's schema validation,
@@ -360,27 +356,16 @@ def choose_cause(causes, values: tuple) -> str:
     case, and a fresh widget starts at the top cause instead of carrying a stale choice.
     """
     ids = [c.id for c in causes]
-    names = {c.id: f"{i}. {cause_text(c)} — {c.probability:.1%}" for i, c in enumerate(causes, 1)}
+    names = {c.id: f"{i}. {cause_text(c)} — {percent(c.probability)}" for i, c in enumerate(causes, 1)}
     key = "explain:" + hashlib.sha1(repr(values).encode()).hexdigest()[:16]
     return st.selectbox("Explain a cause", ids, format_func=names.get, key=key)
 
 
-def waterfall(explanation, limit: int = 12) -> pd.DataFrame:
-    """The explanation as waterfall steps: base rate, each finding, not assessed, score."""
-    rows = [("Base rate (an average synthetic case)", "base rate", 0.0, explanation.base_value)]
-    running = explanation.base_value
-    shown, rest = explanation.contributions[:limit], explanation.contributions[limit:]
-    steps = [(c.text, c.contribution) for c in shown]
-    if rest:
-        steps.append((f"{len(rest)} other entered findings", sum(c.contribution for c in rest)))
-    steps.append((f"{explanation.n_not_assessed} findings not assessed (together)", explanation.not_assessed))
-    for i, (text, value) in enumerate(steps):
-        kind = "not assessed" if i == len(steps) - 1 else ("for" if value > 0 else "against")
-        rows.append((text, kind, running, running + value))
-        running += value
-    rows.append((f"Score of {explanation.cause_name}", "score", 0.0, explanation.value))
-    frame = pd.DataFrame(rows, columns=["step", "kind", "start", "end"])
-    frame["contribution"] = frame["end"] - frame["start"]
+def waterfall(explanation) -> pd.DataFrame:
+    """The explanation's waterfall steps (base rate, findings, not assessed, score) as a frame."""
+    steps = explanation.waterfall()
+    frame = pd.DataFrame([(s.text, s.kind, s.start, s.end, s.contribution) for s in steps],
+                         columns=["step", "kind", "start", "end", "contribution"])
     frame["order"] = range(len(frame))
     return frame
 
@@ -404,7 +389,7 @@ def show_explanation(explanation, prior: float | None) -> None:
     }
     st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"] + 30)
     prior_text = f"; its prior in the knowledge base is {prior:.1%}" if prior is not None else ""
-    st.caption(f"**{explanation.cause_name}: {explanation.probability:.1%}.** Starting from the base rate "
+    st.caption(f"**{explanation.cause_name}: {percent(explanation.probability)}.** Starting from the base rate "
                f"(grey, {explanation.base_value:+.2f}: the score of an average synthetic case{prior_text}), each "
                f"entered finding moves the score up (green, for) or down (red, against); the "
                f"{explanation.n_not_assessed} findings not assessed count together as one line (light grey, "
@@ -475,87 +460,6 @@ def knowledge():
     return synthetic.load_knowledge()
 
 
-def _normal(spec: dict, log_scale: bool) -> tuple[float, float]:
-    """A numeric distribution as (mu, sigma): of the log for two lognormals, else linear."""
-    if "median" in spec:
-        mu, sigma = math.log(float(spec["median"])), float(spec["log_sd"])
-        if log_scale:
-            return mu, sigma
-        mean = math.exp(mu + sigma ** 2 / 2)
-        return mean, mean * math.sqrt(math.expm1(sigma ** 2))
-    return float(spec["mean"]), float(spec["sd"])
-
-
-def describe_spec(finding, spec: dict | None) -> str:
-    """A knowledge-base distribution in words (the base value, before any age effect)."""
-    if not spec:
-        return "—"
-    by_age = " (varies with age)" if spec.get("by_age") else ""
-    if finding.kind == "binary":
-        return _percent(spec["p"]) + by_age
-    if finding.is_numeric:
-        if "median" in spec:
-            return f"median {spec['median']:g} {finding.unit}{by_age}"
-        return f"mean {spec['mean']:g} {finding.unit} (sd {spec['sd']:g}){by_age}"
-    top = sorted(spec["levels"].items(), key=lambda item: -item[1])[:2]
-    return ", ".join(f"{LABELS[finding.id].get(level, level)} {_percent(p)}" for level, p in top if p > 0) + by_age
-
-
-def _percent(p: float) -> str:
-    return f"{p:.1%}" if 0 < p < 0.01 else f"{p:.0%}"
-
-
-def distinctiveness(finding, spec: dict, background: dict | None) -> float:
-    """KL(class || all presentations) of one finding, in nats: how much the finding tells,
-    on average, for a patient of this class (the background's base value, before age effects)."""
-    if not background:
-        return 1.0
-    eps = 1e-3
-    if finding.is_numeric:
-        log_scale = "median" in spec and "median" in background
-        (m1, s1), (m2, s2) = _normal(spec, log_scale), _normal(background, log_scale)
-        return math.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
-    if finding.kind == "binary":
-        p, q = spec["p"], background["p"]
-        mine, usual = {"present": p, "absent": 1 - p}, {"present": q, "absent": 1 - q}
-    else:
-        mine, usual = spec["levels"], background.get("levels", {})
-    return sum(p * math.log((p + eps) / (usual.get(level, 0.0) + eps)) for level, p in mine.items() if p > 0)
-
-
-def key_findings(class_id: str) -> pd.DataFrame:
-    """The class's own entries in the knowledge base, most distinctive first, with their sources."""
-    document = knowledge().document
-    entry = document["classes"][class_id]
-    background = document.get("background", {})
-    rows = []
-    profiles = entry.get("profiles", {})
-    total = sum(float(p.get("weight", {}).get("value", 1.0)) for p in profiles.values()) or 1.0
-    sources = [(None, 1.0, entry.get("findings", {}))]
-    sources += [(p.get("name", pid), float(p.get("weight", {}).get("value", 1.0)) / total, p.get("findings", {}))
-                for pid, p in profiles.items()]
-    for profile, share, findings in sources:  # a sub-profile's entries hold for its share of the class
-        for fid, spec in findings.items():
-            finding = SCHEMA[fid]
-            rows.append({
-                "finding": finding.label + (f" — {profile}" if profile else ""),
-                "in this class": describe_spec(finding, spec),
-                "all presentations": describe_spec(finding, background.get(fid)),
-                "source": spec.get("src", ""),
-                "weight": share * distinctiveness(finding, spec, background.get(fid)),
-            })
-    frame = pd.DataFrame(rows, columns=["finding", "in this class", "all presentations", "source", "weight"])
-    return frame.sort_values("weight", ascending=False, kind="stable").drop(columns="weight").reset_index(drop=True)
-
-
-def cited(class_id: str) -> list[str]:
-    """The seed references that the class's entries cite, in order."""
-    text = json.dumps(knowledge().document["classes"][class_id])
-    numbers = {int(n) for group in re.findall(r"seed:(\d+(?:,\d+)*)", text) for n in group.split(",")}
-    references = knowledge().references
-    return [f"[{n}] {references.get(str(n), '')}" for n in sorted(numbers)]
-
-
 def show_knowledge() -> None:
     kb = knowledge()
     st.caption(f"{kb.title}: {len(kb.classes)} etiology classes from `{kb.source}` (sha256 {kb.sha256[:12]}). "
@@ -571,13 +475,13 @@ def show_knowledge() -> None:
         st.markdown("**Sub-profiles:** " + "; ".join(f"{p.name} ({p.weight:.0%})" for p in chosen.profiles))
     st.markdown("**Key findings** of the class in the knowledge base, most informative first (KL divergence from "
                 "all presentations of leg cramps, whose base rates are shown before any age effect)")
-    st.dataframe(key_findings(class_id), hide_index=True, width="stretch", column_config={
+    st.dataframe(key_findings(kb, class_id), hide_index=True, width="stretch", column_config={
         "finding": st.column_config.TextColumn(width="medium"),
         "in this class": st.column_config.TextColumn(width="medium"),
         "all presentations": st.column_config.TextColumn(width="medium"),
         "source": st.column_config.TextColumn(width="large"),
     })
-    references = cited(class_id)
+    references = cited_references(kb, class_id)
     if references:
         st.markdown("**Seed references behind them**\n" + "".join(f"\n- {r}" for r in references))
     with st.expander("Causes the article names that are not classes"):

@@ -56,8 +56,7 @@ def timed_run(at, pause: float = 0.0) -> float:
 
 
 def breakdown(diagnoser: Diagnoser, repeats: int = 5) -> dict[str, float]:
-    """Milliseconds of each Diagnoser call the page makes for a new case, in the page's
-    order (later calls reuse the case's scores, which the Diagnoser remembers)."""
+    """Milliseconds of each Diagnoser call the page makes for a new case, in the page's order."""
     base = dict(next(e for e in load_examples() if e.id == "diabetic_polyneuropathy").case.values)
     calls = {
         "rank": lambda case: diagnoser.rank(case),

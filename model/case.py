@@ -136,7 +136,9 @@ def _number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str |
     if not low <= value <= high:
         return None, None, f"{value:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
     ref_low, ref_high = finding.reference
-    flag = "low" if value < ref_low else "high" if value > ref_high else None
+    flag = None
+    if finding.abnormal_outside_reference:
+        flag = "low" if value < ref_low else "high" if value > ref_high else None
     return value, flag, None
 
 

@@ -20,13 +20,16 @@ from scipy.special import softmax
 from model.artifact import ArtifactError, default_artifact_dir, read_artifact
 from model.case import Case, validate_case
 from model.explanation import Atypicality, Cause, Contribution, Explanation, NextFinding
+from model.forest import CompiledForest
 from model.red_flags import RedFlag, red_flags
 from model.schema import Schema, load_schema
 
 __all__ = ["Diagnoser"]
 
 ATYPICAL_PERCENTILE = 0.01
-_RECENT_SCORES = 64  # single-case scores remembered (see Diagnoser.scores)
+# Up to this many cases are scored by the compiled forest (all trees walked at once);
+# larger batches by scikit-learn, which parallelises over cases.
+SMALL_BATCH = 512
 CaseLike = Case | Mapping[str, Any]
 
 
@@ -61,11 +64,6 @@ class Diagnoser:
         # TreeExplainer.shap_values mutates the explainer: one lock for every thread
         # (dashboard sessions share one cached Diagnoser).
         self._shap_lock = threading.Lock()
-        # The scores of the last few single cases: rank, explain and next_best_findings of
-        # one case each score it, and one row costs tens of milliseconds (every tree is
-        # visited from Python), so they are computed once.
-        self._recent_scores: dict[bytes, np.ndarray] = {}
-        self._recent_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Diagnoser":
@@ -90,22 +88,17 @@ class Diagnoser:
         return cls(estimator, manifest, path=directory, schema=schema)
 
     # -- batch prediction -----------------------------------------------------------------
+    @cached_property
+    def forest_(self) -> CompiledForest:
+        """The model's trees as flat arrays: one case scores in about a millisecond."""
+        return CompiledForest(self.estimator_)
+
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds (``logits / T``) for encoded cases, shape (n, n_classes)."""
         codes = np.asarray(codes, dtype=float)
-        if codes.ndim != 2 or codes.shape[0] != 1:
-            return self.estimator_.decision_function(codes) / self.temperature_
-        key = codes.tobytes()
-        with self._recent_lock:
-            known = self._recent_scores.get(key)
-        if known is not None:
-            return known.copy()
-        scores = self.estimator_.decision_function(codes) / self.temperature_
-        with self._recent_lock:
-            if len(self._recent_scores) >= _RECENT_SCORES:
-                self._recent_scores.pop(next(iter(self._recent_scores)))
-            self._recent_scores[key] = scores.copy()
-        return scores
+        if codes.ndim == 2 and len(codes) <= SMALL_BATCH:
+            return self.forest_.decision_function(codes) / self.temperature_
+        return self.estimator_.decision_function(codes) / self.temperature_
 
     def predict_proba_codes(self, codes: np.ndarray) -> np.ndarray:
         """Probabilities for encoded cases, shape (n, n_classes), rows summing to 1."""

@@ -8,14 +8,13 @@ naming the example and the field.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from model.case import Case, CaseError, validate_case
-from model.schema import Schema, load_schema
+from model.schema import Schema, load_schema, read_toml
 
 __all__ = ["EXAMPLES_PATH", "Example", "ExampleError", "load_examples"]
 
@@ -99,8 +98,7 @@ def parse_examples(document: Mapping, *, schema: Schema | None = None, class_ids
 
 @cache
 def _load_default() -> tuple[Example, ...]:
-    with open(EXAMPLES_PATH, "rb") as handle:
-        return parse_examples(tomllib.load(handle), source=EXAMPLES_PATH.name)
+    return parse_examples(read_toml(EXAMPLES_PATH, ExampleError), source=EXAMPLES_PATH.name)
 
 
 def load_examples(path: str | Path | None = None, *, schema: Schema | None = None,
@@ -115,9 +113,4 @@ def load_examples(path: str | Path | None = None, *, schema: Schema | None = Non
     if path is None and schema is None and class_ids is None:
         return _load_default()
     path = Path(path) if path is not None else EXAMPLES_PATH
-    with open(path, "rb") as handle:
-        try:
-            document = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ExampleError(f"{path.name}: not valid TOML ({error})") from None
-    return parse_examples(document, schema=schema, class_ids=class_ids, source=path.name)
+    return parse_examples(read_toml(path, ExampleError), schema=schema, class_ids=class_ids, source=path.name)

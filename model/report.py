@@ -3,18 +3,29 @@ JSON-ready dict and as printable Markdown. The CLI and the dashboard both use it
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 
 from model.case import Case
 
-__all__ = ["DISCLAIMER", "case_report", "markdown_report"]
+__all__ = ["DISCLAIMER", "case_report", "findings_from_json", "markdown_report", "percent"]
 
 DISCLAIMER = (
     "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
     "review article; it has not been validated on patients."
 )
 REPORT_FORMAT_VERSION = 1
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage with one decimal that never shows 0 % or 100 %: the
+    model is never certain, so ">99.9 %" and "<0.1 %" say what the rounding would hide."""
+    if probability >= 0.9995:
+        return ">99.9%"
+    if probability < 0.0005:
+        return "<0.1%"
+    return f"{probability:.1%}"
 
 
 def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = None, next_findings: int = 5) -> dict:
@@ -62,12 +73,12 @@ def markdown_report(report: dict) -> str:
     lines += ["## Findings entered", ""]
     lines += [f"- {text}" for text in report["findings_text"].values()] or ["- none"]
     lines += ["", "## Differential", "", "| # | cause | ICD-10 | probability |", "|---|---|---|---|"]
-    lines += [f"| {i} | {c['name']} | {c['icd10'] or '—'} | {c['probability']:.1%} |" for i, c in enumerate(report["differential"], 1)]
+    lines += [f"| {i} | {c['name']} | {c['icd10'] or '—'} | {percent(c['probability'])} |" for i, c in enumerate(report["differential"], 1)]
     if report["atypical"]["is_atypical"]:
         lines += ["", f"> {report['atypical']['message']}"]
     if "explanation" in report:
         ex = report["explanation"]
-        lines += ["", f"## Why {ex['cause_name']} ({ex['probability']:.1%})", "",
+        lines += ["", f"## Why {ex['cause_name']} ({percent(ex['probability'])})", "",
                   "Contributions to the cause's log-odds score (SHAP); positive values argue for it.", "",
                   "| finding | contribution |", "|---|---|", f"| base rate (average case) | {ex['base_value']:+.2f} |"]
         lines += [f"| {c['text']} | {c['contribution']:+.2f} |" for c in ex["contributions"]]
@@ -79,3 +90,23 @@ def markdown_report(report: dict) -> str:
                   f"{n['chance_top_cause_changes']:.0%} chance the top cause changes" for n in report["next_best_findings"]]
     lines += ["", "---", report["disclaimer"], ""]
     return "\n".join(lines)
+
+
+def findings_from_json(data: str | bytes) -> dict:
+    """The findings of a case file: a JSON object of finding -> value, or a report exported
+    by crampdx (its ``findings``). Values are validated later, by ``validate_case``.
+
+    Raises
+    ------
+    ValueError
+        One sentence: not UTF-8 JSON, or not an object of findings.
+    """
+    try:
+        document = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not valid JSON ({error})") from None
+    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
+        document = document["findings"]
+    if not isinstance(document, dict) or not document:
+        raise ValueError("expected a JSON object of finding -> value, or a report exported by crampdx")
+    return document

@@ -69,7 +69,11 @@ class Finding:
     unit : str or None
         Unit of a numeric finding.
     reference : tuple of float or None
-        Reference (normal) range of a numeric finding.
+        Reference (normal) range of a numeric finding; also the bounds of its low / within /
+        high answer bins in ``next_best_findings``.
+    abnormal_outside_reference : bool
+        Whether a value outside the reference range is abnormal and marked low/high (true for
+        measurements; false for age, whose "reference" is only a band).
     hard : tuple of float or None
         Hard plausible range of a numeric finding; values outside it are rejected.
     decimals : int
@@ -92,6 +96,7 @@ class Finding:
     decimals: int = 1
     group: str | None = None
     help: str | None = None
+    abnormal_outside_reference: bool = True
 
     @property
     def is_numeric(self) -> bool:
@@ -297,9 +302,12 @@ def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems
     _need(kind in KINDS, f"{where}.kind", f"must be one of {', '.join(KINDS)} (got {kind!r})", problems)
     group = raw.get("group")
     _need(group is None or group in _GROUPS, f"{where}.group", f"must be one of {', '.join(_GROUPS)}", problems)
-    known = {"label", "section", "kind", "levels", "unit", "reference", "hard", "decimals", "group", "help", "src"}
+    known = {"label", "section", "kind", "levels", "unit", "reference", "hard", "decimals", "group", "help", "src",
+             "abnormal_outside_reference"}
     for key in raw:
         _need(key in known, f"{where}.{key}", "unknown field", problems)
+    _need(isinstance(raw.get("abnormal_outside_reference", True), bool), f"{where}.abnormal_outside_reference",
+          "must be true or false", problems)
     levels: tuple[Level, ...] = ()
     unit = reference = hard = None
     if kind == "binary":
@@ -340,6 +348,7 @@ def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems
         decimals=int(raw.get("decimals", 1)),
         group=group,
         help=raw.get("help"),
+        abnormal_outside_reference=raw.get("abnormal_outside_reference", True),
     )
 
 
@@ -371,13 +380,17 @@ def parse_schema(document: Mapping, *, source: str = "schema") -> Schema:
     return Schema(findings=tuple(findings), sections=dict(sections), format_version=version)
 
 
+def read_toml(path: Path, error: type[Exception]) -> dict:
+    """A TOML file as a dict; a malformed file raises ``error`` naming the file and the place."""
+    with open(path, "rb") as handle:
+        try:
+            return tomllib.load(handle)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as problem:
+            raise error(f"{path.name}: not valid TOML ({problem})") from None
+
+
 @cache
 def load_schema(path: str | Path | None = None) -> Schema:
     """Load and validate the finding schema (the shipped one by default)."""
     path = Path(path) if path is not None else SCHEMA_PATH
-    with open(path, "rb") as handle:
-        try:
-            document = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise SchemaError(f"{path.name}: not valid TOML ({error})") from None
-    return parse_schema(document, source=path.name)
+    return parse_schema(read_toml(path, SchemaError), source=path.name)

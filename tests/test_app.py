@@ -268,26 +268,6 @@ def test_parse_import_messages(app_module):
     assert dict(case.values) == {"potassium": 2.9, "sex": "female"}
 
 
-def test_waterfall_adds_up_from_base_rate_to_score(app_module, tiny_diagnoser):
-    explanation = tiny_diagnoser.explain(load_examples()[0].case, "idiopathic_nocturnal")
-    frame = app_module.waterfall(explanation, limit=3)
-    steps = frame.iloc[1:-1]
-    assert frame["end"].iloc[0] == pytest.approx(explanation.base_value)
-    assert steps["end"].iloc[-1] == pytest.approx(explanation.value, abs=1e-6)
-    assert frame["end"].iloc[-1] == pytest.approx(explanation.value)
-    assert steps["kind"].iloc[-1] == "not assessed"
-    assert "other entered findings" in " ".join(frame["step"])
-    assert set(steps["kind"].iloc[:-1]) <= {"for", "against"}
-
-
-def test_key_findings_come_from_the_class_entries(app_module, kb):
-    frame = app_module.key_findings("pad_claudication")
-    entries = kb.document["classes"]["pad_claudication"]["findings"]
-    assert len(frame) == len(entries)
-    assert frame["source"].str.len().gt(0).all()
-    assert "seed:6" in " ".join(frame["source"])
-
-
 def test_streamlit_config_is_locked_down():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["headless"] is True

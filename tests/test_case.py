@@ -42,6 +42,12 @@ def test_numbers_and_numeric_strings_are_accepted_and_flagged():
     assert case.describe("potassium") == "Potassium 2.9 mmol/L (low)"
 
 
+def test_age_outside_its_band_is_not_called_low_or_high():
+    case = validate_case({"age": 71, "potassium": 5.6})
+    assert case.flags == {"potassium": "high"}
+    assert case.describe("age") == "Age 71 years"
+
+
 @pytest.mark.parametrize("empty", [None, "", "  ", float("nan"), "not assessed", "NA"])
 def test_empty_values_mean_not_assessed(empty):
     assert validate_case({"potassium": empty, "urge_to_move": "yes"}).values == {"urge_to_move": "present"}
@@ -113,3 +119,4 @@ def test_any_invalid_value_raises_naming_the_field(pair):
     with pytest.raises(CaseError) as error:
         validate_case({companion: "yes", finding.id: value})
     assert list(error.value.problems) == [finding.id]
+

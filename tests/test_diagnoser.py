@@ -223,3 +223,16 @@ def test_many_threads_get_the_same_answers_as_one(tiny_diagnoser):
         for _ in range(3):
             got = list(pool.map(answer, cases))
             assert got == expected
+
+
+def test_waterfall_runs_from_the_base_rate_through_every_finding_to_the_score(tiny_diagnoser):
+    explanation = tiny_diagnoser.explain(HYPOKALEMIA, "hypokalemia")
+    steps = explanation.waterfall(limit=2)
+    assert steps[0].kind == "base rate" and steps[0].end == pytest.approx(explanation.base_value)
+    assert steps[-1].kind == "score" and steps[-1].end == pytest.approx(explanation.value)
+    middle = steps[1:-1]
+    assert [s.start for s in middle[1:]] == pytest.approx([s.end for s in middle[:-1]])  # each starts where the last ended
+    assert middle[-1].kind == "not assessed" and middle[-1].contribution == pytest.approx(explanation.not_assessed)
+    assert middle[-1].end == pytest.approx(explanation.value, abs=1e-6)
+    assert len(explanation.contributions) > 2 and "other entered findings" in middle[2].text
+    assert all(s.kind == ("for" if s.contribution > 0 else "against") for s in middle[:-1])

@@ -544,3 +544,18 @@ def test_structural_errors_raise_knowledge_error(fresh_knowledge_document, edit,
     edit(fresh_knowledge_document)
     with pytest.raises(KnowledgeError, match=words):
         parse_knowledge(fresh_knowledge_document)
+
+
+def test_key_findings_list_every_entry_of_the_class_with_its_source_most_distinctive_first(kb):
+    from synthetic.summary import cited_references, key_findings
+
+    frame = key_findings(kb, "pad_claudication")
+    entry = kb.document["classes"]["pad_claudication"]
+    n_entries = len(entry.get("findings", {})) + sum(len(p.get("findings", {})) for p in entry.get("profiles", {}).values())
+    assert len(frame) == n_entries
+    assert frame["source"].str.len().gt(0).all()
+    assert "seed:6" in " ".join(frame["source"])
+    # an absent pedal pulse or a low ABI tells more about PAD than, say, the sex ratio
+    top = " ".join(frame["finding"].head(5))
+    assert "pulse" in top.lower() or "ankle-brachial" in top.lower()
+    assert any(ref.startswith("[6] ") and len(ref) > 6 for ref in cited_references(kb, "pad_claudication"))

@@ -105,9 +105,10 @@ def _mutate(document, edit):
         (lambda d: d["findings"]["urge_to_move"].update(levels={"no": "no", "yes": "yes"}), "findings.urge_to_move.levels"),
         (lambda d: d["findings"]["urge_to_move"].update(colour="red"), "findings.urge_to_move.colour"),
         (lambda d: d["findings"].update(BadId={"label": "x", "section": "history", "kind": "binary"}), "findings.BadId"),
+        (lambda d: d["findings"]["age"].update(abnormal_outside_reference="no"), "findings.age.abnormal_outside_reference"),
     ],
     ids=["reference-outside-hard", "no-unit", "hard-reversed", "no-src", "bad-section",
-         "bad-kind", "one-level", "binary-with-levels", "unknown-field", "not-snake-case"],
+         "bad-kind", "one-level", "binary-with-levels", "unknown-field", "not-snake-case", "flag-not-bool"],
 )
 def test_invalid_schema_document_names_finding_and_field(schema_document, edit, where):
     with pytest.raises(SchemaError, match=re.escape(where)):

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from model.artifact import ArtifactError
 
-from model.report import DISCLAIMER
+from model.report import DISCLAIMER, percent
 
 
 class UserError(Exception):
@@ -188,15 +188,12 @@ def _read_case_file(path: Path):
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".json":
+        from model.report import findings_from_json
+
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise UserError(f"{path}: not valid JSON ({error})") from None
-        if isinstance(document, dict) and isinstance(document.get("findings"), dict):
-            document = document["findings"]  # an exported case carries its findings under "findings"
-        if not isinstance(document, dict):
-            raise UserError(f"{path}: expected one JSON object of finding -> value")
-        return "one", document
+            return "one", findings_from_json(path.read_bytes())
+        except ValueError as error:
+            raise UserError(f"{path}: {error}") from None
     if suffix in (".csv", ".parquet"):
         import pandas as pd
 
@@ -215,7 +212,7 @@ def _print_report(report: dict, diagnoser) -> None:
         print()
     print("Differential (probability, ICD-10):")
     for rank, cause in enumerate(report["differential"], 1):
-        print(f"  {rank:2d}. {cause['name']:<52} {cause['probability']:6.1%}  {cause['icd10'] or ''}")
+        print(f"  {rank:2d}. {cause['name']:<52} {percent(cause['probability']):>6}  {cause['icd10'] or ''}")
     if report["atypical"]["is_atypical"]:
         print(f"\nNote: {report['atypical']['message']}")
     if "explanation" in report:

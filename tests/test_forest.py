@@ -1,0 +1,53 @@
+"""The compiled forest scores exactly as scikit-learn does (it replaces it for small batches)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from model.diagnoser import SMALL_BATCH
+from model.forest import CompiledForest
+from synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def forest(tiny_diagnoser):
+    return CompiledForest(tiny_diagnoser.estimator_)
+
+
+def test_scores_equal_scikit_learn_on_generated_cases_with_missing_findings(tiny_diagnoser, forest):
+    codes = tiny_diagnoser.schema.encode(generate(400, seed=11))
+    assert np.isnan(codes).any() and (~np.isnan(codes)).any()
+    np.testing.assert_allclose(forest.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes),
+                               rtol=0, atol=1e-9)
+
+
+def test_values_on_a_threshold_go_left_and_missing_values_follow_the_learned_side(tiny_diagnoser, forest):
+    """Cases whose values sit exactly on split thresholds, or are missing, one feature at a time."""
+    rng = np.random.default_rng(5)
+    splits = ~forest.is_leaf_
+    features, thresholds = forest.feature_[splits], forest.threshold_[splits]
+    chosen = rng.choice(len(features), size=300, replace=False)
+    base = tiny_diagnoser.schema.encode(generate(300, seed=12))
+    codes = base.copy()
+    codes[np.arange(300), features[chosen]] = thresholds[chosen]
+    codes[::3, features[chosen][::3]] = np.nan
+    np.testing.assert_allclose(forest.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes),
+                               rtol=0, atol=1e-9)
+
+
+def test_one_case_and_large_batches_agree(tiny_diagnoser):
+    codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 10, seed=13))
+    whole = tiny_diagnoser.scores(codes)  # scikit-learn
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:1]), whole[:1], rtol=0, atol=1e-9)
+
+
+def test_a_model_with_categorical_splits_is_refused():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 500), rng.normal(size=500)]).astype(float)
+    y = (X[:, 0] == 2).astype(int) + (X[:, 1] > 0)
+    model = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(X, y)
+    with pytest.raises(ValueError, match="categorical"):
+        CompiledForest(model)
