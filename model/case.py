@@ -8,6 +8,7 @@ offending field at once with what it accepts.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
@@ -150,6 +151,12 @@ def _resolve_names(schema: Schema) -> dict[str, str]:
     return names
 
 
+def _unknown_finding(key: str, names: Mapping[str, str]) -> str:
+    close = difflib.get_close_matches(key.strip().lower(), list(names), n=1, cutoff=0.75)
+    hint = f"did you mean {names[close[0]]!r}? " if close else ""
+    return f"unknown finding; {hint}`crampdx findings` lists the ids, labels and accepted values"
+
+
 def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = None) -> Case:
     """Validate one case against the finding schema.
 
@@ -186,7 +193,7 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     for key, raw in mapping.items():
         fid = names.get(str(key).strip()) or names.get(str(key).strip().lower())
         if fid is None:
-            problems[str(key)] = "unknown finding; see `crampdx knowledge` or model/findings.toml for the ids"
+            problems[str(key)] = _unknown_finding(str(key), names)
             continue
         if _is_empty(raw):
             continue

@@ -37,6 +37,25 @@ def test_knowledge_json_lists_every_class_with_provenance(capsys, kb):
     assert abs(sum(c["prior"] for c in listing["classes"]) - 1) < 1e-4
 
 
+def test_findings_lists_every_finding_with_what_it_accepts(capsys, schema):
+    assert main(["findings"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {fid} " in out for fid in schema.ids)
+    assert "Potassium [mmol/L; reference 3.5–5, plausible 1.5–9]" in out
+    assert main(["findings", "--section", "laboratory", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [f["id"] for f in listing["findings"]] == [f.id for f in schema.in_section("laboratory")]
+
+
+def test_a_misspelt_finding_gets_a_suggestion(tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"Agee": 70, "pedal pulse": "absent"}), encoding="utf-8")
+    assert main(["predict", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert "Agee: unknown finding; did you mean 'age'?" in err
+    assert "pedal pulse: unknown finding; did you mean 'pedal_pulses'?" in err and "Traceback" not in err
+
+
 def test_knowledge_table_mentions_the_demoted_cause(capsys):
     assert main(["knowledge"]) == 0
     out = capsys.readouterr().out

@@ -108,6 +108,32 @@ def knowledge_summary() -> dict:
     }
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    from model.schema import load_schema
+
+    schema = load_schema()
+    sections = [args.section] if args.section else list(schema.sections)
+    if args.json:
+        document = schema.to_dict()
+        document["findings"] = [f for f in document["findings"] if f["section"] in sections]
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    for section in sections:
+        findings = schema.in_section(section)
+        print(f"{schema.sections[section]} ({len(findings)})")
+        width = max(len(f.id) for f in findings)
+        for f in findings:
+            if f.is_numeric:
+                accepted = (f"{f.unit}; reference {f.reference[0]:g}–{f.reference[1]:g}, "
+                            f"plausible {f.hard[0]:g}–{f.hard[1]:g}")
+            else:
+                accepted = " | ".join(level.id for level in f.levels)
+            print(f"  {f.id:<{width}}  {f.label} [{accepted}]")
+        print()
+    print("A case file maps ids (or labels) to values; binary findings also take yes/no, true/false, 1/0.")
+    return 0
+
+
 def cmd_knowledge(args: argparse.Namespace) -> int:
     summary = knowledge_summary()
     if args.json:
@@ -282,6 +308,12 @@ def _predict_many(diagnoser, frame, args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------- main
 
+def _section_ids() -> list[str]:
+    from model.schema import load_schema
+
+    return list(load_schema().sections)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crampdx",
@@ -300,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     know = sub.add_parser("knowledge", help="list the etiology classes with prior, ICD-10 code and provenance")
     know.add_argument("--json", action="store_true", help="print one JSON object")
     know.set_defaults(handler=cmd_knowledge)
+
+    fi = sub.add_parser("findings", help="list the findings a case can hold: ids, labels, levels, units and ranges")
+    fi.add_argument("--section", choices=list(_section_ids()), help="only this section")
+    fi.add_argument("--json", action="store_true", help="print the finding schema as one JSON object")
+    fi.set_defaults(handler=cmd_findings)
 
     from training.pipeline import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
 
@@ -357,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"crampdx {args.command}: interrupted; nothing was overwritten", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`crampdx findings | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
