@@ -15,6 +15,7 @@ __all__ = ["RedFlag", "red_flags"]
 
 URGENT, WARNING, ADVICE = "urgent", "warning", "advice"
 ABI_CRITICAL = 0.4  # assumption: an ankle-brachial index below 0.4 marks critical ischemia
+ABI_PAD = 0.9  # assumption: the usual diagnostic threshold of PAD, ABI <= 0.90
 
 _DRUGS = {
     "med_iv_iron_sucrose": "intravenous iron sucrose",
@@ -41,10 +42,25 @@ def _present(case: Case, fid: str) -> bool:
     return case.values.get(fid) == "present"
 
 
+def _sentence(text: str) -> str:
+    """Upper-case the first letter only (``str.capitalize`` would write "nsaid")."""
+    return text[:1].upper() + text[1:]
+
+
+def _abnormal_pulses(case: Case) -> str | None:
+    pulses = case.values.get("pedal_pulses")
+    return f"{pulses} pedal pulses" if pulses in ("diminished", "absent") else None
+
+
 def _critical_limb_ischemia(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     signs = []
-    if case.values.get("cramp_timing") == "constant_rest_pain":
+    timing, pulses = case.values.get("cramp_timing"), _abnormal_pulses(case)
+    if timing == "constant_rest_pain":
         signs.append("ischemic rest pain")
+    elif timing == "nocturnal_at_rest" and case.values.get("cramp_location") == "foot" and pulses:
+        # assumption: ischemic rest pain is typically worst at night in bed, in the foot,
+        # so nocturnal foot pain with abnormal pulses is read as rest pain, not a cramp
+        signs.append(f"night-time foot pain at rest with {pulses}")
     if _present(case, "nonhealing_wound"):
         signs.append("a nonhealing wound")
     if _present(case, "gangrene"):
@@ -56,8 +72,72 @@ def _critical_limb_ischemia(case: Case, ranking: Sequence[str]) -> RedFlag | Non
         return None
     return RedFlag(
         "critical_limb_ischemia", URGENT, "Possible critical limb ischemia",
-        f"{', '.join(signs).capitalize()}: critical limb ischemia requires urgent vascular evaluation (seed:4).",
+        f"{_sentence(', '.join(signs))}: critical limb ischemia manifests as ischemic rest pain, nonhealing wounds "
+        "or gangrene and requires urgent vascular evaluation (seed:4).",
         tuple(signs))
+
+
+def _peripheral_arterial_disease(case: Case, ranking: Sequence[str]) -> RedFlag | None:
+    if _critical_limb_ischemia(case, ranking) is not None:
+        return None  # the urgent flag already sends the patient to vascular evaluation
+    signs = [pulses] if (pulses := _abnormal_pulses(case)) else []
+    abi = case.values.get("ankle_brachial_index")
+    if abi is not None and abi <= ABI_PAD:
+        signs.append(f"ankle-brachial index {abi:.2f}")
+    if not signs:
+        return None
+    return RedFlag(
+        "peripheral_arterial_disease", WARNING, "Signs of peripheral arterial disease",
+        f"{_sentence(' and '.join(signs))} suggest a vascular cause (seed:6); even asymptomatic peripheral "
+        "arterial disease carries significant cardiovascular mortality risk, so do not settle on idiopathic "
+        "cramps (seed:6).",
+        tuple(signs))
+
+
+def _vascular_risks(case: Case) -> list[str]:
+    risks = []
+    age = case.values.get("age")
+    if age is not None and age >= 50:  # assumption: PAD screening age
+        risks.append(f"age {age:.0f}")
+    if case.values.get("smoking") in ("current", "former"):
+        risks.append(f"{case.values['smoking']} smoker")
+    if _present(case, "diabetes"):
+        risks.append("diabetes")
+    if _present(case, "metabolic_syndrome"):
+        risks.append("metabolic syndrome")
+    return risks
+
+
+def _exclude_vascular_disease(case: Case, ranking: Sequence[str]) -> RedFlag | None:
+    pulses = case.values.get("pedal_pulses")
+    if "ankle_brachial_index" in case or pulses in ("diminished", "absent"):
+        return None  # measured, or already flagged as signs of PAD
+    risks = _vascular_risks(case)
+    if not risks:
+        return None
+    if pulses == "normal":
+        message = ("Normal pedal pulses do not exclude peripheral arterial disease (seed:6): with these risk factors, "
+                   "measure the ankle-brachial index before assuming benign idiopathic cramps; even asymptomatic PAD "
+                   "carries significant cardiovascular mortality risk (seed:6).")
+    else:
+        message = ("Do not assume benign idiopathic cramps before examining pedal pulses and the ankle-brachial index: "
+                   "even asymptomatic PAD carries significant cardiovascular mortality risk (seed:6).")
+    return RedFlag("exclude_vascular_disease", WARNING, "Exclude peripheral arterial disease", message, tuple(risks))
+
+
+def _claudication_pattern(case: Case, ranking: Sequence[str]) -> RedFlag | None:
+    if case.values.get("cramp_timing") != "exertional":
+        return None
+    pattern = [name for fid, name in (("relieved_by_rest", "resolves with rest"),
+                                      ("reproducible_walking_distance", "at a reproducible walking distance"))
+               if _present(case, fid)]
+    if not pattern:
+        return None
+    return RedFlag(
+        "claudication_pattern", WARNING, "Claudication, not nocturnal cramps?",
+        "Exertional leg pain that " + " and ".join(pattern) + " is the pattern of claudication, not of true cramps, "
+        "which occur at rest in bed (seed:4,2): examine pedal pulses and measure the ankle-brachial index (seed:6).",
+        ("exertional pain", *pattern))
 
 
 def _no_quinine(case: Case, ranking: Sequence[str]) -> RedFlag | None:
@@ -70,56 +150,55 @@ def _no_quinine(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     return RedFlag(
         "no_quinine", WARNING, "Do not prescribe quinine",
         "Do not prescribe quinine for nocturnal leg cramps: the FDA warns that serious hematologic reactions, "
-        "including thrombocytopenia and HUS/TTP, outweigh any benefit (seed:9,2).",
+        "including thrombocytopenia and HUS/TTP, outweigh any benefit, and quinine is contraindicated for cramp "
+        "treatment (seed:9,2).",
         tuple(because))
-
-
-def _exclude_vascular_disease(case: Case, ranking: Sequence[str]) -> RedFlag | None:
-    if "pedal_pulses" in case or "ankle_brachial_index" in case:
-        return None
-    risks = []
-    age = case.values.get("age")
-    if age is not None and age >= 50:  # assumption: PAD screening age
-        risks.append(f"age {age:.0f}")
-    if case.values.get("smoking") in ("current", "former"):
-        risks.append(f"{case.values['smoking']} smoker")
-    if _present(case, "diabetes"):
-        risks.append("diabetes")
-    if _present(case, "metabolic_syndrome"):
-        risks.append("metabolic syndrome")
-    if not risks:
-        return None
-    return RedFlag(
-        "exclude_vascular_disease", WARNING, "Exclude peripheral arterial disease",
-        "Do not assume benign idiopathic cramps before examining pedal pulses and the ankle-brachial index: "
-        "even asymptomatic PAD carries significant cardiovascular mortality risk (seed:6).",
-        tuple(risks))
 
 
 def _medication_review(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     drugs = [name for fid, name in _DRUGS.items() if _present(case, fid)]
-    if not drugs:
-        return None
-    diuretic = " Diuretics cause electrolyte-mediated cramping: check potassium, magnesium and sodium (seed:2,3)." if _present(case, "med_diuretic") else ""
+    if drugs:
+        diuretic = (" Diuretics cause electrolyte-mediated cramping: check potassium, magnesium and sodium (seed:2,3)."
+                    if _present(case, "med_diuretic") else "")
+        return RedFlag(
+            "medication_review", ADVICE, "Review medications",
+            f"{_sentence(', '.join(drugs))} {'is' if len(drugs) == 1 else 'are'} strongly associated with leg cramps "
+            f"(seed:2).{diuretic}",
+            tuple(drugs))
+    if not case or any(fid in case for fid in _DRUGS):
+        return None  # nothing entered yet, or the medications were reviewed
     return RedFlag(
         "medication_review", ADVICE, "Review medications",
-        f"{', '.join(drugs).capitalize()} {'is' if len(drugs) == 1 else 'are'} strongly associated with leg cramps (seed:2).{diuretic}",
-        tuple(drugs))
+        "No medications recorded: do not overlook the medication review; diuretics and other commonly prescribed "
+        "drugs frequently cause electrolyte-mediated cramping (seed:2,3).",
+        ("no medication entered",))
+
+
+_NEUROLOGIC_EXAM = {"pinprick": "pinprick", "vibration": "vibration", "monofilament": "monofilament",
+                    "ankle_reflex": "ankle reflexes"}
 
 
 def _diabetic_neuropathy(case: Case, ranking: Sequence[str]) -> RedFlag | None:
-    symptoms = [name for fid, name in (("paresthesias", "tingling"), ("numbness", "numbness"), ("burning_feet", "burning feet")) if _present(case, fid)]
-    if not (_present(case, "diabetes") and symptoms):
+    if not _present(case, "diabetes"):
         return None
+    symptoms = [name for fid, name in (("paresthesias", "tingling"), ("numbness", "numbness"),
+                                       ("burning_feet", "burning feet")) if _present(case, fid)]
+    missing = [name for fid, name in _NEUROLOGIC_EXAM.items() if fid not in case]
+    if not symptoms and not missing:
+        return None  # the neurologic examination is complete: the model weighs its results
+    what = "Diabetes with sensory symptoms" if symptoms else "Diabetes"
+    examine = f"examine {', '.join(missing)}" if missing else "the neurologic examination is recorded"
     return RedFlag(
-        "diabetic_neuropathy", WARNING, "Do not miss diabetic neuropathy",
-        "Diabetes with sensory symptoms: cramping may be the presenting symptom of diabetic neuropathy; examine "
-        "pinprick, vibration, monofilament and ankle reflexes and review glycaemic control (seed:4).",
-        ("diabetes", *symptoms))
+        "diabetic_neuropathy", WARNING if symptoms else ADVICE, "Do not miss diabetic neuropathy",
+        f"{what}: cramping may be the presenting symptom of diabetic neuropathy, which requires a comprehensive "
+        f"neurologic evaluation and glycaemic control (seed:4); {examine}.",
+        ("diabetes", *symptoms, *(f"{name} not examined" for name in missing)))
 
 
 RULES: tuple[Callable[[Case, Sequence[str]], RedFlag | None], ...] = (
     _critical_limb_ischemia,
+    _peripheral_arterial_disease,
+    _claudication_pattern,
     _exclude_vascular_disease,
     _diabetic_neuropathy,
     _no_quinine,
