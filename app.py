@@ -190,13 +190,25 @@ def clear_all() -> None:
     set_findings({})
     st.session_state["example"] = ""
     st.session_state.pop("import_message", None)
+    st.session_state.pop("loaded", None)
+
+
+def load_case(values: dict[str, Any], name: str) -> None:
+    """Replace the entries with a loaded case, remembered so that it can be loaded again."""
+    set_findings(values)
+    st.session_state["loaded"] = (name, values)
+
+
+def load_again() -> None:
+    name, values = st.session_state["loaded"]
+    set_findings(values)
 
 
 def load_example() -> None:
     chosen = st.session_state.get("example")
     example = next((e for e in load_examples() if e.id == chosen), None)
     if example is not None:
-        set_findings(dict(example.case.values))
+        load_case(dict(example.case.values), example.name)
         st.session_state.pop("import_message", None)
 
 
@@ -229,7 +241,7 @@ def import_case() -> None:
     except ValueError as error:
         st.session_state["import_message"] = ("error", str(error))
         return
-    set_findings(dict(case.values))
+    load_case(dict(case.values), upload.name)
     st.session_state["example"] = ""
     st.session_state["import_message"] = ("success", f"Imported {len(case)} findings from {upload.name}.")
 
@@ -322,15 +334,19 @@ def cause_text(cause) -> str:
 
 def show_ranking(causes, chosen: str) -> None:
     frame = pd.DataFrame({
+        "rank": list(range(1, len(causes) + 1)),
         "cause": [cause_text(c) for c in causes],
         "probability": [c.probability for c in causes],
         "shown": [percent(c.probability) for c in causes],
         "chosen": ["explained below" if c.id == chosen else "other" for c in causes],
     })
     encoding = {
-        "y": {"field": "cause", "type": "nominal", "sort": None, "title": None, "axis": {"labelLimit": 360}},
+        # an explicit sort: with none, Vega keeps the row order of the previous case
+        "y": {"field": "cause", "type": "nominal", "sort": {"field": "rank", "order": "ascending"}, "title": None,
+              "axis": {"labelLimit": 360, "labelOverlap": False}},
         "x": {"field": "probability", "type": "quantitative", "title": "probability",
-              "axis": {"format": "%"}, "scale": {"domain": [0, 1]}},
+              "axis": {"format": "%", "values": [0, 0.2, 0.4, 0.6, 0.8, 1.0]},
+              "scale": {"domain": [0, 1.15]}},  # room for the label of a bar near 100 %
         "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "shown", "type": "nominal", "title": "probability"}],
     }
     spec = {
@@ -362,7 +378,7 @@ def choose_cause(causes, values: tuple) -> str:
 
 
 def waterfall(explanation) -> pd.DataFrame:
-    """The explanation's waterfall steps (base rate, findings, not assessed, score) as a frame."""
+    """The explanation's waterfall steps (average case, findings, not assessed, this case) as a frame."""
     steps = explanation.waterfall()
     frame = pd.DataFrame([(s.text, s.kind, s.start, s.end, s.contribution) for s in steps],
                          columns=["step", "kind", "start", "end", "contribution"])
@@ -372,32 +388,43 @@ def waterfall(explanation) -> pd.DataFrame:
 
 def show_explanation(explanation, prior: float | None) -> None:
     frame = waterfall(explanation)
-    kinds = ["for", "against", "base rate", "not assessed", "score"]
+    kinds = ["for", "against", "average case", "not assessed", "score"]
     spec = {
         "height": 26 * len(frame) + 20,
         "mark": {"type": "bar"},
         "encoding": {
-            "y": {"field": "step", "type": "nominal", "title": None, "axis": {"labelLimit": 360},
+            "y": {"field": "step", "type": "nominal", "title": None, "axis": {"labelLimit": 360, "labelOverlap": False},
                   "sort": {"field": "order", "order": "ascending"}},
-            "x": {"field": "start", "type": "quantitative", "title": "log-odds score (SHAP); right = for"},
+            "x": {"field": "start", "type": "quantitative", "title": "score (right = for)"},
             "x2": {"field": "end"},
             "color": {"field": "kind", "type": "nominal", "legend": None,
-                      "scale": {"domain": kinds, "range": ["#2e7d32", "#c62828", "#7f7f7f", "#c7c7c7", "#1f5fa8"]}},
+                      "scale": {"domain": kinds, "range": ["#2e7d32", "#c62828", "#5f5f5f", "#c7c7c7", "#1f5fa8"]}},
             "tooltip": [{"field": "step", "type": "nominal"},
                         {"field": "contribution", "type": "quantitative", "format": "+.2f"}],
         },
     }
     st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"] + 30)
-    prior_text = f"; its prior in the knowledge base is {prior:.1%}" if prior is not None else ""
-    st.caption(f"**{explanation.cause_name}: {percent(explanation.probability)}.** Starting from the base rate "
-               f"(grey, {explanation.base_value:+.2f}: the score of an average synthetic case{prior_text}), each "
-               f"entered finding moves the score up (green, for) or down (red, against); the "
-               f"{explanation.n_not_assessed} findings not assessed count together as one line (light grey, "
-               f"{explanation.not_assessed:+.2f}) and are never reasons. Blue: the cause's score.")
+    st.caption(f"**{explanation.cause_name}: {percent(explanation.probability)}.** The bars start at the score of "
+               f"an average synthetic case (dark grey, {explanation.base_value:+.2f}); each entered finding moves the "
+               f"score up (green, for) or down (red, against); the {explanation.n_not_assessed} findings not assessed "
+               f"count together as one line (light grey, {explanation.not_assessed:+.2f}) and are never reasons. Blue: "
+               "this case's score. Probabilities are the softmax of the causes' scores: a cause is more probable the "
+               "higher its score is above the others'."
+               + (f" Its prior in the knowledge base is {percent(prior)}." if prior is not None else ""))
+    largest = max((abs(c.contribution) for c in explanation.contributions), default=0.0)
+    if abs(explanation.not_assessed) > largest:
+        st.caption("The findings not yet assessed move this score more than any entered finding: what is not known "
+                   "still shapes the ranking, so the suggestions below matter.")
     pro, contra = explanation.for_and_against()
+    shown = [c for c in (*pro, *contra) if abs(c.contribution) >= 0.005]
     left, right = st.columns(2)
-    left.markdown("**For**\n" + ("".join(f"\n- {c.text} ({c.contribution:+.2f})" for c in pro) or "\n- none"))
-    right.markdown("**Against**\n" + ("".join(f"\n- {c.text} ({c.contribution:+.2f})" for c in contra) or "\n- none"))
+    for column, title, items in ((left, "For", [c for c in shown if c.contribution > 0]),
+                                 (right, "Against", [c for c in shown if c.contribution < 0])):
+        column.markdown(f"**{title}**\n" + ("".join(f"\n- {c.text} ({c.contribution:+.2f})" for c in items) or "\n- none"))
+    negligible = len(explanation.contributions) - len(shown)
+    if negligible:
+        st.caption(f"{negligible} entered finding{'s' if negligible > 1 else ''} had no noticeable effect on this cause "
+                   "(|contribution| < 0.005).")
 
 
 def show_next(suggestions) -> None:
@@ -422,7 +449,7 @@ def show_next(suggestions) -> None:
 
 def show_differential(diagnoser: Diagnoser):
     """Findings on the left, the differential and its explanation on the right; returns the
-    case and the cause explained (for the export)."""
+    case, the cause explained and the entries not used (for the export)."""
     case, problems = checked(entered())
     key, values = model_key(diagnoser), _frozen(case)
     left, right = st.columns([1, 1], gap="large")
@@ -435,7 +462,7 @@ def show_differential(diagnoser: Diagnoser):
         assessment = assess(diagnoser, key, values)
         show_alerts(assessment, problems)
         atypical_slot = st.container()
-        if not case:
+        if not case and not problems:
             st.info("No findings entered yet: the ranking is that of an average synthetic case. "
                     "Enter findings or load an example case.")
         causes = assessment["causes"][:TOP]
@@ -448,7 +475,7 @@ def show_differential(diagnoser: Diagnoser):
         show_next(assessment["next"])
     with atypical_slot:  # asked last, so that it never delays the rest of the page
         show_atypical(atypical_check(diagnoser, key, values))
-    return case, cause_id
+    return case, cause_id, problems
 
 
 # -------------------------------------------------------------------------------- about
@@ -557,24 +584,29 @@ def sidebar(diagnoser: Diagnoser | None) -> str:
         if st.session_state.get("example") in examples:
             example = examples[st.session_state["example"]]
             st.caption(f"{example.summary} *Illustrates: {knowledge().class_of(example.cause).name}.*")
+        loaded = st.session_state.get("loaded")
+        changed = loaded is not None and entered() != loaded[1]
+        if changed:
+            st.caption(f"The findings have changed since *{loaded[0]}* was loaded.")
+            st.button("Load it again", on_click=load_again, key="load_again", width="stretch")
         st.button("Clear all", on_click=clear_all, key="clear_all", width="stretch")
         st.divider()
         st.file_uploader("Import a case (JSON)", type=["json"], key="import_file", on_change=import_case,
                          help="A finding → value object, or a report exported here.")
         message = st.session_state.get("import_message")
-        if message:
+        if message and not (message[0] == "success" and changed):
             (st.error if message[0] == "error" else st.success)(message[1])
         st.caption(DISCLAIMER)
     return view
 
 
-def export_buttons(diagnoser: Diagnoser, case, cause_id: str) -> None:
+def export_buttons(diagnoser: Diagnoser, case, cause_id: str, problems: dict[str, str]) -> None:
     """JSON and printable Markdown of the case, built only when a button is clicked."""
     limits = thread_limits()
 
     def report() -> dict:
         with limits.limit(limits=1):
-            return case_report(diagnoser, case, top=TOP, explain=cause_id)
+            return case_report(diagnoser, case, top=TOP, explain=cause_id, not_used=problems)
 
     with st.sidebar:
         st.divider()
@@ -597,14 +629,14 @@ def main() -> None:
     st.set_page_config(page_title="crampdx — leg cramps differential", layout="wide")
     keep_entries()
     st.title("crampdx — differential diagnosis of leg cramps")
-    st.warning(f"**{DISCLAIMER}** It must not replace clinical judgement.", icon=":material/info:")
+    st.warning(f"**{DISCLAIMER}**", icon=":material/info:")
     diagnoser = get_diagnoser()
     view = sidebar(diagnoser)
     if diagnoser is None:
         return
     if view == VIEWS[0]:
-        case, cause_id = show_differential(diagnoser)
-        export_buttons(diagnoser, case, cause_id)
+        case, cause_id, problems = show_differential(diagnoser)
+        export_buttons(diagnoser, case, cause_id, problems)
     else:
         show_about(diagnoser)
 

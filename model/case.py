@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -124,9 +125,33 @@ def _level(finding: Finding, raw: Any) -> tuple[str | None, str | None]:
     return None, f"unknown level {raw!r}; expected one of {accepted}"
 
 
+PREGNANCY_AGE = (10, 60)  # assumption: outside these ages a pregnancy is not physiologically possible
+
+
+def _impossible_combinations(values: Mapping[str, Any]) -> dict[str, str]:
+    """Findings that each are valid but cannot occur together, named on the dependent field."""
+    problems = {}
+    pregnancy = values.get("pregnancy")
+    if pregnancy is not None and pregnancy != "not_pregnant":
+        age = values.get("age")
+        if values.get("sex") == "male":
+            problems["pregnancy"] = "a pregnancy is not possible with sex male; set pregnancy to not pregnant or correct the sex"
+        elif age is not None and not PREGNANCY_AGE[0] <= age <= PREGNANCY_AGE[1]:
+            problems["pregnancy"] = (f"a pregnancy is not possible at age {age:g}; set pregnancy to not pregnant "
+                                     "or correct the age")
+    return problems
+
+
+_GROUPED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+
+
 def _number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str | None]:
     if isinstance(raw, bool):
         return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+    if isinstance(raw, str) and _GROUPED_THOUSANDS.match(raw.strip()):
+        # "12,000" could be twelve thousand or a decimal comma: never guess a lab value
+        return None, None, (f"{raw!r} is ambiguous (a thousands separator or a decimal comma?); "
+                            f"write it without a thousands separator, e.g. {raw.replace(',', '')}, in {finding.unit}")
     try:
         value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
     except (TypeError, ValueError):
@@ -211,6 +236,8 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
             problems[fid] = problem
         else:
             found[fid] = value
+    for fid, message in _impossible_combinations(found).items():
+        problems.setdefault(fid, message)
     if problems:
         raise CaseError(problems)
     ordered = {fid: found[fid] for fid in schema.ids if fid in found}

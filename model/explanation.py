@@ -77,24 +77,24 @@ class Explanation:
                 tuple(c for c in self.contributions if c.contribution < 0))
 
     def waterfall(self, limit: int = 12) -> list[WaterfallStep]:
-        """The explanation as the steps of a waterfall chart, from base rate to score.
+        """The explanation as the steps of a waterfall chart, from the average case to this case.
 
-        The base rate, the ``limit`` largest contributions (the rest of the entered findings
+        The average case's score, the ``limit`` largest contributions (the rest of the entered findings
         as one step), the findings not assessed as one step, and the cause's score; each
         step runs from ``start`` to ``end`` and the last contribution ends at ``value``.
         """
         shown, rest = self.contributions[:limit], self.contributions[limit:]
-        moves = [(c.text, "for" if c.contribution > 0 else "against", c.contribution) for c in shown]
+        moves = [(c.text, "for" if c.contribution >= 0 else "against", c.contribution) for c in shown]
         if rest:
             total = sum(c.contribution for c in rest)
-            moves.append((f"{len(rest)} other entered findings", "for" if total > 0 else "against", total))
+            moves.append((f"{len(rest)} other entered findings", "for" if total >= 0 else "against", total))
         moves.append((f"{self.n_not_assessed} findings not assessed (together)", "not assessed", self.not_assessed))
         running = self.base_value
-        steps = [WaterfallStep("Base rate (an average synthetic case)", "base rate", 0.0, running)]
+        steps = [WaterfallStep("Average synthetic case (base score)", "average case", 0.0, running)]
         for text, kind, move in moves:
             steps.append(WaterfallStep(text, kind, running, running + move))
             running += move
-        steps.append(WaterfallStep(f"Score of {self.cause_name}", "score", 0.0, self.value))
+        steps.append(WaterfallStep(f"This case: score of {self.cause_name}", "score", 0.0, self.value))
         return steps
 
     def to_dict(self) -> dict:
@@ -105,7 +105,7 @@ class Explanation:
 
 @dataclass(frozen=True)
 class WaterfallStep:
-    """One bar of a waterfall chart: ``kind`` is base rate, for, against, not assessed or score."""
+    """One bar of a waterfall chart: ``kind`` is average case, for, against, not assessed or score."""
 
     text: str
     kind: str

@@ -1,7 +1,8 @@
 """Red flags: rules from the seed's "Important Clinical Pitfalls", independent of the model.
 
-Each rule reads only the entered findings (and, for the quinine warning, where the
-differential places idiopathic cramps); each message cites the seed's reference numbers.
+Each rule reads only the entered findings (only the quinine warning also looks at whether the
+differential places idiopathic cramps among the top three); each message cites the seed's
+reference numbers. Thresholds the seed does not state are labelled assumptions.
 """
 
 from __future__ import annotations
@@ -142,11 +143,12 @@ def _claudication_pattern(case: Case, ranking: Sequence[str]) -> RedFlag | None:
 
 def _no_quinine(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     nocturnal = case.values.get("cramp_timing") == "nocturnal_at_rest"
-    idiopathic_high = "idiopathic_nocturnal" in ranking[:3]
+    # an empty case ranks the most common cause first: that is no reason to warn yet
+    idiopathic_high = bool(case) and "idiopathic_nocturnal" in ranking[:3]
     if not (nocturnal or idiopathic_high):
         return None
     because = ["nocturnal cramps"] if nocturnal else []
-    because += ["idiopathic nocturnal cramps rank high"] if idiopathic_high else []
+    because += ["idiopathic nocturnal cramps among the three most probable causes"] if idiopathic_high else []
     return RedFlag(
         "no_quinine", WARNING, "Do not prescribe quinine",
         "Do not prescribe quinine for nocturnal leg cramps: the FDA warns that serious hematologic reactions, "
@@ -174,6 +176,38 @@ def _medication_review(case: Case, ranking: Sequence[str]) -> RedFlag | None:
         ("no medication entered",))
 
 
+# assumption: common laboratory critical-value limits (the seed states none); values in the
+# schema's units (calcium and magnesium in mg/dL)
+CRITICAL_LIMITS = {
+    "potassium": (2.5, 6.5),
+    "sodium": (120.0, 160.0),
+    "calcium": (6.5, 13.0),
+    "magnesium": (1.0, 4.9),
+    "glucose": (50.0, 400.0),
+    "creatine_kinase": (None, 5000.0),
+}
+
+
+def _critical_laboratory_value(case: Case, ranking: Sequence[str]) -> RedFlag | None:
+    values = []
+    for fid, (low, high) in CRITICAL_LIMITS.items():
+        value = case.values.get(fid)
+        if value is None:
+            continue
+        if low is not None and value < low:
+            values.append(f"{case.describe(fid)}, below {low:g}")
+        elif high is not None and value > high:
+            values.append(f"{case.describe(fid)}, above {high:g}")
+    if not values:
+        return None
+    return RedFlag(
+        "critical_laboratory_value", URGENT, "Critical laboratory value",
+        f"{'; '.join(values)}: confirm and treat urgently, whatever the differential. Electrolyte disturbances "
+        "are among the causes of cramps (seed:1,3); the critical limits are common laboratory practice "
+        "(an assumption: the article states none).",
+        tuple(values))
+
+
 _NEUROLOGIC_EXAM = {"pinprick": "pinprick", "vibration": "vibration", "monofilament": "monofilament",
                     "ankle_reflex": "ankle reflexes"}
 
@@ -197,6 +231,7 @@ def _diabetic_neuropathy(case: Case, ranking: Sequence[str]) -> RedFlag | None:
 
 RULES: tuple[Callable[[Case, Sequence[str]], RedFlag | None], ...] = (
     _critical_limb_ischemia,
+    _critical_laboratory_value,
     _peripheral_arterial_disease,
     _claudication_pattern,
     _exclude_vascular_disease,

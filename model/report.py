@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import datetime, timezone
+from typing import Mapping
 
 from model.case import Case
 
@@ -13,7 +14,7 @@ __all__ = ["DISCLAIMER", "case_report", "findings_from_json", "markdown_report",
 
 DISCLAIMER = (
     "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
-    "review article; it has not been validated on patients."
+    "review article; it has not been validated on patients and must not replace clinical judgement."
 )
 REPORT_FORMAT_VERSION = 1
 
@@ -28,7 +29,8 @@ def percent(probability: float) -> str:
     return f"{probability:.1%}"
 
 
-def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = None, next_findings: int = 5) -> dict:
+def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = None, next_findings: int = 5,
+                not_used: Mapping[str, str] | None = None) -> dict:
     """Everything crampdx says about one case.
 
     Parameters
@@ -42,6 +44,9 @@ def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = N
         Cause id to explain; ``"top"`` explains the most probable cause.
     next_findings : int
         How many next-best findings to include.
+    not_used : mapping, optional
+        Entries that were made but failed validation (field -> message): reported so that
+        nothing entered disappears silently from the record.
     """
     causes = diagnoser.rank(case)
     report = {
@@ -51,6 +56,7 @@ def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = N
         "model": {"created": diagnoser.manifest_.get("created"), "model_sha256": diagnoser.manifest_.get("model_sha256")},
         "findings": case.to_dict(),
         "findings_text": {fid: case.describe(fid) for fid in case},
+        "entries_not_used": dict(not_used or {}),
         "differential": [c.to_dict() for c in causes[:top]],
         "red_flags": [asdict(flag) for flag in diagnoser.red_flags(case)],
         "atypical": diagnoser.atypical(case).to_dict(),
@@ -68,10 +74,14 @@ def markdown_report(report: dict) -> str:
              f"Report created {report['created']}.", ""]
     if report["red_flags"]:
         lines += ["## Red flags", ""]
-        lines += [f"- **{f['severity'].upper()} — {f['title']}.** {f['message']}" for f in report["red_flags"]]
+        lines += [f"- **{f['severity'].upper()} — {f['title']}.** {f['message']}"
+                  + (f" *Because: {', '.join(f['because'])}.*" if f.get("because") else "") for f in report["red_flags"]]
         lines.append("")
     lines += ["## Findings entered", ""]
     lines += [f"- {text}" for text in report["findings_text"].values()] or ["- none"]
+    if report.get("entries_not_used"):
+        lines += ["", "## Entered but not used (invalid; correct them and assess again)", ""]
+        lines += [f"- {field}: {message}" for field, message in report["entries_not_used"].items()]
     lines += ["", "## Differential", "", "| # | cause | ICD-10 | probability |", "|---|---|---|---|"]
     lines += [f"| {i} | {c['name']} | {c['icd10'] or '—'} | {percent(c['probability'])} |" for i, c in enumerate(report["differential"], 1)]
     if report["atypical"]["is_atypical"]:
@@ -79,8 +89,9 @@ def markdown_report(report: dict) -> str:
     if "explanation" in report:
         ex = report["explanation"]
         lines += ["", f"## Why {ex['cause_name']} ({percent(ex['probability'])})", "",
-                  "Contributions to the cause's log-odds score (SHAP); positive values argue for it.", "",
-                  "| finding | contribution |", "|---|---|", f"| base rate (average case) | {ex['base_value']:+.2f} |"]
+                  "Contributions to the cause's score (SHAP); positive values argue for it. The probabilities are the "
+                  "softmax of the causes' scores.", "",
+                  "| finding | contribution |", "|---|---|", f"| average synthetic case (base score) | {ex['base_value']:+.2f} |"]
         lines += [f"| {c['text']} | {c['contribution']:+.2f} |" for c in ex["contributions"]]
         lines += [f"| {ex['n_not_assessed']} findings not assessed | {ex['not_assessed']:+.2f} |",
                   f"| **score** | **{ex['value']:+.2f}** |"]
@@ -102,7 +113,8 @@ def findings_from_json(data: str | bytes) -> dict:
         One sentence: not UTF-8 JSON, or not an object of findings.
     """
     try:
-        document = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"not valid JSON ({error})") from None
     if isinstance(document, dict) and isinstance(document.get("findings"), dict):
@@ -110,3 +122,11 @@ def findings_from_json(data: str | bytes) -> dict:
     if not isinstance(document, dict) or not document:
         raise ValueError("expected a JSON object of finding -> value, or a report exported by crampdx")
     return document
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(map(repr, twice))} given twice; keep one value for each finding")
+    return dict(pairs)

@@ -141,6 +141,28 @@ def test_impossible_lab_value_shows_an_inline_error_naming_the_field(at):
     assert "Potassium" not in texts(at.error)
 
 
+def test_an_edited_example_can_be_loaded_again(at):
+    at.selectbox(key="example").set_value("hypokalemia").run()
+    assert "load_again" not in [b.key for b in at.button]  # nothing changed yet
+    open_section(at, "Laboratory")
+    at.number_input(key="f:potassium").set_value(4.1).run()
+    assert "have changed since" in texts(at.sidebar.caption)
+    at.button(key="load_again").click().run()
+    assert not at.exception
+    assert value(at, "potassium") == 2.8
+    assert "have changed since" not in texts(at.sidebar.caption)
+
+
+def test_a_pregnant_man_is_named_inline_and_left_out(at):
+    open_section(at, "Background & medications")
+    at.selectbox(key="f:sex").set_value("male")
+    at.selectbox(key="f:pregnancy").set_value("trimester_3").run()
+    assert not at.exception
+    assert "not possible with sex male" in texts(at.tabs[3].error)
+    assert "Not used until corrected: Pregnancy" in texts(at.warning)
+    assert "No findings entered" not in texts(at.info)
+
+
 def test_clear_all_resets_every_finding(at):
     at.selectbox(key="example").set_value("hypokalemia").run()
     assert value(at, "potassium") == 2.8

@@ -89,8 +89,16 @@ def _valid_value(finding):
     return st.sampled_from(finding.level_ids)
 
 
+def possible(mapping: dict) -> dict:
+    """Drop a pregnancy that the drawn sex or age rules out (tested on its own above)."""
+    if mapping.get("pregnancy", "not_pregnant") != "not_pregnant" and (
+            mapping.get("sex") == "male" or not 10 <= mapping.get("age", 30) <= 60):
+        return {**mapping, "pregnancy": "not_pregnant"}
+    return mapping
+
+
 valid_cases = st.lists(st.sampled_from(SCHEMA.findings), unique_by=lambda f: f.id, max_size=25).flatmap(
-    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings}))
+    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(possible)
 
 
 @settings(max_examples=200, deadline=None)
@@ -120,3 +128,28 @@ def test_any_invalid_value_raises_naming_the_field(pair):
         validate_case({companion: "yes", finding.id: value})
     assert list(error.value.problems) == [finding.id]
 
+
+
+@pytest.mark.parametrize("raw", ["12,000", "1,200", "1,200,000"])
+def test_a_thousands_separator_is_never_guessed(raw):
+    with pytest.raises(CaseError) as error:
+        validate_case({"creatine_kinase": raw})
+    assert "ambiguous" in error.value.problems["creatine_kinase"]
+    assert raw.replace(",", "") in error.value.problems["creatine_kinase"]
+
+
+@pytest.mark.parametrize(("case", "because"), [
+    ({"sex": "male", "pregnancy": "trimester_3"}, "sex male"),
+    ({"age": 8, "pregnancy": "trimester_2"}, "age 8"),
+    ({"age": 70, "sex": "female", "pregnancy": "1st trimester"}, "age 70"),
+])
+def test_impossible_combinations_are_named_on_the_pregnancy(case, because):
+    with pytest.raises(CaseError) as error:
+        validate_case(case)
+    assert list(error.value.problems) == ["pregnancy"]
+    assert because in error.value.problems["pregnancy"] and "not pregnant" in error.value.problems["pregnancy"]
+
+
+def test_possible_pregnancies_and_men_who_are_not_pregnant_are_valid():
+    assert validate_case({"sex": "female", "age": 31, "pregnancy": "trimester_3"}).values["pregnancy"] == "trimester_3"
+    assert validate_case({"sex": "male", "age": 8, "pregnancy": "not pregnant"}).values["pregnancy"] == "not_pregnant"

@@ -69,8 +69,9 @@ def test_medication_review_names_the_drugs_and_asks_when_none_is_recorded():
 
 
 def test_quinine_warning_follows_nocturnal_cramps_or_a_high_idiopathic_rank():
-    assert "no_quinine" in flags({}, ranking=["idiopathic_nocturnal"])
-    assert "no_quinine" not in flags({}, ranking=["hypokalemia", "pad_claudication", "lumbar_canal_stenosis", "idiopathic_nocturnal"])
+    assert "no_quinine" in flags({"age": 50}, ranking=["idiopathic_nocturnal"])
+    assert "no_quinine" not in flags({"age": 50}, ranking=["hypokalemia", "pad_claudication", "lumbar_canal_stenosis",
+                                                           "idiopathic_nocturnal"])
     assert "contraindicated" in flags({"cramp_timing": "nocturnal_at_rest"})["no_quinine"].message
 
 
@@ -81,3 +82,21 @@ def test_flags_are_ordered_by_severity_and_all_cite_the_seed():
     assert [order[f.severity] for f in found] == sorted(order[f.severity] for f in found)
     assert found[0].id == "critical_limb_ischemia"
     assert all("(seed:" in f.message for f in found)
+
+
+def test_no_quinine_warning_on_an_empty_case():
+    assert "no_quinine" not in flags({}, ranking=["idiopathic_nocturnal"])
+    assert "no_quinine" in flags({"age": 60}, ranking=["idiopathic_nocturnal"])
+
+
+@pytest.mark.parametrize(("finding", "value", "shown"), [
+    ("potassium", 1.6, "below 2.5"), ("potassium", 7.1, "above 6.5"), ("sodium", 118, "below 120"),
+    ("calcium", 6.0, "below 6.5"), ("magnesium", 0.7, "below 1"), ("glucose", 35, "below 50"),
+    ("creatine_kinase", 12000, "above 5000")])
+def test_critical_laboratory_values_are_urgent(finding, value, shown):
+    flag = flags({finding: value})["critical_laboratory_value"]
+    assert flag.severity == "urgent" and shown in flag.message and "assumption" in flag.message
+
+
+def test_abnormal_but_not_critical_values_raise_no_urgent_flag():
+    assert "critical_laboratory_value" not in flags({"potassium": 3.1, "sodium": 131, "creatine_kinase": 900})

@@ -26,3 +26,22 @@ def test_a_case_file_is_an_object_of_findings_or_an_exported_report():
 def test_a_bad_case_file_says_what_is_wrong(data, message):
     with pytest.raises(ValueError, match=message):
         findings_from_json(data)
+
+
+def test_a_byte_order_mark_is_accepted_and_a_finding_given_twice_is_not():
+    assert findings_from_json(b"\xef\xbb\xbf" + b'{"potassium": 2.9}') == {"potassium": 2.9}
+    with pytest.raises(ValueError, match="'potassium' given twice"):
+        findings_from_json('{"potassium": 2.9, "potassium": 4.1}')
+
+
+def test_the_markdown_report_keeps_entries_that_were_not_used_and_the_reasons_of_red_flags(tiny_diagnoser):
+    from model import validate_case
+    from model.report import case_report, markdown_report
+
+    case = validate_case({"diabetes": "yes", "burning_feet": "yes"})
+    report = case_report(tiny_diagnoser, case, top=3, explain="top", not_used={"potassium": "1.2 mmol/L is outside"})
+    assert report["entries_not_used"] == {"potassium": "1.2 mmol/L is outside"}
+    text = markdown_report(report)
+    assert "Entered but not used" in text and "potassium: 1.2 mmol/L is outside" in text
+    assert "*Because: diabetes, burning feet" in text
+    assert "must not replace clinical judgement" in text
