@@ -89,7 +89,8 @@ class Case:
 def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str:
     """A finding's value in clinical words (``Pedal pulses: absent``, ``Varicose veins``)."""
     if finding.is_numeric:
-        text = f"{finding.label} {value:.{finding.decimals}f} {finding.unit}"
+        unit = "" if finding.unit == "ratio" else f" {finding.unit}"  # "ABI 0.62", not "0.62 ratio"
+        text = f"{finding.label} {value:.{finding.decimals}f}{unit}"
         return f"{text} ({flag})" if flag else text
     if finding.kind == "binary":
         return finding.label if value == "present" else f"{finding.label}: absent"
