@@ -540,7 +540,8 @@ def show_about(diagnoser: Diagnoser) -> None:
         card_file = path / "model_card.md"
         st.markdown(card_file.read_text(encoding="utf-8") if card_file.is_file() else "*The model card is missing from the artifact.*")
         st.markdown("#### How the dashboard uses the model\n"
-                    "- Red flags are rules taken from the article's clinical pitfalls, independent of the model.\n"
+                    "- Red flags are rules taken from the article's clinical pitfalls, independent of the model (only the "
+                    "quinine warning also looks at whether idiopathic cramps rank among the top three).\n"
                     "- *Ask or examine next* weighs each possible answer by its probability under the knowledge base.\n"
                     "- The atypical-case warning compares the entered findings with synthetic cases that have the "
                     "same findings assessed.\n"
