@@ -3,8 +3,10 @@ the validator (a broken fixture file plus targeted mutations of the shipped docu
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,12 +51,13 @@ def test_load_knowledge_with_an_explicit_path_matches_the_default(tmp_path, kb):
 
 
 def _walk_src(node, path=""):
-    """Yield (path, value) for every key named ``src`` anywhere in a parsed TOML document."""
+    """Yield (path, src, table) for every key named ``src`` anywhere in a parsed TOML document;
+    ``table`` is the table holding the src (and the numbers it is the provenance of)."""
     if isinstance(node, dict):
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
             if key == "src":
-                yield where, value
+                yield where, value, node
             else:
                 yield from _walk_src(value, where)
     elif isinstance(node, list):
@@ -62,19 +65,64 @@ def _walk_src(node, path=""):
             yield from _walk_src(value, f"{path}[{i}]")
 
 
+# The seed article, kept in the repository so that citations are checked on any machine;
+# the workspace's original (shared/seed/, beside the repository) must be the same text.
+SEED_TEXT_PATH = Path(__file__).resolve().parents[1] / "synthetic" / "knowledge" / "seed" / "leg-cramps-differential.txt"
+ORIGINAL_SEED_PATH = Path(__file__).resolve().parents[2] / "shared" / "seed" / "leg-cramps-differential.txt"
+# Keys whose values are numbers the src is the provenance of (knowledge base and schema).
+NUMBER_KEYS = frozenset({"p", "levels", "mean", "median", "value", "rate", "reference", "hard"})
+
 _SEED = re.compile(r"seed:\s*(\d+(?:\s*,\s*\d+)*)")  # seed:4 or seed:1,3
 _ASSUMPTION = re.compile(r"assumption:\s*\S+")
+# A figure: a percentage ("60 %", "60%") or a decimal number ("1.5"), not preceded by a letter,
+# digit or dot (so "L4", "S1", reference numbers and years are not figures).
+_FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?\s*%|\d+\.\d+)")
 
 
-def _src_problem(src) -> str | None:
+def _figures(text: str) -> set[str]:
+    """The figures quoted in a text, normalised ("60 %" -> "60%"), citations left out."""
+    return {re.sub(r"\s+", "", f) for f in _FIGURE.findall(_SEED.sub(" ", text))}
+
+
+@functools.cache
+def _seed_figures() -> frozenset[str] | None:
+    """The figures the seed's text gives, or None when the seed file is not there."""
+    if not SEED_TEXT_PATH.is_file():
+        return None
+    return frozenset(_figures(SEED_TEXT_PATH.read_text(encoding="utf-8")))
+
+
+def _src_problem(src, carries_numbers: bool = False) -> str | None:
+    """What is wrong with one src, or None.
+
+    Any src cites the seed's references 1-9 or states 'assumption: <reason>'. A src on a
+    table that carries numbers (``carries_numbers``) must say 'assumption:' unless it quotes
+    a figure the seed literally gives ("seed:5 60 % versus 50 %"): a bare 'seed:N' names the
+    finding, it does not give its probability. Figures quoted on the seed's side of a src
+    (before 'assumption:') must be the seed's own.
+    """
     if not isinstance(src, str) or not src.strip():
         return "empty or not text"
     cited = [int(n) for group in _SEED.findall(src) for n in group.split(",")]
     if any(not 1 <= n <= 9 for n in cited):
         return f"cites {cited}, the seed has references 1-9"
-    if not cited and not _ASSUMPTION.search(src):
+    assumption = _ASSUMPTION.search(src)
+    if not cited and not assumption:
         return "neither seed:N nor 'assumption: <reason>'"
+    seed_side = src[:assumption.start()] if assumption else src
+    quoted = _figures(seed_side) if cited else set()
+    seed_figures = _seed_figures() or frozenset()
+    if quoted - seed_figures:
+        return f"quotes {sorted(quoted - seed_figures)} as the seed's, the seed does not give them"
+    if carries_numbers and not assumption and not quoted:
+        return "carries numbers but cites only seed:N: add 'assumption: <reason>' (the seed gives no figure)"
     return None
+
+
+def _document_problems(document) -> dict[str, str]:
+    """{path of src: problem} over a parsed knowledge or schema document."""
+    return {where: problem for where, src, table in _walk_src(document)
+            if (problem := _src_problem(src, carries_numbers=bool(NUMBER_KEYS & set(table)))) is not None}
 
 
 @pytest.mark.parametrize("path", [KNOWLEDGE_PATH, SCHEMA_PATH], ids=["knowledge", "schema"])
@@ -84,18 +132,57 @@ def test_every_src_cites_the_seed_or_states_an_assumption(path):
     document = tomllib.loads(path.read_text(encoding="utf-8"))
     sources = list(_walk_src(document))
     assert len(sources) >= 10  # the walk does find them
-    bad = {where: problem for where, src in sources if (problem := _src_problem(src))}
+    assert sum(bool(NUMBER_KEYS & set(table)) for _, _, table in sources) >= 10  # and the numbers
+    bad = _document_problems(document)
     assert not bad, bad
 
 
+def test_the_seed_text_is_there_and_gives_its_figures():
+    assert _seed_figures() is not None, f"the seed text is missing at {SEED_TEXT_PATH}"
+    if ORIGINAL_SEED_PATH.is_file():
+        assert SEED_TEXT_PATH.read_bytes() == ORIGINAL_SEED_PATH.read_bytes(), "the repository's seed copy differs"
+    assert {"60%", "50%"} <= _seed_figures()
+    assert not {"1", "2", "5", "1995", "2025"} & _seed_figures()  # citations and years are not figures
+
+
 @pytest.mark.parametrize(
-    ("src", "ok"),
-    [("seed:4", True), ("seed:1,3 names the test", True), ("seed:4, seed:1,3", True),
-     ("assumption: typical adult interval", True), ("seed:12 hypokalemia", False),
-     ("seed:0", False), ("seed:5 60 % versus 50 %", True), ("seed:2, 13", False), ("from a textbook", False), ("assumption:", False), ("", False)],
+    ("src", "numbers", "ok"),
+    [("seed:4", False, True), ("seed:1,3 names the test", False, True), ("seed:4, seed:1,3", False, True),
+     ("assumption: typical adult interval", False, True), ("seed:12 hypokalemia", False, False),
+     ("seed:0", False, False), ("seed:2, 13", False, False), ("from a textbook", False, False),
+     ("assumption:", False, False), ("", False, False),
+     # a table carrying numbers: a bare seed:N is not the provenance of a probability
+     ("seed:4 burning feet", True, False), ("seed:4,6 exertional", True, False),
+     ("seed:7 L4 root, knee reflex", True, False),
+     ("seed:4 burning feet; assumption: rate (the seed names the finding, not its frequency)", True, True),
+     ("assumption: typical adult interval; seed:1,3 name the test", True, True),
+     ("assumption: 5 % of presentations", True, True),
+     # ... unless it quotes a figure the seed gives, and only the seed's figures
+     ("seed:5 60 % versus 50 %", True, True), ("seed:5 60% vs 50%", True, True),
+     ("seed:1,2 up to 60 % of adults", True, True),
+     ("seed:5 about half of patients", True, False),
+     ("seed:5 odds ratio 1.5", True, False), ("seed:5 60 % vs 50 %: odds ratio 1.5", True, False),
+     ("seed:2 70 % of pregnant women", True, False), ("seed:2 70 % of pregnant women", False, False),
+     ("seed:5 60 % vs 50 %; assumption: their odds ratio of 1.5 diluted to about 1.3", True, True),
+     ("seed:5 60 % vs 50 % (odds ratio 1.5); assumption: diluted to about 1.3", True, False),
+     ("seed:2 commonly; assumption: 4 % of presentations", True, True)],
 )
-def test_src_checker_of_this_suite_tells_good_from_bad(src, ok):
-    assert (_src_problem(src) is None) is ok
+def test_src_checker_of_this_suite_tells_good_from_bad(src, numbers, ok):
+    assert (_src_problem(src, carries_numbers=numbers) is None) is ok
+
+
+def test_src_checker_flags_bare_seed_citations_only_on_tables_carrying_numbers():
+    document = {
+        "background": {"numbness": {"p": 0.08, "src": "seed:4 numbness"}},
+        "classes": {"x": {"prior": {"value": 0.1, "src": "seed:1 most common"},
+                          "age": {"mean": 40.0, "sd": 9.0, "src": "assumption: adults of any age"},
+                          "findings": {"cramp_timing": {"levels": {"exertional": 1.0},
+                                                        "src": "seed:4,6 exertional; assumption: near 1 by definition"}}}},
+        "dependencies": {"diabetes": {"src": "seed:4", "when": {}}},
+        "assessment": {"sections": {"history": {"rate": 0.8, "src": "seed:2 timing"}}},
+    }
+    assert set(_document_problems(document)) == {
+        "background.numbness.src", "classes.x.prior.src", "assessment.sections.history.src"}
 
 
 def test_every_numeric_distribution_in_the_document_has_a_src(knowledge_document):
