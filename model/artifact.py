@@ -7,6 +7,10 @@ readable, that ``model.joblib`` has the SHA-256 the manifest records, that the l
 versions it was written with are the ones running now, and that the finding schema is the
 one this code uses. Loading a joblib file runs code: only artifacts this tool wrote, and
 that pass these checks, are ever unpickled.
+
+Writing never destroys anything but an earlier model: the destination must be new, an empty
+directory or an existing model directory (:func:`check_artifact_target`, which training
+calls before it starts so a wrong ``--out`` is refused in a second, not after minutes).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import tempfile
 import warnings
@@ -28,18 +33,26 @@ import joblib
 __all__ = [
     "ARTIFACT_FORMAT_VERSION",
     "ArtifactError",
+    "check_artifact_target",
     "default_artifact_dir",
     "library_versions",
     "read_artifact",
+    "retrain_command",
     "write_artifact",
 ]
 
 ARTIFACT_FORMAT_VERSION = 1
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+FILES_KEY = "files"  # manifest entry listing every file the artifact was written with
 ENV_VAR = "CRAMPDX_MODEL"
+_BUILTIN_DIR = Path(__file__).parent / "artifacts" / "default"
 _LIBRARIES = ("scikit-learn", "shap", "numpy", "pandas", "joblib")
-_RETRAIN = "run `crampdx train` to train a model with the libraries installed now"
+# What a model directory may hold besides the files its manifest lists: what artifacts
+# written before the manifest listed its files hold, plus desktop clutter nobody misses.
+_ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE, "model_card.md", "confusion_matrix.png", "calibration.png")
+_CLUTTER = (".DS_Store", "Thumbs.db", "desktop.ini")
+_TARGET_FIX = "choose an empty or new directory, or an existing crampdx model directory"
 
 
 class ArtifactError(RuntimeError):
@@ -49,7 +62,111 @@ class ArtifactError(RuntimeError):
 def default_artifact_dir() -> Path:
     """``$CRAMPDX_MODEL`` if set, else ``model/artifacts/default`` inside the package."""
     env = os.environ.get(ENV_VAR)
-    return Path(env) if env else Path(__file__).parent / "artifacts" / "default"
+    return Path(env) if env else _BUILTIN_DIR
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def retrain_command(directory: str | Path) -> str:
+    """The command that (re)trains the model at ``directory``.
+
+    Plain ``crampdx train`` only for the built-in default location with ``$CRAMPDX_MODEL``
+    unset; any other directory (``--model``, ``$CRAMPDX_MODEL``) gets ``--out DIR`` so the
+    advice rebuilds the model that was asked for, whatever the environment of the shell.
+    """
+    if _same_path(directory, _BUILTIN_DIR) and _same_path(default_artifact_dir(), _BUILTIN_DIR):
+        return "crampdx train"
+    return f"crampdx train --out {shlex.quote(str(directory))}"
+
+
+def _retrain(directory: str | Path) -> str:
+    return f"run `{retrain_command(directory)}` to train a model with the libraries installed now"
+
+
+def _listed_files(directory: Path) -> set[str]:
+    """The files an existing artifact's manifest says it was written with (none if unreadable)."""
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+        files = manifest.get(FILES_KEY, []) if isinstance(manifest, dict) else []
+        return {name for name in files if isinstance(name, str)}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return set()
+
+
+def _is_artifact_file(name: str, listed: set[str]) -> bool:
+    return name in listed or name in _ARTIFACT_FILES or name in _CLUTTER
+
+
+def check_artifact_target(directory: str | Path) -> Path:
+    """Refuse a destination whose contents writing a model there would destroy.
+
+    Writing an artifact replaces whatever is at ``directory``. That is allowed only if it
+    does not exist (its parent folders are created), is an empty directory, or is an existing
+    crampdx model directory (holding ``manifest.json`` or ``model.joblib``, even damaged,
+    and nothing but the files a model is written with). Call it before training, so a wrong
+    ``--out`` fails at once; :func:`write_artifact` checks again before it replaces anything.
+
+    Parameters
+    ----------
+    directory : path
+        The intended artifact directory. A symbolic link is followed: the model is written
+        where it points and the link is kept.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory the artifact will be written to (``directory`` with links resolved).
+
+    Raises
+    ------
+    ArtifactError
+        One sentence naming the path and the fix: it is a file, a directory holding other
+        files, below a file, or in a folder that cannot be written.
+    """
+    given = Path(directory)
+    try:
+        target = given.resolve() if given.is_symlink() else given
+    except (OSError, RuntimeError):  # a loop of links
+        raise ArtifactError(f"Cannot write the model to {given}: it is a symbolic link that leads nowhere; {_TARGET_FIX}.") from None
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise ArtifactError(f"Cannot write the model to {given}: it is an existing file, not a model directory (left "
+                                f"untouched); {_TARGET_FIX}.")
+        try:
+            entries = [entry.name for entry in os.scandir(target)]
+        except OSError as error:
+            raise ArtifactError(f"Cannot write the model to {given}: the directory cannot be read ({error.strerror or error}); "
+                                f"{_TARGET_FIX}.") from None
+        if entries:
+            if MANIFEST_FILE not in entries and MODEL_FILE not in entries:
+                shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+                raise ArtifactError(f"Cannot write the model to {given}: it is a directory of other files ({shown}), not a "
+                                    f"crampdx model, and was left untouched; {_TARGET_FIX}.")
+            listed = _listed_files(target)
+            foreign = sorted(name for name in entries if not _is_artifact_file(name, listed))
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise ArtifactError(f"Cannot write the model to {given}: the model directory also holds other files ({shown}), "
+                                    f"which replacing it would delete; move them elsewhere, or {_TARGET_FIX}.")
+        parent = target.parent
+    else:
+        parent = target.parent
+        while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ArtifactError(f"Cannot write the model to {given}: {parent} is a file, not a folder; {_TARGET_FIX}.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArtifactError(f"Cannot write the model to {given}: no permission to write in {parent}; {_TARGET_FIX} "
+                            "in a folder you can write to.")
+    return target
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def library_versions() -> dict[str, str]:
@@ -82,8 +199,8 @@ def write_artifact(
     Parameters
     ----------
     directory : path
-        Destination directory; an existing artifact there is replaced only once the new
-        one is complete.
+        Destination directory: new, empty, or an existing artifact, which is replaced only
+        once the new one is complete (see :func:`check_artifact_target`).
     estimator : object
         The fitted estimator to pickle with joblib.
     manifest : mapping
@@ -97,11 +214,23 @@ def write_artifact(
     -------
     pathlib.Path
         The destination directory.
+
+    Raises
+    ------
+    ArtifactError
+        If ``directory`` holds anything but an earlier artifact (nothing is written), or
+        cannot be created.
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
+    given = Path(directory)
+    directory = check_artifact_target(given)
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
+    except OSError as error:
+        raise ArtifactError(f"Cannot write the model to {given} ({error.strerror or error}); {_TARGET_FIX} "
+                            "in a folder you can write to.") from None
+    try:
+        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp's 0700 would hide the model from other users
         joblib.dump(estimator, staging / MODEL_FILE)
         full = {
             "format_version": ARTIFACT_FORMAT_VERSION,
@@ -113,16 +242,22 @@ def write_artifact(
         }
         if extra_files is not None:
             extra_files(staging)
+        full[FILES_KEY] = sorted({*(entry.name for entry in staging.iterdir()), MANIFEST_FILE})
         (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        check_artifact_target(given)  # again: something may have appeared while this was written
         _swap_into_place(staging, directory)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    return given
 
 
 def _swap_into_place(staging: Path, directory: Path) -> None:
-    """Move ``staging`` to ``directory``; the old artifact stays until the new one is there."""
+    """Move ``staging`` to ``directory``; the old artifact stays until the new one is there.
+
+    Only call it on a ``directory`` that :func:`check_artifact_target` accepted: whatever is
+    there is deleted.
+    """
     if not directory.exists():
         os.replace(staging, directory)
         return
@@ -142,18 +277,22 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     directory = Path(directory)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file() or not (directory / MODEL_FILE).is_file():
-        raise ArtifactError(f"No trained model at {directory}: run `crampdx train` (or point CRAMPDX_MODEL at a model directory).")
+        raise ArtifactError(f"No trained model at {directory}: run `{retrain_command(directory)}` "
+                            "(or point CRAMPDX_MODEL at a model directory).")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"The model manifest {manifest_path} is unreadable ({error}); run `crampdx train` to rebuild the model.") from None
+        raise ArtifactError(f"The model manifest {manifest_path} is unreadable ({error}); run `{retrain_command(directory)}` to rebuild the model.") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != ARTIFACT_FORMAT_VERSION:
-        raise ArtifactError(f"The model at {directory} has an unknown artifact format; {_RETRAIN}.")
+        raise ArtifactError(f"The model at {directory} has an unknown artifact format; {_retrain(directory)}.")
     return manifest
 
 
-def check_versions(manifest: Mapping[str, Any]) -> None:
-    """Refuse a model written with other library versions (pickles are not portable)."""
+def check_versions(manifest: Mapping[str, Any], directory: str | Path | None = None) -> None:
+    """Refuse a model written with other library versions (pickles are not portable).
+
+    ``directory`` (default: the default artifact directory) only shapes the advice given.
+    """
     recorded = manifest.get("versions", {})
     running = library_versions()
     mismatched = []
@@ -166,7 +305,8 @@ def check_versions(manifest: Mapping[str, Any]) -> None:
         if not same:
             mismatched.append(f"{name} {then} (now {now})")
     if mismatched:
-        raise ArtifactError(f"The model was trained with {', '.join(mismatched)}; {_RETRAIN}.")
+        where = directory if directory is not None else default_artifact_dir()
+        raise ArtifactError(f"The model was trained with {', '.join(mismatched)}; {_retrain(where)}.")
 
 
 def read_artifact(directory: str | Path, *, expected: Mapping[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -192,16 +332,16 @@ def read_artifact(directory: str | Path, *, expected: Mapping[str, str] | None =
     """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    check_versions(manifest)
+    check_versions(manifest, directory)
     for key, value in (expected or {}).items():
         if manifest.get(key) != value:
             what = key.replace("_", " ")
-            raise ArtifactError(f"The model at {directory} was trained for a different {what}; run `crampdx train` to retrain it.")
+            raise ArtifactError(f"The model at {directory} was trained for a different {what}; run `{retrain_command(directory)}` to retrain it.")
     model_path = directory / MODEL_FILE
     if _sha256(model_path) != manifest.get("model_sha256"):
         raise ArtifactError(
             f"{model_path} does not match the hash in its manifest (modified or damaged); "
-            "it was not loaded. Run `crampdx train` to rebuild the model.")
+            f"it was not loaded. Run `{retrain_command(directory)}` to rebuild the model.")
     from sklearn.exceptions import InconsistentVersionWarning
 
     with warnings.catch_warnings():
@@ -209,7 +349,7 @@ def read_artifact(directory: str | Path, *, expected: Mapping[str, str] | None =
         try:
             estimator = joblib.load(model_path)
         except InconsistentVersionWarning as warning:
-            raise ArtifactError(f"The model was pickled by scikit-learn {warning.original_sklearn_version}; {_RETRAIN}.") from None
+            raise ArtifactError(f"The model was pickled by scikit-learn {warning.original_sklearn_version}; {_retrain(directory)}.") from None
         except Exception as error:  # a verified file that still fails to load
-            raise ArtifactError(f"{model_path} could not be loaded ({type(error).__name__}); run `crampdx train` to rebuild the model.") from None
+            raise ArtifactError(f"{model_path} could not be loaded ({type(error).__name__}); run `{retrain_command(directory)}` to rebuild the model.") from None
     return estimator, manifest

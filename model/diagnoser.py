@@ -8,6 +8,8 @@ adds up to the probability shown.
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from model.artifact import ArtifactError, default_artifact_dir, read_artifact
+from model.artifact import ArtifactError, default_artifact_dir, read_artifact, retrain_command
 from model.case import Case, validate_case
 from model.explanation import Atypicality, Cause, Contribution, Explanation, NextFinding
 from model.forest import CompiledForest
@@ -78,13 +80,37 @@ class Diagnoser:
         ------
         model.artifact.ArtifactError
             One sentence saying what is wrong (missing, tampered, other library versions,
-            other finding schema) and that ``crampdx train`` fixes it.
+            other finding schema, a manifest whose temperature or classes do not fit the
+            model) and which ``crampdx train`` command fixes it.
         """
+        import synthetic
+
         directory = Path(path) if path is not None else default_artifact_dir()
         schema = load_schema()
         estimator, manifest = read_artifact(directory, expected={"schema_sha256": schema.hash})
-        if manifest.get("temperature") is None or not manifest.get("classes"):
-            raise ArtifactError(f"The manifest at {directory} lacks the temperature or the classes; run `crampdx train` to rebuild the model.")
+        # Only model.joblib is hashed: the manifest's own entries are checked against the
+        # unpickled model and the knowledge base, since they decide what the output means.
+        rebuild = f"run `{retrain_command(directory)}` to rebuild the model"
+        temperature = manifest.get("temperature")
+        if (not isinstance(temperature, numbers.Real) or isinstance(temperature, bool)
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise ArtifactError(f"The manifest at {directory} has no valid temperature (a positive number is needed, "
+                                f"it records {temperature!r}); {rebuild}.")
+        classes = manifest.get("classes")
+        if (not isinstance(classes, list) or not classes
+                or not all(isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("name"), str) for c in classes)):
+            raise ArtifactError(f"The manifest at {directory} lacks a valid list of classes; {rebuild}.")
+        kb_ids = synthetic.load_knowledge().class_ids
+        codes = np.asarray(getattr(estimator, "classes_", []))
+        if codes.ndim != 1 or not len(codes) or not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= len(kb_ids):
+            raise ArtifactError(f"The model at {directory} does not predict the etiology classes of the knowledge base; {rebuild}.")
+        manifest_ids = [c["id"] for c in classes]
+        if len(manifest_ids) != len(codes):
+            raise ArtifactError(f"The manifest at {directory} lists {len(manifest_ids)} classes but the model predicts {len(codes)} "
+                                f"(modified or damaged); {rebuild}.")
+        if manifest_ids != [kb_ids[int(code)] for code in codes]:
+            raise ArtifactError(f"The classes in the manifest at {directory} are not the model's classes of the knowledge base, "
+                                f"in the model's order (modified or damaged, or the knowledge base changed); {rebuild}.")
         return cls(estimator, manifest, path=directory, schema=schema)
 
     # -- batch prediction -----------------------------------------------------------------
@@ -258,15 +284,26 @@ class Diagnoser:
         """Whether this combination of findings is unusual for what the model knows.
 
         Compares log p(entered findings) under the knowledge base with generated cases that
-        have the same findings assessed; below the 1st percentile it warns.
+        have the same findings assessed; below the 1st percentile it warns. A combination
+        with probability zero under the knowledge base (log-evidence ``-inf``: no synthetic
+        case can have it) gets its own message, since the model never saw anything like it.
         """
         import synthetic
         from synthetic.predictive import evidence_percentile
 
         case = self.case(case)
         percentile, log_evidence = evidence_percentile(case.codes(), synthetic.load_knowledge())
-        unusual = percentile < ATYPICAL_PERCENTILE
-        message = ("This combination of findings is unusual for what the model knows "
-                   f"(rarer than {100 * (1 - percentile):.1f} % of comparable synthetic cases): "
-                   "interpret the ranking with extra caution.") if unusual else None
+        impossible = log_evidence == -math.inf
+        unusual = impossible or percentile < ATYPICAL_PERCENTILE
+        if impossible:
+            message = ("This combination of findings is impossible under the knowledge base the model was trained from "
+                       "(no synthetic case has it): the ranking is an extrapolation.")
+        elif unusual:
+            # rounded down, so it never claims more rarity than measured (never "100.0 %")
+            share = ">99.9" if percentile < 0.001 else f"{math.floor(1000 * (1 - percentile) + 1e-9) / 10:.1f}"
+            message = ("This combination of findings is unusual for what the model knows "
+                       f"(rarer than {share} % of comparable synthetic cases): "
+                       "interpret the ranking with extra caution.")
+        else:
+            message = None
         return Atypicality(unusual, percentile, log_evidence, message)

@@ -178,3 +178,170 @@ def test_rewrite_replaces_the_artifact(tmp_path):
     write_artifact(target, {"v": 1}, {})
     write_artifact(target, {"v": 2}, {})
     assert read_artifact(target)[0] == {"v": 2}
+
+
+# ------------------------------------------- writing never destroys anything but a model
+
+TARGET_FIX = "choose an empty or new directory, or an existing crampdx model directory"
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def test_write_refuses_a_directory_of_other_files_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "results"
+    (target / "sub").mkdir(parents=True)
+    (target / "notes.txt").write_text("a week of work")
+    (target / "sub" / "data.csv").write_text("1,2\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ArtifactError) as error:
+        write_artifact(target, {"v": 1}, {})
+    message = str(error.value)
+    assert str(target) in message and TARGET_FIX in message and "notes.txt" in message
+    assert _snapshot(tmp_path) == before  # nothing replaced, nothing removed, no staging left
+
+
+def test_write_refuses_a_file(tmp_path):
+    target = tmp_path / "good.json"
+    target.write_text('{"keep": true}')
+    with pytest.raises(ArtifactError, match=f"good.json: it is an existing file.*{TARGET_FIX}"):
+        write_artifact(target, {"v": 1}, {})
+    assert target.read_text() == '{"keep": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.json"]
+
+
+def test_write_refuses_a_model_directory_that_also_holds_other_files(tmp_path):
+    target = tmp_path / "artifact"
+    write_artifact(target, {"v": 1}, {})
+    (target / "my_notes.txt").write_text("keep me")
+    with pytest.raises(ArtifactError, match="my_notes.txt.*move them elsewhere"):
+        write_artifact(target, {"v": 2}, {})
+    assert (target / "my_notes.txt").read_text() == "keep me" and read_artifact(target)[0] == {"v": 1}
+
+
+def test_write_refuses_a_path_below_a_file(tmp_path):
+    (tmp_path / "good.json").write_text("{}")
+    with pytest.raises(ArtifactError, match=f"is a file, not a folder; {TARGET_FIX}"):
+        write_artifact(tmp_path / "good.json" / "model", {"v": 1}, {})
+    assert (tmp_path / "good.json").read_text() == "{}"
+
+
+def test_write_accepts_new_empty_and_earlier_model_directories(tmp_path):
+    write_artifact(tmp_path / "a" / "b" / "new", {"v": 1}, {})
+    (tmp_path / "empty").mkdir()
+    write_artifact(tmp_path / "empty", {"v": 1}, {})
+    assert read_artifact(tmp_path / "a" / "b" / "new")[0] == read_artifact(tmp_path / "empty")[0] == {"v": 1}
+
+
+def test_a_model_with_card_and_plots_can_be_retrained_in_place(model_copy):
+    estimator, manifest = read_artifact(model_copy)
+    (model_copy / ".DS_Store").write_bytes(b"")
+    write_artifact(model_copy, estimator, {"note": "retrained"}, extra_files=lambda d: (d / "extra.csv").write_text("x\n"))
+    assert read_artifact(model_copy)[1]["note"] == "retrained"
+    assert set(json.loads((model_copy / "manifest.json").read_text())["files"]) == {"model.joblib", "manifest.json", "extra.csv"}
+    write_artifact(model_copy, estimator, {})  # a file the manifest lists is the model's own
+
+
+def test_a_damaged_model_directory_can_be_rebuilt(model_copy):
+    (model_copy / "manifest.json").write_text("{ not json")
+    write_artifact(model_copy, {"v": 2}, {})
+    assert read_artifact(model_copy)[0] == {"v": 2}
+
+
+def test_check_artifact_target_is_cheap_and_refuses_before_training(tmp_path):
+    (tmp_path / "good.json").write_text("{}")
+    with pytest.raises(ArtifactError, match=TARGET_FIX):
+        artifact.check_artifact_target(tmp_path / "good.json")
+    assert artifact.check_artifact_target(tmp_path / "new") == tmp_path / "new"
+    assert "check_artifact_target" in artifact.__all__
+
+
+def test_write_checks_again_just_before_replacing(tmp_path):
+    target = tmp_path / "artifact"
+    write_artifact(target, {"v": 1}, {})
+
+    def someone_writes_meanwhile(staging):
+        (target / "report.docx").write_text("draft")
+
+    with pytest.raises(ArtifactError, match="report.docx"):
+        write_artifact(target, {"v": 2}, {}, extra_files=someone_writes_meanwhile)
+    assert (target / "report.docx").read_text() == "draft" and read_artifact(target)[0] == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_new_artifact_directory_has_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_artifact(tmp_path / "artifact", {"v": 1}, {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "artifact").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_symbolic_link_to_a_model_is_followed_and_kept(tmp_path):
+    write_artifact(tmp_path / "v3", {"v": 3}, {})
+    (tmp_path / "current").symlink_to(tmp_path / "v3")
+    write_artifact(tmp_path / "current", {"v": 4}, {})
+    assert (tmp_path / "current").is_symlink() and read_artifact(tmp_path / "v3")[0] == {"v": 4}
+
+
+# ------------------------------------- the manifest's own entries are checked at load
+
+def _expect_refusal(directory, match):
+    with pytest.raises(ArtifactError, match=match) as error:
+        Diagnoser.load(directory)
+    assert f"crampdx train --out {directory}" in str(error.value)
+
+
+def test_swapped_classes_are_refused(model_copy):
+    def swap(m):
+        m["classes"][0], m["classes"][1] = m["classes"][1], m["classes"][0]
+    _edit_manifest(model_copy, swap)
+    _expect_refusal(model_copy, "classes in the manifest .* are not the model's classes")
+
+
+def test_truncated_classes_are_refused(model_copy):
+    _edit_manifest(model_copy, lambda m: m.__setitem__("classes", m["classes"][:3]))
+    _expect_refusal(model_copy, "lists 3 classes but the model predicts")
+
+
+def test_a_class_outside_the_knowledge_base_is_refused(model_copy):
+    _edit_manifest(model_copy, lambda m: m["classes"][0].__setitem__("id", "gout"))
+    _expect_refusal(model_copy, "not the model's classes of the knowledge base")
+
+
+@pytest.mark.parametrize("temperature", [-1, 0, float("inf"), float("nan"), "1.0", True, None])
+def test_an_invalid_temperature_is_refused(model_copy, temperature):
+    _edit_manifest(model_copy, lambda m: m.__setitem__("temperature", temperature))
+    _expect_refusal(model_copy, "no valid temperature")
+
+
+def test_the_untampered_manifest_loads(model_copy, kb):
+    diagnoser = Diagnoser.load(model_copy)
+    assert set(diagnoser.class_ids_) <= set(kb.class_ids) and diagnoser.temperature_ > 0
+
+
+# --------------------------------------- the advice retrains the model that was asked for
+
+def test_errors_for_a_model_elsewhere_name_its_directory(model_copy, no_unpickling):
+    _edit_manifest(model_copy, lambda m: m["versions"].__setitem__("numpy", "0.0.1"))
+    with pytest.raises(ArtifactError, match=f"crampdx train --out {model_copy}`"):
+        Diagnoser.load(model_copy)
+
+
+def test_errors_for_the_environment_model_name_its_directory(model_copy, monkeypatch, no_unpickling):
+    monkeypatch.setenv("CRAMPDX_MODEL", str(model_copy))
+    (model_copy / "manifest.json").write_text("{ not json")
+    with pytest.raises(ArtifactError, match=f"crampdx train --out {model_copy}`"):
+        Diagnoser.load()
+
+
+def test_the_default_model_is_retrained_by_plain_crampdx_train(monkeypatch):
+    monkeypatch.delenv("CRAMPDX_MODEL", raising=False)
+    assert artifact.retrain_command(default_artifact_dir()) == "crampdx train"
+    assert artifact.retrain_command("some dir") == "crampdx train --out 'some dir'"
+    monkeypatch.setenv("CRAMPDX_MODEL", "/elsewhere")
+    assert artifact.retrain_command("/elsewhere") == "crampdx train --out /elsewhere"
+    builtin = Path(artifact.__file__).parent / "artifacts" / "default"
+    assert artifact.retrain_command(builtin) == f"crampdx train --out {builtin}"

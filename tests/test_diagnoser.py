@@ -83,8 +83,16 @@ def _valid_value(finding):
     return st.sampled_from(finding.level_ids)
 
 
+def _possible(mapping: dict) -> dict:
+    """Drop a pregnancy that the drawn sex or age rules out (validate_case refuses those)."""
+    if mapping.get("pregnancy", "not_pregnant") != "not_pregnant" and (
+            mapping.get("sex") == "male" or not 10 <= mapping.get("age", 30) <= 60):
+        return {**mapping, "pregnancy": "not_pregnant"}
+    return mapping
+
+
 valid_cases = st.lists(st.sampled_from(SCHEMA.findings), unique_by=lambda f: f.id, max_size=30).flatmap(
-    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings}))
+    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(_possible)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -220,10 +228,10 @@ def test_many_threads_get_the_same_answers_as_one(tiny_diagnoser):
             assert got == expected
 
 
-def test_waterfall_runs_from_the_base_rate_through_every_finding_to_the_score(tiny_diagnoser):
+def test_waterfall_runs_from_the_average_case_through_every_finding_to_the_score(tiny_diagnoser):
     explanation = tiny_diagnoser.explain(HYPOKALEMIA, "hypokalemia")
     steps = explanation.waterfall(limit=2)
-    assert steps[0].kind == "base rate" and steps[0].end == pytest.approx(explanation.base_value)
+    assert steps[0].kind == "average case" and steps[0].end == pytest.approx(explanation.base_value)
     assert steps[-1].kind == "score" and steps[-1].end == pytest.approx(explanation.value)
     middle = steps[1:-1]
     assert [s.start for s in middle[1:]] == pytest.approx([s.end for s in middle[:-1]])  # each starts where the last ended
@@ -231,3 +239,40 @@ def test_waterfall_runs_from_the_base_rate_through_every_finding_to_the_score(ti
     assert middle[-1].end == pytest.approx(explanation.value, abs=1e-6)
     assert len(explanation.contributions) > 2 and "other entered findings" in middle[2].text
     assert all(s.kind == ("for" if s.contribution > 0 else "against") for s in middle[:-1])
+
+
+def _with_evidence(monkeypatch, percentile, log_evidence):
+    import synthetic.predictive
+
+    monkeypatch.setattr(synthetic.predictive, "evidence_percentile", lambda codes, kb: (percentile, log_evidence))
+
+
+def test_the_rarest_finite_case_is_not_called_rarer_than_all(tiny_diagnoser, monkeypatch):
+    _with_evidence(monkeypatch, 0.0, -40.0)
+    result = tiny_diagnoser.atypical(HYPOKALEMIA)
+    assert result.is_atypical and "rarer than >99.9 % of comparable synthetic cases" in result.message
+    assert "100.0" not in result.message and "impossible" not in result.message
+
+
+@pytest.mark.parametrize("percentile, shown", [(0.0009, ">99.9"), (0.001, "99.9"), (0.0015, "99.8"), (0.005, "99.5"), (0.0099, "99.0")])
+def test_rarity_is_shown_rounded_down(tiny_diagnoser, monkeypatch, percentile, shown):
+    _with_evidence(monkeypatch, percentile, -20.0)
+    assert f"rarer than {shown} % of comparable" in tiny_diagnoser.atypical(HYPOKALEMIA).message
+
+
+def test_an_impossible_combination_says_so(tiny_diagnoser, monkeypatch):
+    _with_evidence(monkeypatch, 0.0, float("-inf"))
+    result = tiny_diagnoser.atypical(HYPOKALEMIA)
+    assert result.is_atypical and result.log_evidence == float("-inf")
+    assert result.message == ("This combination of findings is impossible under the knowledge base the model was trained "
+                              "from (no synthetic case has it): the ranking is an extrapolation.")
+
+
+def test_dialysis_cramps_without_dialysis_are_impossible_under_the_knowledge_base(tiny_diagnoser):
+    mapping = {"hemodialysis": "absent", "cramps_with_dialysis": "during_or_after_sessions"}
+    try:
+        validate_case(mapping)
+    except CaseError:  # pragma: no cover - if case validation comes to reject it, nothing to rank
+        pytest.skip("case validation rejects this combination")
+    result = tiny_diagnoser.atypical(mapping)
+    assert result.is_atypical and result.log_evidence == float("-inf") and "impossible" in result.message
