@@ -173,3 +173,188 @@ def test_predict_unreadable_json(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "case.json").write_text("{ potassium: 3")
     assert main(["predict", str(tmp_path / "case.json"), "--model", str(tiny_model_dir)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- user errors: one sentence, exit 2
+
+def _one_sentence(err: str) -> str:
+    assert "Traceback" not in err and "Error:" not in err
+    return err
+
+
+def test_predict_out_in_a_missing_folder_or_on_a_directory_is_one_sentence(tiny_model_dir, tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"potassium": 2.9}))
+    generate(5, seed=63).to_csv(tmp_path / "cases.csv", index=False)
+    missing = tmp_path / "missing" / "x.json"
+    assert main(["predict", str(case), "--model", str(tiny_model_dir), "--out", str(missing)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert str(missing) in err and "does not exist" in err
+    (tmp_path / "folder.json").mkdir()
+    for file, out in ((case, tmp_path / "folder.json"), (tmp_path / "cases.csv", tmp_path / "folder.json")):
+        assert main(["predict", str(file), "--model", str(tiny_model_dir), "--out", str(out)]) == 2
+        err = _one_sentence(capsys.readouterr().err)
+        assert f"--out {out} is a directory" in err
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir),
+                 "--out", str(tmp_path / "missing" / "r.csv")]) == 2
+    assert "does not exist" in _one_sentence(capsys.readouterr().err)
+    assert not (tmp_path / "missing").exists() and list((tmp_path / "folder.json").iterdir()) == []
+    before = (tmp_path / "cases.csv").read_bytes()
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "cases.csv")]) == 2
+    assert "is the case file itself" in _one_sentence(capsys.readouterr().err)
+    assert (tmp_path / "cases.csv").read_bytes() == before
+
+
+def test_evaluate_png_in_a_missing_folder_or_on_a_directory_is_one_sentence(tiny_model_dir, tmp_path, capsys):
+    missing = tmp_path / "missing" / "c.png"
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "200", "--png", str(missing)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert str(missing) in err and "does not exist" in err and capsys.readouterr().out == ""
+    (tmp_path / "d.png").mkdir()
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "200", "--png", str(tmp_path / "d.png")]) == 2
+    assert "is a directory" in _one_sentence(capsys.readouterr().err)
+
+
+def test_a_write_that_fails_is_one_sentence_and_keeps_the_previous_file(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    generate(5, seed=64).to_csv(tmp_path / "cases.csv", index=False)
+    out = tmp_path / "ranked.csv"
+    out.write_text("previous results\n")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--out", str(out)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert f"--out {out}: could not be written (No space left on device)" in err
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv", "ranked.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--n", "0"],
+    ["train", "--evaluation-cases", "0"],
+    ["train", "--cases", "-5"],
+    ["predict", "case.json", "--top", "0"],
+    ["predict", "case.json", "--top", "-3"],
+])
+def test_counts_must_be_positive_integers(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "must be a positive integer" in err and "reshape" not in err and "Traceback" not in err
+
+
+def test_a_csv_without_cases_says_so(tiny_model_dir, tmp_path, capsys):
+    generate(3, seed=65).head(0).to_csv(tmp_path / "x.csv", index=False)
+    assert main(["predict", str(tmp_path / "x.csv"), "--model", str(tiny_model_dir)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "x.csv holds no cases" in err and "reshape" not in err
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["predict", str(tmp_path / "empty.csv"), "--model", str(tiny_model_dir)]) == 2
+    assert "empty.csv holds no cases" in _one_sentence(capsys.readouterr().err)
+
+
+def test_predict_a_directory_says_it_is_a_directory(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "dir.json").mkdir()
+    assert main(["predict", str(tmp_path / "dir.json"), "--model", str(tiny_model_dir)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "is a directory" in err and "no such file" not in err
+
+
+# ---------------------------------------------------- CSV input as lenient as a JSON case
+
+def test_predict_csv_accepts_labels_and_yes_no_and_carries_other_columns(tiny_model_dir, tiny_diagnoser, tmp_path, capsys):
+    (tmp_path / "cases.csv").write_text(
+        "id,Potassium,Leg weakness,med_diuretic,Pedal pulses,thyroid_symptoms,age,Sex\n"
+        "007,2.6,yes,true,Absent,None,71,Female\n"
+        "008,NA,no,0,normal,,45,male\n")
+    out = tmp_path / "ranked.csv"
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--top", "25", "--out", str(out)]) == 0
+    assert "id is not a finding; carried through" in capsys.readouterr().err
+    ranked = pd.read_csv(out, dtype={"id": str})
+    assert list(ranked["id"]) == ["007", "008"] and list(ranked.columns[:3]) == ["row", "id", "cause_1"]
+    as_json = [
+        {"potassium": 2.6, "weakness_reported": "yes", "med_diuretic": True, "pedal_pulses": "absent",
+         "thyroid_symptoms": "none", "age": 71, "sex": "female"},
+        {"weakness_reported": "no", "med_diuretic": 0, "pedal_pulses": "normal", "age": 45, "sex": "male"},
+    ]
+    for row, case in enumerate(as_json):
+        expected = {c.id: c.probability for c in tiny_diagnoser.rank(case)}
+        got = {ranked.loc[row, f"cause_{r}"]: ranked.loc[row, f"probability_{r}"] for r in range(1, 26)}
+        assert got.keys() == expected.keys()
+        assert all(abs(got[k] - expected[k]) < 1e-6 for k in expected)
+
+
+def test_predict_csv_misspelt_or_bad_columns_get_suggestions_with_rows(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "cases.csv").write_text("Agee,pedal pulse,weakness_reported,sodium,notes\n70,absent,maybe,20,x\n")
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "Agee: unknown finding; did you mean 'age'?" in err
+    assert "pedal pulse: unknown finding; did you mean 'pedal_pulses'?" in err
+    assert "weakness_reported, row 1: 'maybe' is not a yes/no answer" in err
+    assert "sodium, row 1: outside the plausible range" in err and "notes" not in err
+
+
+# -------------------------------------------------------------------- wording, disclaimer
+
+def test_explanation_is_called_a_score_not_log_odds(tiny_model_dir, tmp_path, capsys):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"potassium": 2.6}))
+    assert main(["predict", str(case), "--model", str(tiny_model_dir), "--explain"]) == 0
+    out = capsys.readouterr().out
+    why = next(line for line in out.splitlines() if line.startswith("Why "))
+    assert "(score; average case " in why and " → this case " in why
+    assert "probabilities are the softmax of the causes' scores" in why and "log-odds" not in out
+
+
+def test_batch_predictions_carry_the_disclaimer(tiny_model_dir, tmp_path, capsys):
+    from model.report import DISCLAIMER
+
+    generate(4, seed=66).to_csv(tmp_path / "cases.csv", index=False)
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--json", "--top", "2"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["disclaimer"] == DISCLAIMER and len(document["cases"]) == 4
+    assert {"row", "etiology", "cause_1", "probability_2"} <= set(document["cases"][0])
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r.csv")]) == 0
+    captured = capsys.readouterr()
+    assert DISCLAIMER in captured.err and "r.csv" in captured.out
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["disclaimer"] == DISCLAIMER
+
+
+def test_evaluate_says_where_the_confusion_matrix_went(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "300", "--json"]) == 0
+    captured = capsys.readouterr()
+    written = tmp_path / "confusion_matrix.png"
+    assert json.loads(captured.out)["confusion_matrix_png"] == str(written.resolve())
+    assert f"Confusion matrix saved to {written.resolve()}" in captured.err
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "300"]) == 0
+    assert f"saved to {written.resolve()} (replacing the file that was there)" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["confusion_matrix.png"]
+
+
+# --------------------------------------------------------------- training at the iteration cap
+
+def test_train_at_the_iteration_cap_says_so_and_warns_the_model_is_weak(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--cases", "2000", "--max-iter", "5", "--evaluation-cases", "500", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "reached the --max-iter cap of 5 iterations without early stopping" in captured.out
+    assert "stopped after" not in captured.out
+    assert "Warning: this model is weak" in captured.err and "--max-iter cap of 5" in captured.err
+    assert "2,000 cases" in captured.err and "It was saved" in captured.err
+    card = (out / "model_card.md").read_text()
+    assert "reached the max_iter cap without early stopping" in card and "after early stopping" not in card
+    assert json.loads((out / "manifest.json").read_text())["stopped_early"] is False
+
+
+def test_no_weak_model_warning_for_a_model_close_to_the_posterior():
+    from training.cli import weak_model_warning
+
+    manifest = {"metrics": {"n": 20_000, "posterior": {"top1_ratio_to_posterior": 0.97}}, "n_iterations": 300,
+                "hyperparameters": {"max_iter": 2000}, "sizes": {"training": 135_000, "calibration": 15_000}}
+    assert weak_model_warning(manifest) is None
+    manifest["metrics"]["posterior"]["top1_ratio_to_posterior"] = 0.9
+    warning = weak_model_warning(manifest)
+    assert "90% of the exact posterior's" in warning and "cap" not in warning and "rough" not in warning

@@ -105,6 +105,37 @@ def test_labelled_cases_without_labels_say_so(labelled_csv, kb):
         read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
 
 
+def test_labelled_cases_accept_labels_and_yes_no_like_a_json_case(tmp_path, kb):
+    path = tmp_path / "labelled.csv"
+    path.write_text("Potassium,Leg weakness,med_diuretic,Pedal pulses,etiology\n"
+                    "2.6,yes,true,Absent,hypokalemia\n"
+                    "4.2,no,0,normal,idiopathic_nocturnal\n")
+    frame = read_labelled_cases(path, kb.schema, kb.class_ids)
+    assert list(frame["weakness_reported"]) == ["present", "absent"]
+    assert list(frame["med_diuretic"]) == ["present", "absent"]
+    assert list(frame["pedal_pulses"]) == ["absent", "normal"]
+    assert list(frame["potassium"]) == [2.6, 4.2] and list(frame[LABEL]) == ["hypokalemia", "idiopathic_nocturnal"]
+
+
+def test_labelled_cases_with_a_misspelt_column_get_a_suggestion(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.rename(columns={"potassium": "potasium"}))
+    with pytest.raises(SchemaError, match="unknown column 'potasium'; did you mean 'potassium'"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+def test_labelled_cases_without_rows_say_so(labelled_csv, kb):
+    _rewrite(labelled_csv, lambda f: f.head(0))
+    with pytest.raises(SchemaError, match="labelled.csv holds no cases"):
+        read_labelled_cases(labelled_csv, kb.schema, kb.class_ids)
+
+
+def test_iterations_text_tells_early_stopping_from_the_cap():
+    from training.train import iterations_text
+
+    assert iterations_text(312, 2000) == "stopped early after 312 iterations"
+    assert iterations_text(20, 20) == "reached the --max-iter cap of 20 iterations without early stopping"
+
+
 # ------------------------------------------------------------------------- metrics
 
 def test_ece_is_small_for_calibrated_and_large_for_overconfident_predictions():

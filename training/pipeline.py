@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 
 import synthetic
-from model.artifact import write_artifact
+from model.artifact import check_artifact_target, write_artifact
 from model.diagnoser import Diagnoser
 from model.schema import SchemaError
 from training.evaluate import evaluate, evaluation_seed, headline
 from training.report import write_model_card
-from training.train import Hyperparameters, fit_classifier, fit_temperature, read_labelled_cases
+from training.train import Hyperparameters, fit_classifier, fit_temperature, reached_cap, read_labelled_cases
 
 __all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "calibration_mask", "train"]
 
@@ -64,6 +64,7 @@ def train(
         The manifest written, including the evaluation figures.
     """
     hp = hyperparameters or Hyperparameters()
+    check_artifact_target(out)  # a wrong destination fails now, not after the fit
     kb = synthetic.load_knowledge()
     started = time.perf_counter()
     timings = {}
@@ -106,6 +107,7 @@ def train(
         "temperature": temperature,
         "hyperparameters": asdict(hp),
         "n_iterations": int(estimator.n_iter_),
+        "stopped_early": not reached_cap(estimator.n_iter_, hp.max_iter),
     }
 
     t = stage(4, f"{evaluation_cases:,} fresh synthetic cases against the exact posterior")
@@ -154,7 +156,8 @@ def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.Data
 
 def summary_table(manifest: dict, figures: dict) -> str:
     rows = [
-        ("iterations", f"{manifest['n_iterations']}"),
+        ("iterations", f"{manifest['n_iterations']}"
+                       + ("" if manifest["stopped_early"] else " (the --max-iter cap; not stopped early)")),
         ("temperature", f"{manifest['temperature']:.3f}"),
         *((name, f"{value:.4f}") for name, value in headline(figures).items()),
         *((f"time: {k}", f"{v:.1f} s") for k, v in manifest["timings_seconds"].items()),

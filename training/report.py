@@ -73,6 +73,11 @@ def model_card(manifest: dict, figures: dict) -> str:
         for cid, v in per_class.items() if v["support"] > 0
     )
     hp = manifest["hyperparameters"]
+    if manifest.get("stopped_early", manifest["n_iterations"] < hp["max_iter"]):
+        iterations = f"{manifest['n_iterations']} iterations after early stopping"
+    else:
+        iterations = (f"{manifest['n_iterations']} iterations: it reached the max_iter cap without early stopping, "
+                      "so more iterations would probably have helped")
     return f"""# Model card — crampdx
 
 **Decision support for clinicians, trained on synthetic data. Not validated on patients.**
@@ -99,11 +104,11 @@ It is not a diagnostic device and must not be used for patients without a clinic
 
 ## Model
 scikit-learn `HistGradientBoostingClassifier` (learning rate {hp['learning_rate']}, max depth
-{hp['max_depth']}, {hp['max_leaf_nodes']} leaves, {manifest['n_iterations']} iterations after early
-stopping), categorical findings as numeric codes. Probabilities are
+{hp['max_depth']}, {hp['max_leaf_nodes']} leaves, {iterations}), categorical findings as numeric codes. Probabilities are
 `softmax(logits / T)` with one temperature T = {manifest['temperature']:.3f} fitted on the
-calibration cases; SHAP explanations are in the same log-odds space, so they add up to the
-probability shown.
+calibration cases. SHAP explanations are in the same space: each cause's contributions add up to
+its score (logits / T, not the log-odds of that cause), and the softmax of the causes' scores is
+the probabilities shown.
 
 ## Evaluation
 On {figures['n']:,} fresh synthetic cases (seed {figures['seed']}, disjoint from training), with

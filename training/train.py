@@ -111,8 +111,21 @@ def fit_classifier(
     with contextlib.redirect_stdout(_IterationReporter(report)):
         estimator.fit(codes, labels)
     validation = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
-    report(f"  stopped after {estimator.n_iter_} iterations, validation log loss {validation:.4f}")
+    report(f"  {iterations_text(estimator.n_iter_, hyperparameters.max_iter)}, validation log loss {validation:.4f}")
     return estimator
+
+
+def reached_cap(n_iterations: int, max_iter: int) -> bool:
+    """Whether boosting ran to ``max_iter`` instead of being stopped early."""
+    return int(n_iterations) >= int(max_iter)
+
+
+def iterations_text(n_iterations: int, max_iter: int) -> str:
+    """'stopped early after 312 iterations' or 'reached the --max-iter cap of 20 iterations
+    without early stopping' (then more iterations would probably have helped)."""
+    if reached_cap(n_iterations, max_iter):
+        return f"reached the --max-iter cap of {max_iter} iterations without early stopping"
+    return f"stopped early after {n_iterations} iterations"
 
 
 class _IterationReporter(io.TextIOBase):
@@ -158,36 +171,42 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def read_labelled_cases(path: str | Path, schema: Schema, class_ids: tuple[str, ...]) -> pd.DataFrame:
     """Read the user's labelled cases (CSV or parquet) and validate them against the schema.
 
+    Columns and values are read as leniently as by ``crampdx predict``: finding ids or
+    labels, level ids or labels, yes/no, true/false, 1/0 for binary findings
+    (:mod:`training.casefile`); every column must be a finding or ``etiology``.
+
     Raises
     ------
     SchemaError
         One message naming each offending column and row (1-based data rows): unknown
-        columns, unknown levels, non-numbers, impossible values, missing or unknown
-        ``etiology`` labels.
+        columns (with a suggestion when one is close), unknown levels, non-numbers,
+        impossible values, missing or unknown ``etiology`` labels; or that the file holds
+        no cases.
     """
+    from training.casefile import read_case_table, resolve_case_table
+
     path = Path(path)
-    if not path.is_file():
-        raise SchemaError(f"{path}: no such file")
-    try:
-        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
-    except Exception as error:  # pandas raises many kinds for a malformed file
-        raise SchemaError(f"{path}: could not be read as {'parquet' if path.suffix.lower() == '.parquet' else 'CSV'} ({error})") from None
+    frame = read_case_table(path, schema)
     problems = []
     if "etiology" not in frame.columns:
         problems.append("missing column 'etiology' (the class id of each case)")
     else:
-        unknown = ~frame["etiology"].astype("object").isin(class_ids)
+        labels = frame["etiology"].astype("object")
+        unknown = ~labels.isin(class_ids)
         if unknown.any():
             rows = np.flatnonzero(unknown.to_numpy()) + 1
-            seen = sorted({str(v) for v in frame["etiology"][unknown]})[:5]
+            seen = sorted({str(v) for v in labels[unknown]})[:5]
             problems.append(f"etiology, rows {', '.join(map(str, rows[:3]))}{' …' if len(rows) > 3 else ''}: unknown class {', '.join(map(repr, seen))}; see `crampdx knowledge`")
+    table = None
     try:
-        schema.encode(frame)
+        table = resolve_case_table(frame, schema, keep_other=False)
     except SchemaError as error:
         problems.append(str(error))
     if problems:
         raise SchemaError(f"{path.name}: " + "; ".join(problems))
-    return schema.coerce(frame)
+    typed = schema.decode(table.codes, index=frame.index)
+    typed["etiology"] = frame["etiology"]
+    return typed
 
 
 def hyperparameters_dict(hp: Hyperparameters) -> dict:

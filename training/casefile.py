@@ -1,0 +1,239 @@
+"""Tables of cases (CSV or parquet) read as leniently as one case in JSON.
+
+``crampdx findings`` promises that a case file maps finding ids *or labels* to values and that
+binary findings take yes/no, true/false, 1/0; :func:`model.validate_case` keeps that promise
+for one case. This module keeps it for a table of cases, with the same name and level
+resolution (``model.case``'s helpers, used read-only), resolving each column once and each
+distinct value once, so a file of 100,000 cases costs no more than a few vectorised passes.
+
+Columns that are neither findings nor ``etiology`` (an ``id`` column, a site, a date) are
+returned apart, unchanged, so the caller can carry them through to its output; a column whose
+name is close to a finding's (``Agee``, ``pedal pulse``) is a misspelt finding and an error
+with a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model.case import _EMPTY, _level, _resolve_names, _unknown_finding
+from model.schema import Finding, Schema, SchemaError, load_schema
+
+__all__ = ["CaseTable", "LABEL", "read_case_table", "resolve_case_table"]
+
+LABEL = "etiology"
+SUGGESTION_CUTOFF = 0.75  # as validate_case: a column this close to a finding's id or label is a misspelling
+# pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
+# value not drawn would be refused, and with pandas' own handling "None" would stop being a level.
+_PANDAS_NA = {"#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan", "<na>", "n/a", "na",
+              "null", "nan", "none"}
+_NOT_ASSESSED = frozenset(_EMPTY) | _PANDAS_NA
+
+
+@dataclass(frozen=True)
+class CaseTable:
+    """A table of cases split by role.
+
+    Attributes
+    ----------
+    findings : pandas.DataFrame
+        One column per finding given, named by finding id, holding level ids (binary and
+        categorical) or the values as read (numeric; ``Schema.encode`` checks them), ``NaN``
+        where not assessed. Ready for ``Schema.encode`` / ``Diagnoser.predict_proba``.
+    label : pandas.Series or None
+        The ``etiology`` column, as read.
+    other : pandas.DataFrame
+        Every other column, unchanged, in file order (empty unless ``keep_other``).
+    codes : numpy.ndarray
+        ``findings`` encoded by ``Schema.encode`` (n_cases, n_findings).
+    """
+
+    findings: pd.DataFrame
+    codes: np.ndarray
+    label: pd.Series | None
+    other: pd.DataFrame
+
+
+def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFrame:
+    """Read a CSV or parquet file of cases, keeping every cell as written.
+
+    A CSV is read with only empty cells as missing: ``None`` stays a word (it is a level of
+    some findings) and the other "not assessed" words are resolved per finding by
+    :func:`resolve_case_table`. Columns that are not findings are read as text, so an id
+    such as ``007`` is carried through as ``007``.
+
+    Raises
+    ------
+    SchemaError
+        One sentence: a directory, no such file, unreadable, or no cases in it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SchemaError(f"{path} is a directory, not a file of cases; give a .csv or .parquet file")
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such file")
+    parquet = path.suffix.lower() == ".parquet"
+    try:
+        if parquet:
+            frame = pd.read_parquet(path)
+        else:
+            header = pd.read_csv(path, nrows=0)
+            names = _resolve_names(schema or load_schema())
+            text = [c for c in header.columns if _finding_id(str(c), names) is None]
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
+    except ImportError:
+        raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
+    except pd.errors.EmptyDataError:
+        raise SchemaError(f"{path} holds no cases: it is empty; write a header row of finding ids and one case per row") from None
+    except OSError as error:
+        raise SchemaError(f"{path}: could not be read ({error.strerror or error})") from None
+    except Exception as error:  # pandas and pyarrow raise many kinds for a malformed file
+        raise SchemaError(f"{path}: could not be read as {'parquet' if parquet else 'CSV'} ({error})") from None
+    if len(frame) == 0:
+        raise SchemaError(f"{path} holds no cases: it has a header but no rows; add one case per row")
+    return frame
+
+
+def _finding_id(column: str, names: dict[str, str]) -> str | None:
+    key = column.strip()
+    return names.get(key) or names.get(key.lower())
+
+
+def _close_match(column: str, names: dict[str, str]) -> bool:
+    return bool(difflib.get_close_matches(column.strip().lower(), list(names), n=1, cutoff=SUGGESTION_CUTOFF))
+
+
+def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool) -> CaseTable:
+    """Resolve a table's columns to findings and its values to level ids.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        As read by :func:`read_case_table` (or any frame of cases).
+    schema : Schema
+    keep_other : bool
+        Whether columns that are neither findings nor ``etiology`` are carried (returned in
+        ``other``) or refused. A column whose name is close to a finding's is refused either
+        way, with a suggestion.
+
+    Raises
+    ------
+    SchemaError
+        One message naming every unknown or duplicated column, every unknown level, every
+        non-number and every impossible value, each with its rows.
+    """
+    names = _resolve_names(schema)
+    problems: list[str] = []
+    findings: dict[str, pd.Series] = {}
+    given_as: dict[str, str] = {}
+    other: list[Any] = []
+    for column in frame.columns:
+        name = str(column)
+        if name == LABEL:
+            continue
+        fid = _finding_id(name, names)
+        if fid is None:
+            if keep_other and not _close_match(name, names):
+                other.append(column)
+            elif keep_other:
+                problems.append(f"{name}: {_unknown_finding(name, names)}")
+            else:
+                hint = _unknown_finding(name, names).removeprefix("unknown finding; ")
+                problems.append(f"unknown column {name!r}; {hint}")
+            continue
+        if fid in given_as:
+            problems.append(f"columns {given_as[fid]!r} and {name!r} both give {fid}; keep one")
+            continue
+        given_as[fid] = name
+        series, problem = _resolve_column(schema[fid], frame[column], name)
+        if problem:
+            problems.append(problem)
+        findings[fid] = series
+    ordered = pd.DataFrame({fid: findings[fid] for fid in schema.ids if fid in findings}, index=frame.index)
+    codes = None
+    try:
+        codes = schema.encode(ordered)  # non-numbers and impossible values, with their rows
+    except SchemaError as error:
+        problems.append(str(error))
+    if problems:
+        raise SchemaError("; ".join(problems))
+    return CaseTable(
+        findings=ordered,
+        codes=codes,
+        label=frame[LABEL] if LABEL in frame.columns else None,
+        other=frame[other] if other else pd.DataFrame(index=frame.index),
+    )
+
+
+def _rows(mask: np.ndarray) -> str:
+    """'row 3' / 'rows 3, 8, 12 and 4 more' (1-based data rows)."""
+    rows = np.flatnonzero(mask) + 1
+    shown = ", ".join(str(r) for r in rows[:3])
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _is_not_assessed(finding: Finding, value: Any) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower()
+    if text not in _NOT_ASSESSED:
+        return False
+    # "none" is a level of some findings (thyroid symptoms: none): there it is an answer
+    return not any(text in (level.id, level.label.lower()) for level in finding.levels)
+
+
+def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.Series, str | None]:
+    """Level ids (binary, categorical) or values with "not assessed" words as NaN (numeric).
+
+    Each distinct value is resolved once (``pd.factorize``). On a bad level the cell becomes
+    NaN (so ``Schema.encode`` can still report the other columns' problems in the same
+    message) and the problem names the column and the rows.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(finding.level_ids):
+        return series, None  # already as crampdx writes it (parquet from `crampdx generate`)
+    numeric_dtype = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+    if finding.is_numeric and numeric_dtype:
+        return series, None
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)  # missing cells: -1
+    uniques = list(uniques)
+    if finding.is_numeric:  # Schema.encode names non-numbers and impossible values with their rows
+        values = np.array([np.nan if _is_not_assessed(finding, u) else u for u in uniques] + [np.nan], dtype=object)
+        return pd.Series(values[codes], index=series.index, dtype=object), None
+    level_codes = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the last entry: missing cells
+    bad: list[tuple[int, Any, str]] = []
+    for k, raw in enumerate(uniques):
+        if _is_not_assessed(finding, raw):
+            continue
+        level, problem = _level(finding, _as_number_if_binary(finding, raw))
+        if problem:
+            bad.append((k, raw, problem))
+        else:
+            level_codes[k] = finding.code(level)
+    resolved = pd.Series(pd.Categorical.from_codes(level_codes[codes], categories=list(finding.level_ids)), index=series.index)
+    if not bad:
+        return resolved, None
+    where = name if name == finding.id else f"{name} ({finding.id})"
+    messages = [f"{where}, {_rows(codes == k)}: {problem}" for k, _, problem in bad[:3]]
+    if len(bad) > 3:
+        messages.append(f"{where}: {len(bad) - 3} more unknown values")
+    return resolved, "; ".join(messages)
+
+
+def _as_number_if_binary(finding: Finding, raw: Any) -> Any:
+    """'1.0' / '0.0' (a binary column saved from a float column) count as 1 / 0."""
+    if finding.kind == "binary" and isinstance(raw, str):
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            return raw
+        return number if number in (0.0, 1.0) else raw
+    return raw
