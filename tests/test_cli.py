@@ -47,10 +47,10 @@ def test_findings_lists_every_finding_with_what_it_accepts(capsys, schema):
     assert [f["id"] for f in listing["findings"]] == [f.id for f in schema.in_section("laboratory")]
 
 
-def test_a_misspelt_finding_gets_a_suggestion(tmp_path, capsys):
+def test_a_misspelt_finding_gets_a_suggestion_even_without_a_model(tmp_path, capsys):
     case = tmp_path / "case.json"
     case.write_text(json.dumps({"Agee": 70, "pedal pulse": "absent"}), encoding="utf-8")
-    assert main(["predict", str(case)]) == 2
+    assert main(["predict", str(case), "--model", str(tmp_path / "no-model-here")]) == 2
     err = capsys.readouterr().err
     assert "Agee: unknown finding; did you mean 'age'?" in err
     assert "pedal pulse: unknown finding; did you mean 'pedal_pulses'?" in err and "Traceback" not in err

@@ -344,6 +344,7 @@ def explanation_heading(ex: dict) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from model.case import validate_case
     from model.diagnoser import Diagnoser
     from model.report import case_report
 
@@ -355,9 +356,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out} is the case file itself; writing there would replace your cases, so give another name")
         if kind == "one" and out.suffix.lower() != ".json":
             raise UserError(f"--out {out}: one case's report is written as JSON; give a file name ending in .json")
-    diagnoser = Diagnoser.load(args.model)
     if kind == "one":
-        report = case_report(diagnoser, diagnoser.case(content), top=args.top, explain="top" if args.explain else None)
+        case = validate_case(content)  # a bad case is reported even before a model exists
+        diagnoser = Diagnoser.load(args.model)
+        report = case_report(diagnoser, case, top=args.top, explain="top" if args.explain else None)
         if out is not None:
             _write_text_atomically(json.dumps(report, indent=2, ensure_ascii=False) + "\n", out)
         if args.json:
@@ -365,7 +367,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             _print_report(report, diagnoser)
         return 0
-    return _predict_many(diagnoser, content, args)
+    return _predict_many(Diagnoser.load(args.model), content, args)
 
 
 _RESERVED = ("row",)  # output columns a carried-through column must not shadow
