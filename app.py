@@ -341,12 +341,13 @@ def show_ranking(causes, chosen: str) -> None:
         "chosen": ["explained below" if c.id == chosen else "other" for c in causes],
     })
     encoding = {
-        # an explicit sort: with none, Vega keeps the row order of the previous case
-        "y": {"field": "cause", "type": "nominal", "sort": {"field": "rank", "order": "ascending"}, "title": None,
-              "axis": {"labelLimit": 360, "labelOverlap": False}},
+        # an explicit sort (with none, Vega keeps the row order of the previous case); "min":
+        # the layers share one y domain, which drops a sort by the default op, "sum"
+        "y": {"field": "cause", "type": "nominal", "sort": {"field": "rank", "op": "min", "order": "ascending"},
+              "title": None, "axis": {"labelLimit": 300, "labelOverlap": False}},
         "x": {"field": "probability", "type": "quantitative", "title": "probability",
               "axis": {"format": "%", "values": [0, 0.2, 0.4, 0.6, 0.8, 1.0]},
-              "scale": {"domain": [0, 1.15]}},  # room for the label of a bar near 100 %
+              "scale": {"domain": [0, 1.3]}},  # room for the label of a bar near 100 %
         "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "shown", "type": "nominal", "title": "probability"}],
     }
     spec = {

@@ -135,7 +135,7 @@ def _claudication_pattern(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     if not pattern:
         return None
     return RedFlag(
-        "claudication_pattern", WARNING, "Claudication, not nocturnal cramps?",
+        "claudication_pattern", WARNING, "Claudication, not nocturnal cramps",
         "Exertional leg pain that " + " and ".join(pattern) + " is the pattern of claudication, not of true cramps, "
         "which occur at rest in bed (seed:4,2): examine pedal pulses and measure the ankle-brachial index (seed:6).",
         ("exertional pain", *pattern))
