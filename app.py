@@ -16,14 +16,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from model import CaseError, Diagnoser, load_schema, validate_case
+from model.case import validate_what_is_valid
 from model.artifact import ArtifactError, default_artifact_dir
+from model.charts import cause_label, ranking_chart, waterfall_chart
 from model.examples import load_examples
 from model.red_flags import red_flags
-from model.report import DISCLAIMER, case_report, findings_from_json, markdown_report, percent
+from model.report import (AGREEMENT_METRICS, DISCLAIMER, case_report, findings_from_json, markdown_report,
+                          model_versus_posterior, percent)
 from synthetic.summary import cited_references, key_findings
 
 SCHEMA = load_schema()
@@ -169,15 +171,6 @@ def entered() -> dict[str, Any]:
         if value is not None and value != NA:
             values[finding.id] = value
     return values
-
-
-def checked(values: dict[str, Any]):
-    """The valid part of the entries as a Case, and field -> message for the rest."""
-    try:
-        return validate_case(values, schema=SCHEMA), {}
-    except CaseError as error:
-        valid = {fid: value for fid, value in values.items() if fid not in error.problems}
-        return validate_case(valid, schema=SCHEMA), error.problems
 
 
 def set_findings(values: dict[str, Any]) -> None:
@@ -328,41 +321,8 @@ def show_atypical(future: Future) -> None:
         st.warning(atypical.message, icon=":material/help:")
 
 
-def cause_text(cause) -> str:
-    return f"{cause.name} · {cause.icd10 or '—'}"
-
-
 def show_ranking(causes, chosen: str) -> None:
-    frame = pd.DataFrame({
-        "rank": list(range(1, len(causes) + 1)),
-        "cause": [cause_text(c) for c in causes],
-        "probability": [c.probability for c in causes],
-        "shown": [percent(c.probability) for c in causes],
-        "chosen": ["explained below" if c.id == chosen else "other" for c in causes],
-    })
-    encoding = {
-        # an explicit sort (with none, Vega keeps the row order of the previous case); "min":
-        # the layers share one y domain, which drops a sort by the default op, "sum"
-        "y": {"field": "cause", "type": "nominal", "sort": {"field": "rank", "op": "min", "order": "ascending"},
-              "title": None, "axis": {"labelLimit": 300, "labelOverlap": False}},
-        "x": {"field": "probability", "type": "quantitative", "title": "probability",
-              "axis": {"format": "%", "values": [0, 0.2, 0.4, 0.6, 0.8, 1.0]},
-              "scale": {"domain": [0, 1.3]}},  # room for the label of a bar near 100 %
-        "tooltip": [{"field": "cause", "type": "nominal"}, {"field": "shown", "type": "nominal", "title": "probability"}],
-    }
-    spec = {
-        "height": 28 * len(causes) + 20,
-        "encoding": encoding,
-        "layer": [
-            {"mark": {"type": "bar"}, "encoding": {"color": {
-                "field": "chosen", "type": "nominal", "legend": None,
-                "scale": {"domain": ["explained below", "other"], "range": ["#1f5fa8", "#9bb7d4"]}}}},
-            {"mark": {"type": "text", "align": "left", "dx": 4},
-             "encoding": {"text": {"field": "shown", "type": "nominal"}}},
-        ],
-    }
-    # A Vega-Lite spec written out: Streamlit draws it without Altair's schema validation,
-    # which would cost tens of milliseconds per rerun.
+    frame, spec = ranking_chart(causes, chosen)
     st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"])
 
 
@@ -373,37 +333,13 @@ def choose_cause(causes, values: tuple) -> str:
     case, and a fresh widget starts at the top cause instead of carrying a stale choice.
     """
     ids = [c.id for c in causes]
-    names = {c.id: f"{i}. {cause_text(c)} — {percent(c.probability)}" for i, c in enumerate(causes, 1)}
+    names = {c.id: f"{i}. {cause_label(c)} — {percent(c.probability)}" for i, c in enumerate(causes, 1)}
     key = "explain:" + hashlib.sha1(repr(values).encode()).hexdigest()[:16]
     return st.selectbox("Explain a cause", ids, format_func=names.get, key=key)
 
 
-def waterfall(explanation) -> pd.DataFrame:
-    """The explanation's waterfall steps (average case, findings, not assessed, this case) as a frame."""
-    steps = explanation.waterfall()
-    frame = pd.DataFrame([(s.text, s.kind, s.start, s.end, s.contribution) for s in steps],
-                         columns=["step", "kind", "start", "end", "contribution"])
-    frame["order"] = range(len(frame))
-    return frame
-
-
 def show_explanation(explanation, prior: float | None) -> None:
-    frame = waterfall(explanation)
-    kinds = ["for", "against", "average case", "not assessed", "score"]
-    spec = {
-        "height": 26 * len(frame) + 20,
-        "mark": {"type": "bar"},
-        "encoding": {
-            "y": {"field": "step", "type": "nominal", "title": None, "axis": {"labelLimit": 360, "labelOverlap": False},
-                  "sort": {"field": "order", "order": "ascending"}},
-            "x": {"field": "start", "type": "quantitative", "title": "score (right = for)"},
-            "x2": {"field": "end"},
-            "color": {"field": "kind", "type": "nominal", "legend": None,
-                      "scale": {"domain": kinds, "range": ["#2e7d32", "#c62828", "#5f5f5f", "#c7c7c7", "#1f5fa8"]}},
-            "tooltip": [{"field": "step", "type": "nominal"},
-                        {"field": "contribution", "type": "quantitative", "format": "+.2f"}],
-        },
-    }
+    frame, spec = waterfall_chart(explanation)
     st.vega_lite_chart(frame, spec, width="stretch", height=spec["height"] + 30)
     st.caption(f"**{explanation.cause_name}: {percent(explanation.probability)}.** The bars start at the score of "
                f"an average synthetic case (dark grey, {explanation.base_value:+.2f}); each entered finding moves the "
@@ -451,7 +387,7 @@ def show_next(suggestions) -> None:
 def show_differential(diagnoser: Diagnoser):
     """Findings on the left, the differential and its explanation on the right; returns the
     case, the cause explained and the entries not used (for the export)."""
-    case, problems = checked(entered())
+    case, problems = validate_what_is_valid(entered(), schema=SCHEMA)
     key, values = model_key(diagnoser), _frozen(case)
     left, right = st.columns([1, 1], gap="large")
     with left:
@@ -517,22 +453,6 @@ def show_knowledge() -> None:
             st.markdown(f"- **{decision['cause']}** — {decision['decision']} into {decision['into']}: {decision['reason']}")
 
 
-PAIRED_METRICS = (("top-1 accuracy", "top1_accuracy", "posterior_top1_accuracy"),
-                  ("top-3 accuracy", "top3_accuracy", "posterior_top3_accuracy"),
-                  ("log loss", "log_loss", "posterior_log_loss"))
-AGREEMENT_METRICS = (("top-1 agreement with the exact posterior", "top1_agreement_with_posterior", "{:.1%}"),
-                     ("top-1 accuracy, model / exact posterior", "top1_ratio_to_posterior", "{:.3f}"),
-                     ("mean KL(exact posterior ‖ model)", "mean_kl_posterior_to_model", "{:.3f} nats"))
-
-
-def metrics_table(manifest: dict) -> pd.DataFrame | None:
-    """The evaluation figures side by side: the model against the exact posterior."""
-    metrics = manifest.get("metrics") or {}
-    model, exact = metrics.get("model") or {}, metrics.get("posterior") or {}
-    rows = [(name, model[m], exact[p]) for name, m, p in PAIRED_METRICS if m in model and p in exact]
-    return pd.DataFrame(rows, columns=["figure", "model", "exact posterior"]) if rows else None
-
-
 def show_about(diagnoser: Diagnoser) -> None:
     st.header("About this model")
     card, plots, kb = st.tabs(["Model card", "Evaluation", "Knowledge browser"])
@@ -548,7 +468,7 @@ def show_about(diagnoser: Diagnoser) -> None:
                     "same findings assessed.\n"
                     "- Nothing entered is sent anywhere; models are loaded only from this tool's own verified artifacts.")
     with plots:
-        table = metrics_table(diagnoser.manifest_)
+        table = model_versus_posterior(diagnoser.manifest_)
         st.markdown("**The model against the exact posterior** of the knowledge base (the ceiling on these cases)")
         if table is not None:
             n = (diagnoser.manifest_.get("metrics") or {}).get("n")

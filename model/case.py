@@ -19,7 +19,7 @@ import pandas as pd
 
 from model.schema import Finding, Schema, load_schema
 
-__all__ = ["Case", "CaseError", "describe_value", "validate_case"]
+__all__ = ["Case", "CaseError", "describe_value", "validate_case", "validate_what_is_valid"]
 
 _TRUE = {"true", "yes", "y", "present", "1", "positive"}
 _FALSE = {"false", "no", "n", "absent", "0", "negative"}
@@ -243,3 +243,23 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
         raise CaseError(problems)
     ordered = {fid: found[fid] for fid in schema.ids if fid in found}
     return Case(values=ordered, flags={fid: flags[fid] for fid in ordered if fid in flags}, schema=schema)
+
+
+def validate_what_is_valid(mapping: Mapping[str, Any], *, schema: Schema | None = None) -> tuple[Case, dict[str, str]]:
+    """The valid part of a case, and what is wrong with the rest.
+
+    For a form that is being filled in: a wrong entry is reported while every other entry
+    still counts.
+
+    Returns
+    -------
+    case : Case
+        The entries that passed validation.
+    problems : dict
+        Field -> message for each entry left out (empty when everything is valid).
+    """
+    try:
+        return validate_case(mapping, schema=schema), {}
+    except CaseError as error:
+        valid = {key: value for key, value in mapping.items() if key not in error.problems}
+        return validate_case(valid, schema=schema), error.problems

@@ -10,7 +10,8 @@ from typing import Mapping
 
 from model.case import Case
 
-__all__ = ["DISCLAIMER", "case_report", "findings_from_json", "markdown_report", "percent"]
+__all__ = ["AGREEMENT_METRICS", "DISCLAIMER", "case_report", "findings_from_json", "markdown_report",
+           "model_versus_posterior", "percent"]
 
 DISCLAIMER = (
     "crampdx is decision support for clinicians, trained on synthetic cases generated from one "
@@ -130,3 +131,22 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     if twice:
         raise ValueError(f"{', '.join(map(repr, twice))} given twice; keep one value for each finding")
     return dict(pairs)
+
+
+PAIRED_METRICS = (("top-1 accuracy", "top1_accuracy", "posterior_top1_accuracy"),
+                  ("top-3 accuracy", "top3_accuracy", "posterior_top3_accuracy"),
+                  ("log loss", "log_loss", "posterior_log_loss"))
+AGREEMENT_METRICS = (("top-1 agreement with the exact posterior", "top1_agreement_with_posterior", "{:.1%}"),
+                     ("top-1 accuracy, model / exact posterior", "top1_ratio_to_posterior", "{:.3f}"),
+                     ("mean KL(exact posterior ‖ model)", "mean_kl_posterior_to_model", "{:.3f} nats"))
+
+
+def model_versus_posterior(manifest: Mapping) -> "pd.DataFrame | None":
+    """The artifact's evaluation figures side by side: the model against the exact posterior
+    (columns ``figure``, ``model``, ``exact posterior``), or None when the manifest has none."""
+    import pandas as pd
+
+    metrics = manifest.get("metrics") or {}
+    model, exact = metrics.get("model") or {}, metrics.get("posterior") or {}
+    rows = [(name, model[m], exact[p]) for name, m, p in PAIRED_METRICS if m in model and p in exact]
+    return pd.DataFrame(rows, columns=["figure", "model", "exact posterior"]) if rows else None

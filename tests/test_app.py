@@ -109,14 +109,6 @@ def test_entering_findings_changes_the_ranking(at):
     assert "Review medications" in texts(at.info)
 
 
-def test_the_ranking_chart_is_sorted_by_rank_in_a_way_vega_keeps(at):
-    """Layers share one y domain and Vega-Lite drops a sort by the default op there (the
-    chart then showed causes alphabetically); without a sort it kept the previous case's order."""
-    charts = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
-    ranking_chart = next(spec for spec in charts if "layer" in spec)
-    assert ranking_chart["encoding"]["y"]["sort"] == {"field": "rank", "op": "min", "order": "ascending"}
-
-
 def test_choosing_another_cause_explains_it(at, kb):
     second = ranking(at)[1].split(". ", 1)[1].split(" · ")[0]
     cause_id = next(c.id for c in kb.classes if c.name == second)

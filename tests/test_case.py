@@ -153,3 +153,12 @@ def test_impossible_combinations_are_named_on_the_pregnancy(case, because):
 def test_possible_pregnancies_and_men_who_are_not_pregnant_are_valid():
     assert validate_case({"sex": "female", "age": 31, "pregnancy": "trimester_3"}).values["pregnancy"] == "trimester_3"
     assert validate_case({"sex": "male", "age": 8, "pregnancy": "not pregnant"}).values["pregnancy"] == "not_pregnant"
+
+
+def test_a_form_keeps_its_valid_entries_and_names_the_wrong_ones():
+    from model.case import validate_what_is_valid
+
+    case, problems = validate_what_is_valid({"potassium": 20, "sodium": 131, "sex": "male", "pregnancy": "trimester_2"})
+    assert case.values == {"sodium": 131.0, "sex": "male"}
+    assert set(problems) == {"potassium", "pregnancy"}
+    assert validate_what_is_valid({"sodium": 131})[1] == {}
