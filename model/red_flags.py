@@ -134,10 +134,13 @@ def _claudication_pattern(case: Case, ranking: Sequence[str]) -> RedFlag | None:
                if _present(case, fid)]
     if not pattern:
         return None
+    missing = [name for fid, name in (("pedal_pulses", "examine pedal pulses"),
+                                      ("ankle_brachial_index", "measure the ankle-brachial index")) if fid not in case]
+    advice = " and ".join(missing) if missing else "weigh the recorded pulses and ankle-brachial index against it"
     return RedFlag(
         "claudication_pattern", WARNING, "Claudication, not nocturnal cramps",
         "Exertional leg pain that " + " and ".join(pattern) + " is the pattern of claudication, not of true cramps, "
-        "which occur at rest in bed (seed:4,2): examine pedal pulses and measure the ankle-brachial index (seed:6).",
+        f"which occur at rest in bed (seed:4,2): {advice} (seed:6).",
         ("exertional pain", *pattern))
 
 

@@ -47,6 +47,10 @@ def test_claudication_is_not_taken_for_nocturnal_cramps():
     flag = found["claudication_pattern"]
     assert "resolves with rest and at a reproducible walking distance" in flag.message
     assert "seed:4,2" in flag.message
+    assert "examine pedal pulses and measure the ankle-brachial index" in flag.message
+    examined = flags({"cramp_timing": "exertional", "relieved_by_rest": "yes", "pedal_pulses": "diminished",
+                      "ankle_brachial_index": 0.7})["claudication_pattern"]
+    assert "weigh the recorded pulses and ankle-brachial index" in examined.message
     assert "claudication_pattern" not in flags({"cramp_timing": "exertional", "relieved_by_rest": "no"})
     assert "claudication_pattern" not in flags({"cramp_timing": "nocturnal_at_rest", "relieved_by_rest": "yes"})
 
