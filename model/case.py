@@ -177,9 +177,24 @@ def _resolve_names(schema: Schema) -> dict[str, str]:
     return names
 
 
+SUGGESTION_CUTOFF = 0.75  # a name this close to a finding's id or label is taken for a misspelling
+
+
+def finding_id_for(key: str, names: Mapping[str, str]) -> str | None:
+    """The finding id a name stands for (an id or a label, any case), or None."""
+    key = str(key).strip()
+    return names.get(key) or names.get(key.lower())
+
+
+def closest_finding(key: str, names: Mapping[str, str]) -> str | None:
+    """The finding id an unknown name is probably a misspelling of, or None."""
+    close = difflib.get_close_matches(str(key).strip().lower(), list(names), n=1, cutoff=SUGGESTION_CUTOFF)
+    return names[close[0]] if close else None
+
+
 def _unknown_finding(key: str, names: Mapping[str, str]) -> str:
-    close = difflib.get_close_matches(key.strip().lower(), list(names), n=1, cutoff=0.75)
-    hint = f"did you mean {names[close[0]]!r}? " if close else ""
+    close = closest_finding(key, names)
+    hint = f"did you mean {close!r}? " if close else ""
     return f"unknown finding; {hint}`crampdx findings` lists the ids, labels and accepted values"
 
 
@@ -217,7 +232,7 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     found: dict[str, Any] = {}
     flags: dict[str, str] = {}
     for key, raw in mapping.items():
-        fid = names.get(str(key).strip()) or names.get(str(key).strip().lower())
+        fid = finding_id_for(key, names)
         if fid is None:
             problems[str(key)] = _unknown_finding(str(key), names)
             continue

@@ -247,7 +247,7 @@ class Schema:
         return typed
 
 
-def _rows(mask: np.ndarray) -> str:
+def describe_rows(mask: np.ndarray) -> str:
     """'row 3' / 'rows 3, 8, 12 and 4 more' (1-based positions in the frame)."""
     rows = np.flatnonzero(mask) + 1
     shown = ", ".join(str(r) for r in rows[:3])
@@ -262,13 +262,13 @@ def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | No
         bad_text = series.notna().to_numpy() & np.isnan(values)
         if bad_text.any():
             example = series[bad_text].iloc[0]
-            return None, f"{finding.id}, {_rows(bad_text)}: not a number (e.g. {example!r}); expected {finding.unit}"
+            return None, f"{finding.id}, {describe_rows(bad_text)}: not a number (e.g. {example!r}); expected {finding.unit}"
         lo, hi = finding.hard
         outside = ~np.isnan(values) & ((values < lo) | (values > hi))
         if outside.any():
             example = values[outside][0]
             return None, (
-                f"{finding.id}, {_rows(outside)}: outside the plausible range "
+                f"{finding.id}, {describe_rows(outside)}: outside the plausible range "
                 f"{lo:g}–{hi:g} {finding.unit} (e.g. {example:g})"
             )
         return values, None
@@ -281,7 +281,7 @@ def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | No
     unknown = (codes < 0) & series.notna().to_numpy()
     if unknown.any():
         seen = sorted({str(v) for v in as_text[unknown]})[:5]
-        return None, f"{finding.id}, {_rows(unknown)}: unknown level(s) {', '.join(map(repr, seen))}; expected one of {', '.join(levels)}"
+        return None, f"{finding.id}, {describe_rows(unknown)}: unknown level(s) {', '.join(map(repr, seen))}; expected one of {', '.join(levels)}"
     return np.where(codes < 0, np.nan, codes.astype(float)), None
 
 

@@ -14,7 +14,6 @@ with a suggestion.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.case import _EMPTY, _level, _resolve_names, _unknown_finding
-from model.schema import Finding, Schema, SchemaError, load_schema
+from model.case import _EMPTY, _level, _resolve_names, _unknown_finding, closest_finding, finding_id_for
+from model.schema import Finding, Schema, SchemaError, describe_rows, load_schema
 
 __all__ = ["CaseTable", "LABEL", "read_case_table", "resolve_case_table"]
 
 LABEL = "etiology"
-SUGGESTION_CUTOFF = 0.75  # as validate_case: a column this close to a finding's id or label is a misspelling
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
 # value not drawn would be refused, and with pandas' own handling "None" would stop being a level.
 _PANDAS_NA = {"#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan", "<na>", "n/a", "na",
@@ -85,7 +83,7 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
         else:
             header = pd.read_csv(path, nrows=0)
             names = _resolve_names(schema or load_schema())
-            text = [c for c in header.columns if _finding_id(str(c), names) is None]
+            text = [c for c in header.columns if finding_id_for(c, names) is None]
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
     except ImportError:
         raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
@@ -98,15 +96,6 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     if len(frame) == 0:
         raise SchemaError(f"{path} holds no cases: it has a header but no rows; add one case per row")
     return frame
-
-
-def _finding_id(column: str, names: dict[str, str]) -> str | None:
-    key = column.strip()
-    return names.get(key) or names.get(key.lower())
-
-
-def _close_match(column: str, names: dict[str, str]) -> bool:
-    return bool(difflib.get_close_matches(column.strip().lower(), list(names), n=1, cutoff=SUGGESTION_CUTOFF))
 
 
 def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool) -> CaseTable:
@@ -137,9 +126,9 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         name = str(column)
         if name == LABEL:
             continue
-        fid = _finding_id(name, names)
+        fid = finding_id_for(name, names)
         if fid is None:
-            if keep_other and not _close_match(name, names):
+            if keep_other and closest_finding(name, names) is None:
                 other.append(column)
             elif keep_other:
                 problems.append(f"{name}: {_unknown_finding(name, names)}")
@@ -169,14 +158,6 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         label=frame[LABEL] if LABEL in frame.columns else None,
         other=frame[other] if other else pd.DataFrame(index=frame.index),
     )
-
-
-def _rows(mask: np.ndarray) -> str:
-    """'row 3' / 'rows 3, 8, 12 and 4 more' (1-based data rows)."""
-    rows = np.flatnonzero(mask) + 1
-    shown = ", ".join(str(r) for r in rows[:3])
-    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _is_not_assessed(finding: Finding, value: Any) -> bool:
@@ -222,7 +203,7 @@ def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.
     if not bad:
         return resolved, None
     where = name if name == finding.id else f"{name} ({finding.id})"
-    messages = [f"{where}, {_rows(codes == k)}: {problem}" for k, _, problem in bad[:3]]
+    messages = [f"{where}, {describe_rows(codes == k)}: {problem}" for k, _, problem in bad[:3]]
     if len(bad) > 3:
         messages.append(f"{where}: {len(bad) - 3} more unknown values")
     return resolved, "; ".join(messages)
