@@ -19,8 +19,7 @@ import contextlib
 import io
 import re
 import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -207,13 +206,3 @@ def read_labelled_cases(path: str | Path, schema: Schema, class_ids: tuple[str, 
     typed = schema.decode(table.codes, index=frame.index)
     typed["etiology"] = frame["etiology"]
     return typed
-
-
-def hyperparameters_dict(hp: Hyperparameters) -> dict:
-    return asdict(hp)
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
