@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from model.case import Case
+from model.red_flags import red_flags
 
 __all__ = ["AGREEMENT_METRICS", "DISCLAIMER", "case_report", "findings_from_json", "markdown_report",
            "model_versus_posterior", "percent"]
@@ -59,7 +60,7 @@ def case_report(diagnoser, case: Case, *, top: int = 10, explain: str | None = N
         "findings_text": {fid: case.describe(fid) for fid in case},
         "entries_not_used": dict(not_used or {}),
         "differential": [c.to_dict() for c in causes[:top]],
-        "red_flags": [asdict(flag) for flag in diagnoser.red_flags(case)],
+        "red_flags": [asdict(flag) for flag in red_flags(case, [c.id for c in causes])],  # ranked once, above
         "atypical": diagnoser.atypical(case).to_dict(),
         "next_best_findings": [n.to_dict() for n in diagnoser.next_best_findings(case, k=next_findings)] if next_findings else [],
     }
