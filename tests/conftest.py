@@ -129,3 +129,13 @@ def tiny_diagnoser(tiny_model_dir):
     from model.diagnoser import Diagnoser
 
     return Diagnoser.load(tiny_model_dir)
+
+
+def possible_case(mapping: dict) -> dict:
+    """A drawn case without a pregnancy its sex or age rules out (validate_case refuses those;
+    tests/test_case.py tests that on its own), for property-based tests of valid cases."""
+    from model.case import _impossible_combinations
+
+    if "pregnancy" in _impossible_combinations(mapping):
+        return {**mapping, "pregnancy": "not_pregnant"}
+    return mapping

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import possible_case
 from model import CaseError, load_schema, validate_case
 from synthetic import LABEL, generate
 
@@ -89,16 +90,8 @@ def _valid_value(finding):
     return st.sampled_from(finding.level_ids)
 
 
-def possible(mapping: dict) -> dict:
-    """Drop a pregnancy that the drawn sex or age rules out (tested on its own above)."""
-    if mapping.get("pregnancy", "not_pregnant") != "not_pregnant" and (
-            mapping.get("sex") == "male" or not 10 <= mapping.get("age", 30) <= 60):
-        return {**mapping, "pregnancy": "not_pregnant"}
-    return mapping
-
-
 valid_cases = st.lists(st.sampled_from(SCHEMA.findings), unique_by=lambda f: f.id, max_size=25).flatmap(
-    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(possible)
+    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(possible_case)
 
 
 @settings(max_examples=200, deadline=None)

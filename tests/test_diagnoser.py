@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import possible_case
 from model import CaseError, load_schema, validate_case
 from synthetic import LABEL, generate, load_knowledge
 from synthetic.predictive import answer_distributions
@@ -83,16 +84,8 @@ def _valid_value(finding):
     return st.sampled_from(finding.level_ids)
 
 
-def _possible(mapping: dict) -> dict:
-    """Drop a pregnancy that the drawn sex or age rules out (validate_case refuses those)."""
-    if mapping.get("pregnancy", "not_pregnant") != "not_pregnant" and (
-            mapping.get("sex") == "male" or not 10 <= mapping.get("age", 30) <= 60):
-        return {**mapping, "pregnancy": "not_pregnant"}
-    return mapping
-
-
 valid_cases = st.lists(st.sampled_from(SCHEMA.findings), unique_by=lambda f: f.id, max_size=30).flatmap(
-    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(_possible)
+    lambda findings: st.fixed_dictionaries({f.id: _valid_value(f) for f in findings})).map(possible_case)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
