@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import machine  # noqa: E402
-from model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
-from model.diagnoser import Diagnoser  # noqa: E402
-from model.examples import load_examples  # noqa: E402
+from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
+from crampdx.model.diagnoser import Diagnoser  # noqa: E402
+from crampdx.synthetic.examples import load_examples  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TARGET_MS = 300
@@ -34,7 +34,7 @@ def load_or_train() -> Diagnoser:
     try:
         return Diagnoser.load()
     except ArtifactError as error:
-        from training.pipeline import train
+        from crampdx.training.train import train
 
         print(f"no usable model: {error}")
         print(f"training the default model into {default_artifact_dir()} "

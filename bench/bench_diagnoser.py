@@ -19,18 +19,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synthetic  # noqa: E402
+import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine, median_seconds  # noqa: E402
-from model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
-from model.diagnoser import Diagnoser  # noqa: E402
-from synthetic.predictive import _reference_codes  # noqa: E402
+from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
+from crampdx.model.diagnoser import Diagnoser  # noqa: E402
+from crampdx.synthetic.predictive import _reference_codes  # noqa: E402
 
 
 def load_or_train() -> Diagnoser:
     try:
         return Diagnoser.load()
     except ArtifactError:
-        from training.pipeline import train
+        from crampdx.training.train import train
 
         print(f"no usable model at {default_artifact_dir()}: training the default one first")
         train(default_artifact_dir(), report=lambda line: None)

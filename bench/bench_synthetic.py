@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synthetic  # noqa: E402
+import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine, median_seconds  # noqa: E402
 
 

@@ -23,13 +23,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import synthetic  # noqa: E402
+import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine  # noqa: E402
-from model.diagnoser import Diagnoser  # noqa: E402
-from training.evaluate import evaluation_seed  # noqa: E402
-from training.metrics import classification_metrics, posterior_comparison  # noqa: E402
-from training.pipeline import DEFAULT_CASES, calibration_mask, train  # noqa: E402
-from training.train import fit_temperature  # noqa: E402
+from crampdx.model.diagnoser import Diagnoser  # noqa: E402
+from crampdx.training.evaluate import evaluation_seed  # noqa: E402
+from crampdx.training.metrics import classification_metrics, posterior_comparison  # noqa: E402
+from crampdx.training.defaults import DEFAULT_CASES
+from crampdx.training.train import calibration_mask, train  # noqa: E402
+from crampdx.training.fit import fit_temperature  # noqa: E402
 
 SEED = 0
 

@@ -1,29 +1,27 @@
-"""crampdx model package: the input contract (finding schema, case validation) and the
-Diagnoser that ranks, explains and advises.
+"""The inference layer: verified artifacts, the compiled forest and the Diagnoser, whose
+one result type is the :class:`Assessment`.
 
-Decision support for clinicians, trained on synthetic cases; not validated on patients.
+Imports only :mod:`crampdx.contract` and :mod:`crampdx.synthetic` below it. Decision support
+for clinicians, trained on synthetic cases; not validated on patients.
 """
 
-from model.case import Case, CaseError, validate_case
-from model.diagnoser import Diagnoser
-from model.explanation import Atypicality, Cause, Contribution, Explanation, NextFinding
-from model.red_flags import RedFlag
-from model.schema import Finding, Level, Schema, SchemaError, load_schema
+from crampdx.model.artifact import ArtifactError, default_artifact_dir
+from crampdx.model.assessment import Assessment, ModelIdentity
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.model.red_flags import RedFlag
+from crampdx.model.results import Atypicality, Cause, Contribution, Explanation, NextFinding, WaterfallStep
 
 __all__ = [
+    "ArtifactError",
+    "Assessment",
     "Atypicality",
-    "Case",
-    "CaseError",
     "Cause",
     "Contribution",
     "Diagnoser",
     "Explanation",
-    "Finding",
-    "Level",
+    "ModelIdentity",
     "NextFinding",
     "RedFlag",
-    "Schema",
-    "SchemaError",
-    "load_schema",
-    "validate_case",
+    "WaterfallStep",
+    "default_artifact_dir",
 ]

@@ -2,11 +2,11 @@
 
 Writing is atomic: the artifact is built in a temporary directory beside its destination
 and moved into place with ``os.replace``, so a crash never leaves half an artifact and a
-reader never sees one. Loading verifies, *before unpickling anything*, that the manifest is
-readable, that ``model.joblib`` has the SHA-256 the manifest records, that the library
-versions it was written with are the ones running now, and that the finding schema is the
-one this code uses. Loading a joblib file runs code: only artifacts this tool wrote, and
-that pass these checks, are ever unpickled.
+reader never sees one. Reading and verifying is :mod:`crampdx.model.loading`.
+
+The default model directory is a per-user data directory (``platformdirs``), never inside
+the installed package; ``$CRAMPDX_MODEL`` overrides it, and the command line, the dashboard
+and the service all take it from :func:`default_artifact_dir`.
 
 Writing never destroys anything but an earlier model: the destination must be new, an empty
 directory or an existing model directory (:func:`check_artifact_target`, which training
@@ -29,15 +29,21 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import joblib
+import platformdirs
+
+from crampdx.errors import UserFacingError
+from crampdx.files import current_umask
 
 __all__ = [
     "ARTIFACT_FORMAT_VERSION",
+    "builtin_artifact_dir",
+    "retrain_advice",
     "ArtifactError",
     "check_artifact_target",
     "default_artifact_dir",
     "library_versions",
-    "read_artifact",
     "retrain_command",
+    "sha256_of",
     "write_artifact",
 ]
 
@@ -46,7 +52,6 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 FILES_KEY = "files"  # manifest entry listing every file the artifact was written with
 ENV_VAR = "CRAMPDX_MODEL"
-_BUILTIN_DIR = Path(__file__).parent / "artifacts" / "default"
 _LIBRARIES = ("scikit-learn", "shap", "numpy", "pandas", "joblib")
 # What a model directory may hold besides the files its manifest lists: what artifacts
 # written before the manifest listed its files hold, plus desktop clutter nobody misses.
@@ -55,14 +60,30 @@ _CLUTTER = (".DS_Store", "Thumbs.db", "desktop.ini")
 _TARGET_FIX = "choose an empty or new directory, or an existing crampdx model directory"
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(RuntimeError, UserFacingError):
     """A model artifact is missing, damaged or does not match this installation."""
 
 
+def builtin_artifact_dir() -> Path:
+    """The per-user default model directory, e.g. ``~/.local/share/crampdx/models/default``."""
+    return Path(platformdirs.user_data_dir("crampdx", appauthor=False)) / "models" / "default"
+
+
 def default_artifact_dir() -> Path:
-    """``$CRAMPDX_MODEL`` if set, else ``model/artifacts/default`` inside the package."""
+    """``$CRAMPDX_MODEL`` if set, else :func:`builtin_artifact_dir`.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["CRAMPDX_MODEL"] = "/srv/crampdx/model"
+    >>> str(default_artifact_dir())
+    '/srv/crampdx/model'
+    >>> del os.environ["CRAMPDX_MODEL"]
+    >>> default_artifact_dir() == builtin_artifact_dir()
+    True
+    """
     env = os.environ.get(ENV_VAR)
-    return Path(env) if env else _BUILTIN_DIR
+    return Path(env) if env else builtin_artifact_dir()
 
 
 def _same_path(a: str | Path, b: str | Path) -> bool:
@@ -76,12 +97,13 @@ def retrain_command(directory: str | Path) -> str:
     unset; any other directory (``--model``, ``$CRAMPDX_MODEL``) gets ``--out DIR`` so the
     advice rebuilds the model that was asked for, whatever the environment of the shell.
     """
-    if _same_path(directory, _BUILTIN_DIR) and _same_path(default_artifact_dir(), _BUILTIN_DIR):
+    builtin = builtin_artifact_dir()
+    if _same_path(directory, builtin) and _same_path(default_artifact_dir(), builtin):
         return "crampdx train"
     return f"crampdx train --out {shlex.quote(str(directory))}"
 
 
-def _retrain(directory: str | Path) -> str:
+def retrain_advice(directory: str | Path) -> str:
     return f"run `{retrain_command(directory)}` to train a model with the libraries installed now"
 
 
@@ -163,12 +185,6 @@ def check_artifact_target(directory: str | Path) -> Path:
     return target
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries a pickled model depends on."""
     versions = {"python": platform.python_version()}
@@ -180,7 +196,8 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -230,13 +247,13 @@ def write_artifact(
         raise ArtifactError(f"Cannot write the model to {given} ({error.strerror or error}); {_TARGET_FIX} "
                             "in a folder you can write to.") from None
     try:
-        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp's 0700 would hide the model from other users
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from other users
         joblib.dump(estimator, staging / MODEL_FILE)
         full = {
             "format_version": ARTIFACT_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model_file": MODEL_FILE,
-            "model_sha256": _sha256(staging / MODEL_FILE),
+            "model_sha256": sha256_of(staging / MODEL_FILE),
             "versions": library_versions(),
             **manifest,
         }
@@ -270,86 +287,3 @@ def _swap_into_place(staging: Path, directory: Path) -> None:
         os.replace(retired, directory)  # put the previous artifact back
         raise
     shutil.rmtree(retired, ignore_errors=True)
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read and sanity-check ``manifest.json`` (no unpickling)."""
-    directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file() or not (directory / MODEL_FILE).is_file():
-        raise ArtifactError(f"No trained model at {directory}: run `{retrain_command(directory)}` "
-                            "(or point CRAMPDX_MODEL at a model directory).")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"The model manifest {manifest_path} is unreadable ({error}); run `{retrain_command(directory)}` to rebuild the model.") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != ARTIFACT_FORMAT_VERSION:
-        raise ArtifactError(f"The model at {directory} has an unknown artifact format; {_retrain(directory)}.")
-    return manifest
-
-
-def check_versions(manifest: Mapping[str, Any], directory: str | Path | None = None) -> None:
-    """Refuse a model written with other library versions (pickles are not portable).
-
-    ``directory`` (default: the default artifact directory) only shapes the advice given.
-    """
-    recorded = manifest.get("versions", {})
-    running = library_versions()
-    mismatched = []
-    for name, now in running.items():
-        then = str(recorded.get(name))
-        if name == "python":  # the pickle format depends on the minor version only
-            same = then.split(".")[:2] == now.split(".")[:2]
-        else:
-            same = then == now
-        if not same:
-            mismatched.append(f"{name} {then} (now {now})")
-    if mismatched:
-        where = directory if directory is not None else default_artifact_dir()
-        raise ArtifactError(f"The model was trained with {', '.join(mismatched)}; {_retrain(where)}.")
-
-
-def read_artifact(directory: str | Path, *, expected: Mapping[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
-    """Verify and load an artifact.
-
-    Parameters
-    ----------
-    directory : path
-        The artifact directory.
-    expected : mapping, optional
-        Manifest entries that must match exactly (e.g. the schema hash), name -> value.
-
-    Returns
-    -------
-    estimator, manifest
-
-    Raises
-    ------
-    ArtifactError
-        With one sentence saying what is wrong and how to fix it: missing files, unreadable
-        manifest, a model file whose hash differs from the manifest's, other library
-        versions, a different finding schema.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    check_versions(manifest, directory)
-    for key, value in (expected or {}).items():
-        if manifest.get(key) != value:
-            what = key.replace("_", " ")
-            raise ArtifactError(f"The model at {directory} was trained for a different {what}; run `{retrain_command(directory)}` to retrain it.")
-    model_path = directory / MODEL_FILE
-    if _sha256(model_path) != manifest.get("model_sha256"):
-        raise ArtifactError(
-            f"{model_path} does not match the hash in its manifest (modified or damaged); "
-            f"it was not loaded. Run `{retrain_command(directory)}` to rebuild the model.")
-    from sklearn.exceptions import InconsistentVersionWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
-        try:
-            estimator = joblib.load(model_path)
-        except InconsistentVersionWarning as warning:
-            raise ArtifactError(f"The model was pickled by scikit-learn {warning.original_sklearn_version}; {_retrain(directory)}.") from None
-        except Exception as error:  # a verified file that still fails to load
-            raise ArtifactError(f"{model_path} could not be loaded ({type(error).__name__}); run `{retrain_command(directory)}` to rebuild the model.") from None
-    return estimator, manifest

@@ -4,27 +4,36 @@ Probabilities are ``softmax(logits / T)``: the gradient-boosting model's raw mul
 log-odds divided by one temperature fitted on held-out cases. Dividing by a scalar keeps the
 ranking and keeps SHAP's additivity in log-odds space, so the explanation a clinician sees
 adds up to the probability shown.
+
+The Diagnoser holds the knowledge base it was trained under (checked by hash when it is
+loaded): class names and ICD-10 codes, what to ask next and the atypical-case check all come
+from it, never from a different knowledge base than the model learned.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from model.artifact import ArtifactError, default_artifact_dir, read_artifact, retrain_command
-from model.case import Case, validate_case
-from model.explanation import Atypicality, Cause, Contribution, Explanation, NextFinding
-from model.forest import CompiledForest
-from model.red_flags import RedFlag, red_flags
-from model.schema import Schema, load_schema
+from crampdx import __version__
+from crampdx.contract.case import Case, validate_case
+from crampdx.model.artifact import default_artifact_dir
+from crampdx.model.assessment import Assessment, ModelIdentity
+from crampdx.model.forest import CompiledForest
+from crampdx.model.loading import load_model
+from crampdx.model.next_findings import next_best_findings
+from crampdx.model.red_flags import RedFlag, red_flags
+from crampdx.model.results import Atypicality, Cause, Contribution, Explanation, NextFinding
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.load import load_knowledge
+from crampdx.synthetic.predictive import evidence_percentile
 
 __all__ = ["Diagnoser"]
 
@@ -40,78 +49,70 @@ class Diagnoser:
 
     Use :meth:`load` rather than the constructor.
 
+    Parameters
+    ----------
+    estimator : sklearn.ensemble.HistGradientBoostingClassifier
+    manifest : mapping
+        The artifact's manifest (temperature, classes in the model's order, ...).
+    knowledge : KnowledgeBase
+        The knowledge base the model was trained under.
+    path : pathlib.Path, optional
+
     Attributes
     ----------
     estimator_ : sklearn.ensemble.HistGradientBoostingClassifier
-        The fitted model; inputs are ``Schema.encode`` arrays, classes are positions in
-        ``class_ids_``.
+        The fitted model; inputs are ``Schema.encode`` arrays.
     temperature_ : float
         The calibration temperature T.
     class_ids_ : tuple of str
         Etiology class ids in the model's output order.
     manifest_ : dict
-        The artifact's manifest (versions, hashes, metrics, ...).
+    knowledge_ : KnowledgeBase
+    schema : Schema
     path_ : pathlib.Path or None
-        Where the artifact was loaded from.
     """
 
-    def __init__(self, estimator: Any, manifest: Mapping[str, Any], *, path: Path | None = None, schema: Schema | None = None):
+    def __init__(self, estimator: Any, manifest: Mapping[str, Any], knowledge: KnowledgeBase, *, path: Path | None = None):
         self.estimator_ = estimator
         self.manifest_ = dict(manifest)
+        self.knowledge_ = knowledge
+        self.schema = knowledge.schema
         self.temperature_ = float(manifest["temperature"])
         self.class_ids_ = tuple(c["id"] for c in manifest["classes"])
-        self.class_info_ = {c["id"]: c for c in manifest["classes"]}
-        self.schema = schema or load_schema()
         self.path_ = path
         # TreeExplainer.shap_values mutates the explainer: one lock for every thread
-        # (dashboard sessions share one cached Diagnoser).
+        # (dashboard sessions and service requests share one Diagnoser).
         self._shap_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Diagnoser":
+    def load(cls, path: str | Path | None = None, *, knowledge: KnowledgeBase | None = None) -> "Diagnoser":
         """Load and verify a trained artifact.
 
         Parameters
         ----------
         path : path, optional
-            Artifact directory; default ``$CRAMPDX_MODEL`` or ``model/artifacts/default``.
+            Artifact directory; default ``$CRAMPDX_MODEL`` or the per-user model directory.
+        knowledge : KnowledgeBase, optional
+            The knowledge base the model must have been trained under (the shipped one by
+            default).
 
         Raises
         ------
-        model.artifact.ArtifactError
+        crampdx.model.ArtifactError
             One sentence saying what is wrong (missing, tampered, other library versions,
-            other finding schema, a manifest whose temperature or classes do not fit the
+            another finding schema or knowledge base, a manifest that does not fit the
             model) and which ``crampdx train`` command fixes it.
         """
-        import synthetic
-
         directory = Path(path) if path is not None else default_artifact_dir()
-        schema = load_schema()
-        estimator, manifest = read_artifact(directory, expected={"schema_sha256": schema.hash})
-        # Only model.joblib is hashed: the manifest's own entries are checked against the
-        # unpickled model and the knowledge base, since they decide what the output means.
-        rebuild = f"run `{retrain_command(directory)}` to rebuild the model"
-        temperature = manifest.get("temperature")
-        if (not isinstance(temperature, numbers.Real) or isinstance(temperature, bool)
-                or not math.isfinite(temperature) or temperature <= 0):
-            raise ArtifactError(f"The manifest at {directory} has no valid temperature (a positive number is needed, "
-                                f"it records {temperature!r}); {rebuild}.")
-        classes = manifest.get("classes")
-        if (not isinstance(classes, list) or not classes
-                or not all(isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("name"), str) for c in classes)):
-            raise ArtifactError(f"The manifest at {directory} lacks a valid list of classes; {rebuild}.")
-        kb_ids = synthetic.load_knowledge().class_ids
-        codes = np.asarray(getattr(estimator, "classes_", []))
-        if codes.ndim != 1 or not len(codes) or not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= len(kb_ids):
-            raise ArtifactError(f"The model at {directory} does not predict the etiology classes of the knowledge base; {rebuild}.")
-        manifest_ids = [c["id"] for c in classes]
-        if len(manifest_ids) != len(codes):
-            raise ArtifactError(f"The manifest at {directory} lists {len(manifest_ids)} classes but the model predicts {len(codes)} "
-                                f"(modified or damaged); {rebuild}.")
-        if manifest_ids != [kb_ids[int(code)] for code in codes]:
-            raise ArtifactError(f"The classes in the manifest at {directory} are not the model's classes of the knowledge base, "
-                                f"in the model's order (modified or damaged, or the knowledge base changed); {rebuild}.")
-        return cls(estimator, manifest, path=directory, schema=schema)
+        knowledge = knowledge if knowledge is not None else load_knowledge()
+        estimator, manifest = load_model(directory, knowledge)
+        return cls(estimator, manifest, knowledge, path=directory)
+
+    @property
+    def identity(self) -> ModelIdentity:
+        """Which model and knowledge this is (for every assessment it makes)."""
+        return ModelIdentity(__version__, self.manifest_.get("created"), self.manifest_.get("model_sha256"),
+                             self.schema.hash, self.knowledge_.sha256)
 
     # -- batch prediction -----------------------------------------------------------------
     @cached_property
@@ -136,8 +137,8 @@ class Diagnoser:
         Parameters
         ----------
         cases : pandas.DataFrame
-            Shaped like ``synthetic.generate``'s output: finding columns (level ids for
-            binary/categorical findings, numbers in the schema's unit, ``NaN`` where not
+            Shaped like ``crampdx.synthetic.generate``'s output: finding columns (level ids
+            for binary/categorical findings, numbers in the schema's unit, ``NaN`` where not
             assessed); the ``etiology`` column is optional and ignored; absent finding
             columns count as not assessed.
 
@@ -148,7 +149,7 @@ class Diagnoser:
 
         Raises
         ------
-        model.SchemaError
+        crampdx.contract.SchemaError
             Naming each column, level or value that does not fit the schema.
         """
         codes = self.schema.encode(cases)
@@ -159,32 +160,34 @@ class Diagnoser:
         """Validate a mapping (or pass a :class:`Case` through)."""
         return validate_case(case, schema=self.schema)
 
+    def _causes(self, scores: np.ndarray) -> list[Cause]:
+        probabilities = softmax(scores)
+        order = np.argsort(-probabilities, kind="stable")
+        causes = []
+        for i in order:
+            etiology = self.knowledge_.class_of(self.class_ids_[i])
+            causes.append(Cause(etiology.id, etiology.name, etiology.icd10, float(probabilities[i]), float(scores[i])))
+        return causes
+
     def rank(self, case: CaseLike, top: int | None = None) -> list[Cause]:
         """The differential: causes sorted by probability (the full list sums to 1).
 
         Parameters
         ----------
         case : Case or mapping
-            Validated with :func:`model.validate_case`; raises ``CaseError`` naming every
-            offending field.
+            Validated with :func:`crampdx.contract.validate_case`; raises ``CaseError``
+            naming every offending field.
         top : int, optional
             Keep only the ``top`` most probable causes.
         """
-        scores = self.scores(self.case(case).codes())[0]
-        probabilities = softmax(scores)
-        order = np.argsort(-probabilities, kind="stable")
-        causes = [self._cause(i, probabilities[i], scores[i]) for i in order]
+        causes = self._causes(self.scores(self.case(case).codes())[0])
         return causes[:top] if top is not None else causes
-
-    def _cause(self, index: int, probability: float, score: float) -> Cause:
-        info = self.class_info_[self.class_ids_[index]]
-        return Cause(info["id"], info["name"], info.get("icd10"), float(probability), float(score))
 
     @cached_property
     def explainer_(self):
         """shap's TreeExplainer on the model (path-dependent: no background data needed,
         and "not assessed" follows the trees' learned missing-value branches)."""
-        import shap
+        import shap  # about a second to import, and only explanations need it (not batch ranking)
 
         return shap.TreeExplainer(self.estimator_, feature_perturbation="tree_path_dependent", model_output="raw")
 
@@ -208,28 +211,35 @@ class Diagnoser:
         KeyError
             If ``cause_id`` is not one of the model's causes.
         """
-        case = self.case(case)
-        if cause_id not in self.class_ids_:
-            raise KeyError(f"unknown cause {cause_id!r}; expected one of {', '.join(self.class_ids_)}")
-        k = self.class_ids_.index(cause_id)
+        return self._explain(self.case(case), [cause_id])[0]
+
+    def _explain(self, case: Case, cause_ids: Sequence[str]) -> list[Explanation]:
+        unknown = [c for c in cause_ids if c not in self.class_ids_]
+        if unknown:
+            raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
         codes = case.codes()
         scores = self.scores(codes)[0]
+        probabilities = softmax(scores)
         values, base = self.shap_values(codes)
-        per_finding = values[0, :, k]
-        contributions = []
-        not_assessed = 0.0
-        for j, finding in enumerate(self.schema):
-            if finding.id in case:
-                contributions.append(Contribution(finding.id, finding.label, finding.section, case.describe(finding.id), float(per_finding[j])))
-            else:
-                not_assessed += float(per_finding[j])
-        contributions.sort(key=lambda c: -abs(c.contribution))
-        info = self.class_info_[cause_id]
-        return Explanation(
-            cause_id=cause_id, cause_name=info["name"], icd10=info.get("icd10"),
-            probability=float(softmax(scores)[k]), value=float(scores[k]), base_value=float(base[k]),
-            contributions=tuple(contributions), not_assessed=not_assessed,
-            n_not_assessed=len(self.schema) - len(case))
+        explanations = []
+        for cause_id in cause_ids:
+            k = self.class_ids_.index(cause_id)
+            per_finding = values[0, :, k]
+            contributions, not_assessed = [], 0.0
+            for j, finding in enumerate(self.schema):
+                if finding.id in case:
+                    contributions.append(Contribution(finding.id, finding.label, finding.section, case.describe(finding.id),
+                                                      float(per_finding[j])))
+                else:
+                    not_assessed += float(per_finding[j])
+            contributions.sort(key=lambda c: -abs(c.contribution))
+            etiology = self.knowledge_.class_of(cause_id)
+            explanations.append(Explanation(
+                cause_id=cause_id, cause_name=etiology.name, icd10=etiology.icd10,
+                probability=float(probabilities[k]), value=float(scores[k]), base_value=float(base[k]),
+                contributions=tuple(contributions), not_assessed=not_assessed,
+                n_not_assessed=len(self.schema) - len(case)))
+        return explanations
 
     def red_flags(self, case: CaseLike) -> list[RedFlag]:
         """Alerts from the seed's clinical pitfalls, most severe first (rules, not the model)."""
@@ -237,48 +247,10 @@ class Diagnoser:
         return red_flags(case, [c.id for c in self.rank(case)])
 
     def next_best_findings(self, case: CaseLike, k: int = 5) -> list[NextFinding]:
-        """The unentered findings whose answers are expected to sharpen the differential most.
-
-        For each finding not yet entered, every possible answer (levels; bins for numbers)
-        is weighted by its exact predictive probability under the knowledge base given the
-        case; the model ranks each hypothetical case (one batched prediction) and the gain
-        is the expected drop in the entropy of the differential, in bits.
-        """
-        import synthetic
-        from synthetic.predictive import answer_distributions
-
+        """The unentered findings whose answers are expected to sharpen the differential most
+        (see :mod:`crampdx.model.next_findings`)."""
         case = self.case(case)
-        codes = case.codes()
-        kb = synthetic.load_knowledge()
-        answer_sets = answer_distributions(codes, kb, [fid for fid in self.schema.ids if fid not in case])
-        if not answer_sets:
-            return []
-        rows, owners = [], []
-        for index, answers in enumerate(answer_sets):
-            finding = self.schema[answers.finding_id]
-            j = self.schema.position(finding.id)
-            for value in answers.values:
-                row = codes[0].copy()
-                row[j] = value if finding.is_numeric else finding.code(value)
-                rows.append(row)
-                owners.append(index)
-        current = self.predict_proba_codes(codes)[0]
-        hypothetical = self.predict_proba_codes(np.vstack(rows))
-        entropy = -(hypothetical * np.log2(np.clip(hypothetical, 1e-300, None))).sum(axis=1)
-        current_entropy = -(current * np.log2(np.clip(current, 1e-300, None))).sum()
-        changes = hypothetical.argmax(axis=1) != current.argmax()
-        owners = np.asarray(owners)
-        results = []
-        for index, answers in enumerate(answer_sets):
-            mine = owners == index
-            weights = answers.probabilities
-            finding = self.schema[answers.finding_id]
-            results.append(NextFinding(
-                finding.id, finding.label, finding.section,
-                float(current_entropy - weights @ entropy[mine]), float(weights @ changes[mine]),
-                tuple((label, float(p)) for label, p in zip(answers.labels, weights))))
-        results.sort(key=lambda r: -r.expected_information_gain)
-        return results[:k]
+        return next_best_findings(case, self.predict_proba_codes(case.codes())[0], self.knowledge_, self.class_ids_, k)
 
     def atypical(self, case: CaseLike) -> Atypicality:
         """Whether this combination of findings is unusual for what the model knows.
@@ -288,11 +260,8 @@ class Diagnoser:
         with probability zero under the knowledge base (log-evidence ``-inf``: no synthetic
         case can have it) gets its own message, since the model never saw anything like it.
         """
-        import synthetic
-        from synthetic.predictive import evidence_percentile
-
         case = self.case(case)
-        percentile, log_evidence = evidence_percentile(case.codes(), synthetic.load_knowledge())
+        percentile, log_evidence = evidence_percentile(case.codes(), self.knowledge_)
         impossible = log_evidence == -math.inf
         unusual = impossible or percentile < ATYPICAL_PERCENTILE
         if impossible:
@@ -307,3 +276,48 @@ class Diagnoser:
         else:
             message = None
         return Atypicality(unusual, percentile, log_evidence, message)
+
+    def assess(self, case: CaseLike, *, top: int | None = None, explain: int | Sequence[str] = 1,
+               next_findings: int = 0, atypical: bool = True, not_used: Mapping[str, str] | None = None) -> Assessment:
+        """Everything crampdx says about one case, from one ranking.
+
+        Parameters
+        ----------
+        case : Case or mapping
+        top : int, optional
+            How many causes the assessment reports (all by default; the ranking is always
+            computed over all of them).
+        explain : int or sequence of str
+            Explain the ``explain`` most probable causes, or these cause ids.
+        next_findings : int
+            How many findings to suggest asking or examining next (0: none, and
+            ``next_findings`` is None).
+        atypical : bool
+            Whether to run the atypical-case check (``atypicality`` is None otherwise).
+        not_used : mapping, optional
+            Entries that failed validation, field -> message, carried into the record.
+
+        Raises
+        ------
+        crampdx.contract.CaseError
+            Naming every offending field.
+        KeyError
+            An unknown cause id in ``explain``.
+        """
+        case = self.case(case)
+        scores = self.scores(case.codes())[0]
+        causes = self._causes(scores)
+        explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(explain)
+        differential = softmax(scores)
+        return Assessment(
+            case=case,
+            causes=tuple(causes),
+            red_flags=tuple(red_flags(case, [c.id for c in causes])),
+            explanations=tuple(self._explain(case, explain_ids)) if explain_ids else (),
+            next_findings=(tuple(next_best_findings(case, differential, self.knowledge_, self.class_ids_, next_findings))
+                           if next_findings else None),
+            atypicality=self.atypical(case) if atypical else None,
+            model=self.identity,
+            top=top,
+            not_used=dict(not_used or {}),
+        )

@@ -7,10 +7,10 @@ reference numbers. Thresholds the seed does not state are labelled assumptions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from model.case import Case
+from crampdx.contract.case import Case
 
 __all__ = ["RedFlag", "red_flags"]
 
@@ -37,6 +37,11 @@ class RedFlag:
     title: str
     message: str
     because: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["because"] = list(self.because)
+        return out
 
 
 def _present(case: Case, fid: str) -> bool:

@@ -1,18 +1,27 @@
-"""crampdx synthetic package: the clinical knowledge base, the case generator and its
-exact posterior (the yardstick every model is measured against)."""
+"""The knowledge layer: the declarative knowledge base, the case generator and exact
+inference under it (the posterior every model is measured against).
 
-from synthetic.generate import LABEL, generate
-from synthetic.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
-from synthetic.posterior import component_log_joint, log_evidence, posterior, posterior_from_codes
+Imports only :mod:`crampdx.contract` below it.
+"""
+
+from crampdx.synthetic.generate import LABEL, generate
+from crampdx.synthetic.kb import EtiologyClass, KnowledgeBase, KnowledgeError, Profile
+from crampdx.synthetic.load import KNOWLEDGE_DIR, load_knowledge, parse_knowledge, read_knowledge_document
+from crampdx.synthetic.posterior import component_log_joint, log_evidence, posterior, posterior_from_codes
 
 __all__ = [
+    "KNOWLEDGE_DIR",
     "LABEL",
+    "EtiologyClass",
     "KnowledgeBase",
     "KnowledgeError",
+    "Profile",
     "component_log_joint",
     "generate",
     "load_knowledge",
     "log_evidence",
+    "parse_knowledge",
     "posterior",
     "posterior_from_codes",
+    "read_knowledge_document",
 ]

@@ -7,8 +7,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from synthetic.knowledge import KnowledgeBase, load_knowledge
-from synthetic.tables import ConditionalTable
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.load import load_knowledge
+from crampdx.synthetic.tables import ConditionalTable
 
 __all__ = ["generate", "LABEL"]
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synthetic.knowledge import KnowledgeBase, load_knowledge
-from synthetic.tables import NEG, safe_log
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.load import load_knowledge
+from crampdx.synthetic.tables import NEG, safe_log
 
-__all__ = ["component_log_joint", "log_evidence", "posterior", "posterior_from_codes"]
+__all__ = ["class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior", "posterior_from_codes"]
 
 _CHUNK = 20_000
 
@@ -75,8 +76,12 @@ def _sum_out_parent(kid_design, parent_log, kid_weights) -> np.ndarray:
     return total
 
 
-def _reduce(codes: np.ndarray, kb: KnowledgeBase):
-    """Per chunk: class posterior (n, C) and log evidence (n,)."""
+def class_posterior_and_evidence(codes: np.ndarray, kb: KnowledgeBase):
+    """Class posterior, shape (n, n_classes), and log-evidence, shape (n,), of encoded cases.
+
+    Computed in chunks of cases. A case the knowledge base deems impossible gets a row of
+    ``NaN`` and log-evidence ``-inf``.
+    """
     n_classes = len(kb.classes)
     membership = np.zeros((kb.n_components, n_classes))
     membership[np.arange(kb.n_components), kb.component_class] = 1.0
@@ -102,7 +107,7 @@ def _reduce(codes: np.ndarray, kb: KnowledgeBase):
 def posterior_from_codes(codes: np.ndarray, kb: KnowledgeBase | None = None) -> np.ndarray:
     """Class posterior for encoded cases, an array (n, n_classes) in ``kb.class_ids`` order."""
     kb = kb or load_knowledge()
-    return _reduce(np.asarray(codes, dtype=float), kb)[0]
+    return class_posterior_and_evidence(np.asarray(codes, dtype=float), kb)[0]
 
 
 def posterior(cases, *, knowledge: KnowledgeBase | None = None) -> pd.DataFrame:
@@ -124,11 +129,11 @@ def posterior(cases, *, knowledge: KnowledgeBase | None = None) -> pd.DataFrame:
 
     Raises
     ------
-    model.SchemaError
+    crampdx.contract.SchemaError
         If a column, level or value does not fit the finding schema.
     """
     kb = knowledge or load_knowledge()
-    post, _ = _reduce(_codes(cases, kb), kb)
+    post, _ = class_posterior_and_evidence(_codes(cases, kb), kb)
     index = cases.index if isinstance(cases, pd.DataFrame) else None
     return pd.DataFrame(post, columns=list(kb.class_ids), index=index)
 
@@ -141,4 +146,4 @@ def log_evidence(cases, *, knowledge: KnowledgeBase | None = None) -> np.ndarray
     assessed findings. ``-inf`` marks a case the knowledge base deems impossible.
     """
     kb = knowledge or load_knowledge()
-    return _reduce(_codes(cases, kb), kb)[1]
+    return class_posterior_and_evidence(_codes(cases, kb), kb)[1]

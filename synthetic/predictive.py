@@ -17,12 +17,13 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr
 
-from synthetic.generate import generate
-from synthetic.knowledge import KnowledgeBase
-from synthetic.posterior import _reduce, component_log_joint
-from synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
+from crampdx.synthetic.generate import generate
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.posterior import class_posterior_and_evidence, component_log_joint
+from crampdx.synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
 
-__all__ = ["AnswerSet", "answer_distributions", "component_posterior", "evidence_percentile", "numeric_bins"]
+__all__ = ["AnswerSet", "answer_distributions", "class_component_weights", "component_posterior", "evidence_percentile",
+           "numeric_bins"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,16 @@ class AnswerSet:
     """The possible answers to one unassessed finding and their predictive probabilities.
 
     ``values`` are what would be entered (level ids, or a representative number per bin);
-    ``labels`` describe them; ``probabilities`` sum to 1.
+    ``labels`` describe them; ``probabilities`` (the exact predictive distribution given
+    the case) sum to 1; ``class_probabilities[c]`` is the same distribution given the case
+    *and* etiology class ``c`` (rows in ``kb.class_ids`` order, each summing to 1).
     """
 
     finding_id: str
     values: tuple
     labels: tuple[str, ...]
     probabilities: np.ndarray
+    class_probabilities: np.ndarray
 
 
 def component_posterior(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
@@ -44,6 +48,20 @@ def component_posterior(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
     joint = component_log_joint(np.atleast_2d(codes), kb)
     joint -= joint.max(axis=1, keepdims=True)
     weights = np.exp(joint)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def class_component_weights(component_post: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+    """p(component | findings, class), shape (n_classes, K), from p(component | findings).
+
+    A class the findings rule out (all its components at probability 0) falls back to its
+    components' prior weights, so every row is a distribution.
+    """
+    membership = kb.component_class[None, :] == np.arange(len(kb.classes))[:, None]
+    weights = np.where(membership, component_post[None, :], 0.0)
+    totals = weights.sum(axis=1, keepdims=True)
+    prior = np.where(membership, np.exp(kb.component_log_weight)[None, :], 0.0)
+    weights = np.where(totals > 0, weights, prior)
     return weights / weights.sum(axis=1, keepdims=True)
 
 
@@ -122,6 +140,7 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
     if finding_ids is None:
         finding_ids = [fid for fid in schema.ids if np.isnan(row[schema.position(fid)])]
     post = component_posterior(row[None, :], kb)[0]
+    by_class = class_component_weights(post, kb)
     parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
     out = []
     for fid in finding_ids:
@@ -148,7 +167,9 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
         else:
             matrix = _answer_matrix(table, finding, edges)
         probabilities = post @ matrix
-        out.append(AnswerSet(fid, tuple(values), tuple(labels), probabilities / probabilities.sum()))
+        class_probabilities = by_class @ matrix
+        out.append(AnswerSet(fid, tuple(values), tuple(labels), probabilities / probabilities.sum(),
+                             class_probabilities / class_probabilities.sum(axis=1, keepdims=True)))
     return out
 
 
@@ -173,8 +194,8 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     reference = _reference_codes(kb, n_reference, seed).copy()
     reference[:, np.isnan(row[0])] = np.nan
-    _, case_evidence = _reduce(row, kb)
-    _, reference_evidence = _reduce(reference, kb)
+    _, case_evidence = class_posterior_and_evidence(row, kb)
+    _, reference_evidence = class_posterior_and_evidence(reference, kb)
     below = (reference_evidence < case_evidence[0]).mean()
     tied = (reference_evidence == case_evidence[0]).mean()
     return float(below + tied / 2), float(case_evidence[0])

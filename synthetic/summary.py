@@ -1,6 +1,7 @@
-"""The knowledge base summarised for a reader: each class's key findings with their sources.
+"""The knowledge base summarised for a reader: its classes, and each class's key findings
+with their sources.
 
-Used by the dashboard's knowledge browser. "Key" means distinctive: a finding's entry in a
+Used by ``crampdx knowledge`` and the dashboard's knowledge browser. "Key" means distinctive: a finding's entry in a
 class is ranked by how far it moves away from the background rate that every presentation of
 leg cramps shares (the KL divergence of the class's distribution from the background's).
 """
@@ -13,10 +14,11 @@ import re
 
 import pandas as pd
 
-from model.schema import Finding, Schema, load_schema
-from synthetic.knowledge import KnowledgeBase
+from crampdx.contract.schema import Finding, Schema
+from crampdx.contract.schema_file import load_schema
+from crampdx.synthetic.kb import KnowledgeBase
 
-__all__ = ["cited_references", "describe_distribution", "key_findings"]
+__all__ = ["cited_references", "describe_distribution", "key_findings", "knowledge_summary"]
 
 _SEED_CITATION = re.compile(r"seed:(\d+(?:,\d+)*)")
 
@@ -115,3 +117,35 @@ def _distinctiveness(finding: Finding, spec: dict, background: dict | None) -> f
     else:
         mine, usual = spec["levels"], background.get("levels", {})
     return sum(p * math.log((p + eps) / (usual.get(level, 0.0) + eps)) for level, p in mine.items() if p > 0)
+
+
+def knowledge_summary(kb: KnowledgeBase) -> dict:
+    """The knowledge base's classes with prior, ICD-10 code and provenance (JSON-ready).
+
+    Examples
+    --------
+    >>> from crampdx.synthetic import load_knowledge
+    >>> summary = knowledge_summary(load_knowledge())
+    >>> summary["classes"][0]["id"], round(sum(c["prior"] for c in summary["classes"]), 3)
+    ('idiopathic_nocturnal', 1.0)
+    """
+    return {
+        "title": kb.title,
+        "source": kb.source,
+        "sha256": kb.sha256,
+        "classes": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "icd10": c.icd10,
+                "icd10_note": c.icd10_note,
+                "prior": round(c.prior, 6),
+                "prior_src": c.prior_src,
+                "summary": c.summary,
+                "profiles": [{"id": p.id, "name": p.name, "weight": p.weight} for p in c.profiles if len(c.profiles) > 1],
+            }
+            for c in kb.classes
+        ],
+        "decisions": [dict(d) for d in kb.decisions],
+        "references": dict(kb.references),
+    }

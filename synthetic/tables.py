@@ -60,10 +60,6 @@ class LevelTable:
     def log_weights(self) -> np.ndarray:
         return safe_log(self.probs).T
 
-    def mean_probs(self, weights: np.ndarray) -> np.ndarray:
-        """Level probabilities under a mixture of components (``weights`` sums to 1)."""
-        return weights @ self.probs
-
 
 @dataclass(frozen=True, eq=False)
 class NormalTable:
@@ -114,10 +110,6 @@ class NormalTable:
             linear = linear - 1.0
             constant = constant - self.center
         return np.vstack([quadratic, linear, constant])
-
-    def log_density(self, x: np.ndarray, component: int) -> np.ndarray:
-        """Exact log-density of values ``x`` in one component (for tests and next-best-finding)."""
-        return self.design(np.asarray(x, dtype=float)) @ self.log_weights()[:, component]
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from model.schema import SCHEMA_PATH, load_schema, parse_schema
-from synthetic import generate, load_knowledge, posterior
-from synthetic.knowledge import KNOWLEDGE_PATH
+from crampdx.contract.schema_file import SCHEMA_PATH, load_schema, parse_schema
+from crampdx.synthetic import generate, load_knowledge, posterior, read_knowledge_document
+from crampdx.synthetic.load import KNOWLEDGE_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY_KNOWLEDGE = FIXTURES / "tiny_knowledge.toml"
@@ -51,7 +51,7 @@ def schema_document():
 @pytest.fixture(scope="session")
 def knowledge_document():
     """The shipped knowledge file as parsed TOML (tests deep-copy it before editing)."""
-    return tomllib.loads(KNOWLEDGE_PATH.read_text(encoding="utf-8"))
+    return read_knowledge_document(KNOWLEDGE_DIR)[0]
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +115,8 @@ TINY_MODEL_SEED = 3
 def tiny_model_dir(tmp_path_factory):
     """A small trained artifact (a few seconds): enough to test loading, prediction and the
     CLI; the accuracy targets are measured by bench/bench_training.py on the default model."""
-    from training.pipeline import train
-    from training.train import Hyperparameters
+    from crampdx.training.train import train
+    from crampdx.training.fit import Hyperparameters
 
     directory = tmp_path_factory.mktemp("artifacts") / "tiny"
     train(directory, cases=8000, seed=TINY_MODEL_SEED, hyperparameters=Hyperparameters(max_iter=50, learning_rate=0.2),
@@ -126,7 +126,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_diagnoser(tiny_model_dir):
-    from model.diagnoser import Diagnoser
+    from crampdx.model.diagnoser import Diagnoser
 
     return Diagnoser.load(tiny_model_dir)
 
@@ -134,8 +134,8 @@ def tiny_diagnoser(tiny_model_dir):
 def possible_case(mapping: dict) -> dict:
     """A drawn case without a pregnancy its sex or age rules out (validate_case refuses those;
     tests/test_case.py tests that on its own), for property-based tests of valid cases."""
-    from model.case import _impossible_combinations
+    from crampdx.contract.case import impossible_combinations
 
-    if "pregnancy" in _impossible_combinations(mapping):
+    if "pregnancy" in impossible_combinations(mapping):
         return {**mapping, "pregnancy": "not_pregnant"}
     return mapping

@@ -6,7 +6,6 @@ are cached per process, so only the first run pays for loading.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
@@ -16,11 +15,15 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from model.examples import load_examples
-from model.report import DISCLAIMER
+import crampdx.dashboard.pages
+
+from crampdx.contract import load_schema
+from crampdx.synthetic.examples import load_examples
+from crampdx import DISCLAIMER
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
+PAGES = Path(crampdx.dashboard.pages.__file__).parent
 TIMEOUT = 120
 
 
@@ -39,13 +42,10 @@ def at(app_env) -> AppTest:
     return app
 
 
-@pytest.fixture(scope="module")
-def app_module():
-    """app.py imported as a module (its main() runs only as a script)."""
-    spec = importlib.util.spec_from_file_location("crampdx_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def switch_page(at: AppTest, page: str) -> AppTest:
+    """Open one of the st.navigation pages (differential, about, knowledge)."""
+    at.switch_page(str(PAGES / f"{page}.py"))
+    return at.run()
 
 
 def ranking(at: AppTest) -> list[str]:
@@ -204,7 +204,8 @@ def test_ask_next_answers_fill_the_same_finding(at):
     assert asks, "no 'ask or examine next' inputs"
     widget = asks[0]
     finding_id = widget.key.removeprefix("ask:")
-    answer = widget.options[1]
+    finding = load_schema()[finding_id]
+    answer = "present" if finding.kind == "binary" else finding.level_ids[0]  # options show labels, not ids
     widget.set_value(answer).run()
     assert not at.exception
     assert value(at, finding_id) == answer
@@ -238,7 +239,7 @@ def test_typical_case_has_no_atypical_warning(at):
 def test_about_view_renders_model_card_and_knowledge_and_keeps_entries(at):
     open_section(at, "Laboratory")
     at.number_input(key="f:magnesium").set_value(1.1).run()
-    at.sidebar.radio(key="view").set_value("About this model").run()
+    switch_page(at, "about")
     assert not at.exception
     assert DISCLAIMER in texts(at.warning)
     markdown = texts(at.markdown)
@@ -248,17 +249,19 @@ def test_about_view_renders_model_card_and_knowledge_and_keeps_entries(at):
     assert list(comparison.columns) == ["figure", "model", "exact posterior"]
     assert "top-1 accuracy" in list(comparison["figure"]) and comparison["exact posterior"].between(0, 10).all()
     assert "agreement with the exact posterior" in texts(at.markdown)
+    switch_page(at, "knowledge")
+    assert DISCLAIMER in texts(at.warning)
     at.selectbox(key="kb_class").set_value("hypokalemia").run()
     markdown = texts(at.markdown)
     assert "E87.6" in markdown and "seed:" in markdown and "[3]" in markdown
     key_rows = at.dataframe[-1].value
     assert "Potassium" in key_rows["finding"].iloc[0]
-    at.sidebar.radio(key="view").set_value("Differential").run()
+    switch_page(at, "differential")
     assert value(at, "magnesium") == 1.1
 
 
 def test_missing_model_is_explained_and_the_button_trains_it(app_env, tmp_path, monkeypatch):
-    import training.pipeline
+    import crampdx.dashboard.lifecycle
 
     target = tmp_path / "model"
     monkeypatch.setenv("CRAMPDX_MODEL", str(target))
@@ -268,7 +271,7 @@ def test_missing_model_is_explained_and_the_button_trains_it(app_env, tmp_path, 
         shutil.copytree(app_env, out)
         report("[5/5] save")
 
-    monkeypatch.setattr(training.pipeline, "train", fake_train)
+    monkeypatch.setattr(crampdx.dashboard.lifecycle, "train", fake_train)
     app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not app.exception
     assert "No trained model" in texts(app.error)
@@ -279,14 +282,16 @@ def test_missing_model_is_explained_and_the_button_trains_it(app_env, tmp_path, 
     assert len(ranking(app)) == 10
 
 
-def test_parse_import_messages(app_module):
+def test_parse_import_messages():
+    from crampdx.dashboard.state import MAX_IMPORT_BYTES, parse_import
+
     with pytest.raises(ValueError, match="at most"):
-        app_module.parse_import(b" " * (app_module.MAX_IMPORT_BYTES + 1))
+        parse_import(b" " * (MAX_IMPORT_BYTES + 1))
     with pytest.raises(ValueError, match="JSON object"):
-        app_module.parse_import(b"[1, 2]")
+        parse_import(b"[1, 2]")
     with pytest.raises(ValueError, match="potassium"):
-        app_module.parse_import(b'{"potassium": "high"}')
-    case = app_module.parse_import(json.dumps({"findings": {"Potassium": "2.9", "sex": "female"}}).encode())
+        parse_import(b'{"potassium": "high"}')
+    case = parse_import(json.dumps({"findings": {"Potassium": "2.9", "sex": "female"}}).encode())
     assert dict(case.values) == {"potassium": 2.9, "sex": "female"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -14,10 +15,12 @@ import numpy as np
 import pytest
 from sklearn.exceptions import InconsistentVersionWarning
 
-import model.artifact as artifact
-from model.artifact import ArtifactError, default_artifact_dir, library_versions, read_artifact, write_artifact
-from model.diagnoser import Diagnoser
-from synthetic import generate
+import crampdx
+import crampdx.model.artifact as artifact
+from crampdx.model.artifact import ArtifactError, default_artifact_dir, library_versions, write_artifact
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.model.loading import read_artifact
+from crampdx.synthetic import KNOWLEDGE_DIR, generate, load_knowledge
 
 
 @pytest.fixture
@@ -66,7 +69,7 @@ def test_manifest_records_what_the_issue_lists(tiny_model_dir, kb):
 
 def test_model_hash_in_manifest_is_the_file_hash(tiny_model_dir):
     manifest = json.loads((tiny_model_dir / "manifest.json").read_text())
-    assert manifest["model_sha256"] == artifact._sha256(tiny_model_dir / "model.joblib")
+    assert manifest["model_sha256"] == artifact.sha256_of(tiny_model_dir / "model.joblib")
 
 
 def test_artifact_holds_model_card_and_plots(tiny_model_dir):
@@ -109,8 +112,23 @@ def test_inconsistent_version_warning_counts_as_a_mismatch(model_copy, monkeypat
 
 def test_loader_refuses_another_finding_schema(model_copy, no_unpickling):
     _edit_manifest(model_copy, lambda m: m.__setitem__("schema_sha256", "0" * 64))
-    with pytest.raises(ArtifactError, match="schema sha256.*crampdx train"):
+    with pytest.raises(ArtifactError, match="another finding schema.*crampdx train"):
         Diagnoser.load(model_copy)
+
+
+def test_loader_refuses_a_model_trained_under_another_knowledge_base(model_copy, tmp_path, no_unpickling):
+    """One number changed in a copy of the knowledge base: the model no longer matches it."""
+    edited = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, edited)
+    class_file = edited / "classes" / "hypokalemia.toml"
+    text = class_file.read_text(encoding="utf-8")
+    changed = re.sub(r"prior = \{ value = ([0-9.]+)", lambda m: f"prior = {{ value = {float(m.group(1)) * 1.1:.4f}", text, count=1)
+    assert changed != text
+    class_file.write_text(changed, encoding="utf-8")
+    other = load_knowledge(edited)
+    assert other.sha256 != load_knowledge().sha256
+    with pytest.raises(ArtifactError, match=r"trained under another knowledge base .*run `crampdx train --out .*` to retrain it"):
+        Diagnoser.load(model_copy, knowledge=other)
 
 
 def test_missing_model_says_to_train(tmp_path):
@@ -128,7 +146,9 @@ def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CRAMPDX_MODEL", str(tmp_path / "elsewhere"))
     assert default_artifact_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("CRAMPDX_MODEL")
-    assert default_artifact_dir().parts[-3:] == ("model", "artifacts", "default")
+    default = default_artifact_dir()
+    assert default.parts[-3:] == ("crampdx", "models", "default")
+    assert Path(crampdx.__file__).parent not in default.parents  # never inside the installed package
 
 
 def test_load_without_path_uses_the_environment(monkeypatch, tiny_model_dir):

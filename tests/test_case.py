@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import possible_case
-from model import CaseError, load_schema, validate_case
-from synthetic import LABEL, generate
+from crampdx.contract import CaseError, load_schema, validate_case
+from crampdx.synthetic import LABEL, generate
 
 SCHEMA = load_schema()
 
@@ -149,7 +149,7 @@ def test_possible_pregnancies_and_men_who_are_not_pregnant_are_valid():
 
 
 def test_a_form_keeps_its_valid_entries_and_names_the_wrong_ones():
-    from model.case import validate_what_is_valid
+    from crampdx.contract import validate_what_is_valid
 
     case, problems = validate_what_is_valid({"potassium": 20, "sodium": 131, "sex": "male", "pregnancy": "trimester_2"})
     assert case.values == {"sodium": 131.0, "sex": "male"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.charts import ranking_chart, waterfall_chart
-from model.report import model_versus_posterior
+from crampdx.render.charts import ranking_chart, waterfall_chart
+from crampdx.render.evaluation import model_versus_posterior
 
 HYPOKALEMIA = {"potassium": 2.6, "med_diuretic": "yes", "weakness_reported": "yes", "age": 71}
 

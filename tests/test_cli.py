@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthetic import LABEL, generate
-from training.cli import main
+from crampdx.synthetic import LABEL, generate
+from crampdx.cli.main import main
 
 
 def test_generate_writes_csv_and_parquet(tmp_path, capsys, schema):
@@ -125,7 +125,7 @@ def test_predict_one_json_case_with_explanation(tiny_model_dir, tmp_path, capsys
     report = json.loads(capsys.readouterr().out)
     assert len(report["differential"]) == 5
     assert report["findings"]["weakness_reported"] == "present"
-    ex = report["explanation"]
+    (ex,) = report["explanations"]
     assert ex["cause_id"] == report["differential"][0]["id"]
     total = ex["base_value"] + sum(c["contribution"] for c in ex["contributions"]) + ex["not_assessed"]
     assert abs(total - ex["value"]) < 1e-6
@@ -308,7 +308,7 @@ def test_explanation_is_called_a_score_not_log_odds(tiny_model_dir, tmp_path, ca
 
 
 def test_batch_predictions_carry_the_disclaimer(tiny_model_dir, tmp_path, capsys):
-    from model.report import DISCLAIMER
+    from crampdx import DISCLAIMER
 
     generate(4, seed=66).to_csv(tmp_path / "cases.csv", index=False)
     assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir), "--json", "--top", "2"]) == 0
@@ -350,7 +350,7 @@ def test_train_at_the_iteration_cap_says_so_and_warns_the_model_is_weak(tmp_path
 
 
 def test_no_weak_model_warning_for_a_model_close_to_the_posterior():
-    from training.cli import weak_model_warning
+    from crampdx.training.train import weak_model_warning
 
     manifest = {"metrics": {"n": 20_000, "posterior": {"top1_ratio_to_posterior": 0.97}}, "n_iterations": 300,
                 "hyperparameters": {"max_iter": 2000}, "sizes": {"training": 135_000, "calibration": 15_000}}

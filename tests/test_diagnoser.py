@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import possible_case
-from model import CaseError, load_schema, validate_case
-from synthetic import LABEL, generate, load_knowledge
-from synthetic.predictive import answer_distributions
+from crampdx.contract import CaseError, load_schema, validate_case
+from crampdx.synthetic import LABEL, generate, load_knowledge
+from crampdx.synthetic.predictive import answer_distributions
 
 SCHEMA = load_schema()
 HYPOKALEMIA = {"potassium": 2.6, "weakness_reported": "yes", "med_diuretic": "yes", "age": 70, "sex": "female"}
@@ -135,7 +135,7 @@ def test_numeric_answer_bins_match_generated_frequencies(kb):
     subset = cases[cases["diabetes"] == "present"]
     case = validate_case({"diabetes": "present"})
     (answer,) = answer_distributions(case.codes(), kb, ["glucose"])
-    from synthetic.predictive import numeric_bins
+    from crampdx.synthetic.predictive import numeric_bins
 
     edges, _, _ = numeric_bins(kb.schema["glucose"], kb.tables["glucose"].default)
     observed = np.histogram(subset["glucose"], bins=edges)[0] / len(subset)
@@ -235,9 +235,9 @@ def test_waterfall_runs_from_the_average_case_through_every_finding_to_the_score
 
 
 def _with_evidence(monkeypatch, percentile, log_evidence):
-    import synthetic.predictive
+    import crampdx.model.diagnoser
 
-    monkeypatch.setattr(synthetic.predictive, "evidence_percentile", lambda codes, kb: (percentile, log_evidence))
+    monkeypatch.setattr(crampdx.model.diagnoser, "evidence_percentile", lambda codes, kb: (percentile, log_evidence))
 
 
 def test_the_rarest_finite_case_is_not_called_rarer_than_all(tiny_diagnoser, monkeypatch):

@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import expect as sync_api_expect
 from playwright.sync_api import sync_playwright
 
-from model.examples import load_examples
+from crampdx.synthetic.examples import load_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -148,7 +148,7 @@ def test_example_case_shows_ranking_and_contributions(page, shots):
     assert "not been validated on patients" in report["disclaimer"]
 
 
-def test_about_view(page, shots):
+def test_about_and_knowledge_pages(page, shots):
     page.locator('[data-testid="stSidebar"]').get_by_text("About this model").click()
     wait_idle(page)
     page.get_by_text("Model card — crampdx").wait_for()
@@ -160,7 +160,8 @@ def test_about_view(page, shots):
     images = page.locator('[data-testid="stImage"] img')
     images.nth(1).wait_for()
     assert images.count() == 2  # calibration plot and confusion matrix
-    page.get_by_role("tab", name="Knowledge browser").click()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Knowledge browser").click()
+    wait_idle(page)
     page.get_by_text("Key findings", exact=False).first.wait_for()
     page.get_by_text("Seed references behind them").wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0

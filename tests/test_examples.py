@@ -8,9 +8,9 @@ import tomllib
 import numpy as np
 import pytest
 
-from model.examples import EXAMPLES_PATH, ExampleError, load_examples, parse_examples
-from synthetic import posterior_from_codes
-from synthetic.predictive import evidence_percentile
+from crampdx.synthetic.examples import EXAMPLES_PATH, ExampleError, load_examples, parse_examples
+from crampdx.synthetic import posterior_from_codes
+from crampdx.synthetic.predictive import evidence_percentile
 
 MAIN_CAUSES = {
     "idiopathic_nocturnal", "pad_claudication", "critical_limb_ischemia", "diabetic_polyneuropathy",

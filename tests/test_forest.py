@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from model.diagnoser import SMALL_BATCH
-from model.forest import CompiledForest
-from synthetic import generate
+from crampdx.model.diagnoser import SMALL_BATCH
+from crampdx.model.forest import CompiledForest
+from crampdx.synthetic import generate
 
 
 @pytest.fixture(scope="module")

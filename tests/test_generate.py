@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from synthetic import LABEL, generate
+from crampdx.synthetic import LABEL, generate
 
 Z = 5.0  # statistical tolerances are Z standard errors (two-sided p about 6e-7 each)
 ALPHA = 1e-4  # chi-square tests of independence must not reject at this level
 
-generate_module = importlib.import_module("synthetic.generate")
+generate_module = importlib.import_module("crampdx.synthetic.generate")
 
 
 # ------------------------------------------------------------------------ shape and types

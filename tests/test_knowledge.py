@@ -6,16 +6,17 @@ from __future__ import annotations
 import functools
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from model.schema import SCHEMA_PATH
-from synthetic import KnowledgeBase, KnowledgeError, load_knowledge
-from synthetic.knowledge import KNOWLEDGE_PATH, parse_knowledge
-from synthetic.tables import AgeTable, ConditionalTable, LevelTable, NormalTable
+from crampdx.contract.schema_file import SCHEMA_PATH
+from crampdx.synthetic import KnowledgeBase, KnowledgeError, load_knowledge, read_knowledge_document
+from crampdx.synthetic.load import KNOWLEDGE_DIR, parse_knowledge
+from crampdx.synthetic.tables import AgeTable, ConditionalTable, LevelTable, NormalTable
 
 REQUIRED_CLASSES = {
     "idiopathic_nocturnal", "heat_exertional", "hemodialysis", "hypocalcemia", "hypomagnesemia",
@@ -42,8 +43,8 @@ def test_shipped_knowledge_has_the_required_classes(kb):
 
 
 def test_load_knowledge_with_an_explicit_path_matches_the_default(tmp_path, kb):
-    path = tmp_path / "copy.toml"
-    path.write_bytes(KNOWLEDGE_PATH.read_bytes())
+    path = tmp_path / "copy"
+    shutil.copytree(KNOWLEDGE_DIR, path)
     copy_kb = load_knowledge(path)
     assert copy_kb.class_ids == kb.class_ids
     assert copy_kb.sha256 == kb.sha256
@@ -125,11 +126,11 @@ def _document_problems(document) -> dict[str, str]:
             if (problem := _src_problem(src, carries_numbers=bool(NUMBER_KEYS & set(table)))) is not None}
 
 
-@pytest.mark.parametrize("path", [KNOWLEDGE_PATH, SCHEMA_PATH], ids=["knowledge", "schema"])
+@pytest.mark.parametrize("path", [KNOWLEDGE_DIR, SCHEMA_PATH], ids=["knowledge", "schema"])
 def test_every_src_cites_the_seed_or_states_an_assumption(path):
     import tomllib
 
-    document = tomllib.loads(path.read_text(encoding="utf-8"))
+    document = read_knowledge_document(path)[0] if path.is_dir() else tomllib.loads(path.read_text(encoding="utf-8"))
     sources = list(_walk_src(document))
     assert len(sources) >= 10  # the walk does find them
     assert sum(bool(NUMBER_KEYS & set(table)) for _, _, table in sources) >= 10  # and the numbers
@@ -634,7 +635,7 @@ def test_structural_errors_raise_knowledge_error(fresh_knowledge_document, edit,
 
 
 def test_key_findings_list_every_entry_of_the_class_with_its_source_most_distinctive_first(kb):
-    from synthetic.summary import cited_references, key_findings
+    from crampdx.synthetic.summary import cited_references, key_findings
 
     frame = key_findings(kb, "pad_claudication")
     entry = kb.document["classes"]["pad_claudication"]

@@ -12,13 +12,13 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import logsumexp
 
-from model import SchemaError
-from synthetic import LABEL, component_log_joint, generate, log_evidence, posterior
-from synthetic.posterior import posterior_from_codes
-from synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
+from crampdx.contract import SchemaError
+from crampdx.synthetic import LABEL, component_log_joint, generate, log_evidence, posterior
+from crampdx.synthetic.posterior import posterior_from_codes
+from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
 Z = 5.0  # statistical tolerances are Z standard errors
-posterior_module = importlib.import_module("synthetic.posterior")
+posterior_module = importlib.import_module("crampdx.synthetic.posterior")
 
 
 # ------------------------------------------------------------------ brute-force reference

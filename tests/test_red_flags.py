@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model import validate_case
-from model.red_flags import red_flags
+from crampdx.contract import validate_case
+from crampdx.model.red_flags import red_flags
 
 
 def flags(case: dict, ranking=()) -> dict:

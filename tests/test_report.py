@@ -1,4 +1,4 @@
-"""The shared pieces of a case report: how probabilities are shown, how a case file is read."""
+"""The shared pieces of an assessment's renderings: how probabilities are shown, how a case file is read."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from model.report import findings_from_json, percent
+from crampdx.contract import findings_from_json
+from crampdx.render.format import percent
 
 
 @pytest.mark.parametrize(("p", "shown"), [(1.0, ">99.9%"), (0.9996, ">99.9%"), (0.9994, "99.9%"), (0.5, "50.0%"),
@@ -35,13 +36,12 @@ def test_a_byte_order_mark_is_accepted_and_a_finding_given_twice_is_not():
 
 
 def test_the_markdown_report_keeps_entries_that_were_not_used_and_the_reasons_of_red_flags(tiny_diagnoser):
-    from model import validate_case
-    from model.report import case_report, markdown_report
+    from crampdx.render.markdown import assessment_markdown
 
-    case = validate_case({"diabetes": "yes", "burning_feet": "yes"})
-    report = case_report(tiny_diagnoser, case, top=3, explain="top", not_used={"potassium": "1.2 mmol/L is outside"})
-    assert report["entries_not_used"] == {"potassium": "1.2 mmol/L is outside"}
-    text = markdown_report(report)
+    assessment = tiny_diagnoser.assess({"diabetes": "yes", "burning_feet": "yes"}, top=3,
+                                       not_used={"potassium": "1.2 mmol/L is outside"})
+    assert assessment.to_dict()["entries_not_used"] == {"potassium": "1.2 mmol/L is outside"}
+    text = assessment_markdown(assessment)
     assert "Entered but not used" in text and "potassium: 1.2 mmol/L is outside" in text
     assert "*Because: diabetes, burning feet" in text
     assert "must not replace clinical judgement" in text

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import Schema, SchemaError, load_schema
-from model.schema import parse_schema
-from synthetic import LABEL, generate
+from crampdx.contract import Schema, SchemaError, load_schema
+from crampdx.contract.schema_file import parse_schema
+from crampdx.synthetic import LABEL, generate
 
 SECTIONS = {"history", "examination", "laboratory", "background"}
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -123,7 +123,7 @@ def test_invalid_schema_toml_raises_schema_error(tmp_path):
 
 
 def test_schema_file_round_trips_through_load_schema(tmp_path, schema):
-    from model.schema import SCHEMA_PATH
+    from crampdx.contract.schema_file import SCHEMA_PATH
 
     copy_path = tmp_path / "findings.toml"
     copy_path.write_bytes(SCHEMA_PATH.read_bytes())

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from model.schema import SchemaError
-from synthetic import LABEL, generate
-from training.metrics import classification_metrics, expected_calibration_error, posterior_comparison
-from training.train import fit_temperature, read_labelled_cases
+from crampdx.contract import SchemaError
+from crampdx.synthetic import LABEL, generate
+from crampdx.training.metrics import classification_metrics, expected_calibration_error, posterior_comparison
+from crampdx.training.data import read_labelled_cases
+from crampdx.training.fit import fit_temperature
 
 
 def test_fit_temperature_recovers_a_known_temperature():
@@ -130,7 +131,7 @@ def test_labelled_cases_without_rows_say_so(labelled_csv, kb):
 
 
 def test_iterations_text_tells_early_stopping_from_the_cap():
-    from training.train import iterations_text
+    from crampdx.training.fit import iterations_text
 
     assert iterations_text(312, 2000) == "stopped early after 312 iterations"
     assert iterations_text(20, 20) == "reached the --max-iter cap of 20 iterations without early stopping"
@@ -172,7 +173,7 @@ def test_calibration_hold_out_is_independent_of_the_class():
     (A split drawn from the generator's own stream picked one class only.)"""
     from scipy.stats import chi2_contingency
 
-    from training.pipeline import calibration_mask
+    from crampdx.training.train import calibration_mask
 
     for seed in (0, 1, 7):
         frame = generate(60_000, seed=seed)

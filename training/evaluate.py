@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import synthetic
-from model.diagnoser import Diagnoser
-from training.metrics import calibration_bins, classification_metrics, posterior_comparison
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.synthetic import LABEL, generate, posterior_from_codes
+from crampdx.training.metrics import calibration_bins, classification_metrics, posterior_comparison
 
 __all__ = ["evaluation_seed", "evaluate"]
 
@@ -29,14 +29,14 @@ def evaluate(diagnoser: Diagnoser, n: int, seed: int) -> dict:
         cases and the model's distance to it), ``calibration`` (reliability bins),
         ``class_ids``, ``n`` and ``seed``.
     """
-    kb = synthetic.load_knowledge()
-    cases = synthetic.generate(n, seed=seed, knowledge=kb)
+    kb = diagnoser.knowledge_
+    cases = generate(n, seed=seed, knowledge=kb)
     codes = kb.schema.encode(cases)
-    labels = cases[synthetic.LABEL].cat.codes.to_numpy()
+    labels = cases[LABEL].cat.codes.to_numpy()
     proba = np.zeros((n, len(kb.classes)))
     positions = [kb.class_ids.index(cid) for cid in diagnoser.class_ids_]
     proba[:, positions] = diagnoser.predict_proba_codes(codes)
-    exact = synthetic.posterior_from_codes(codes, kb)
+    exact = posterior_from_codes(codes, kb)
     class_ids = list(kb.class_ids)
     return {
         "n": int(n),

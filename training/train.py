@@ -1,208 +1,212 @@
-"""Fit the gradient-boosting model, calibrate one temperature, evaluate, write the artifact.
-
-Design choices (measured in ``bench/bench_training.py``; see the README):
-
-* scikit-learn's ``HistGradientBoostingClassifier`` over the etiology classes. Categorical
-  findings enter as their numeric level codes with ``categorical_features=None``: shap's
-  TreeExplainer silently ignores native categorical splits (shap issue #3436).
-* Shallow trees and many iterations: under the generator the log-posterior is close to a
-  sum of per-finding terms, which depth-limited trees approximate well.
-* Early stopping on a validation split inside the training cases; the temperature is
-  fitted on separate held-out calibration cases: ``softmax(logits / T)`` keeps the ranking
-  and keeps SHAP additivity in log-odds, which one-vs-rest isotonic or sigmoid calibration
-  would break.
-"""
+"""The whole training run, stage by stage: generate, fit, calibrate, evaluate, save."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
-import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
-from sklearn.ensemble import HistGradientBoostingClassifier
 
-from model.schema import Schema, SchemaError
+from crampdx.contract.schema import SchemaError
+from crampdx.model.artifact import check_artifact_target, write_artifact
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.synthetic import LABEL, generate
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.load import load_knowledge
+from crampdx.training.data import read_labelled_cases
+from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
+from crampdx.training.evaluate import evaluate, evaluation_seed, headline
+from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
+from crampdx.training.model_card import write_model_card
 
-__all__ = ["Hyperparameters", "TrainingRun", "fit_temperature", "fit_classifier", "read_labelled_cases"]
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "summary_table", "train",
+           "weak_model_warning"]
 
-Report = Callable[[str], None]
-_REPORT_EVERY = 25
-
-
-@dataclass
-class Hyperparameters:
-    """Hyperparameters of the gradient-boosting classifier (defaults: the tuned choice)."""
-
-    learning_rate: float = 0.15
-    max_depth: int | None = 3
-    max_leaf_nodes: int = 8
-    min_samples_leaf: int = 100
-    l2_regularization: float = 5.0
-    max_iter: int = 2000
-    n_iter_no_change: int = 20
-    tol: float = 1e-4  # an improvement of the validation log loss smaller than this does not count
-    validation_fraction: float = 0.1
-
-    def estimator(self, seed: int) -> HistGradientBoostingClassifier:
-        return HistGradientBoostingClassifier(
-            learning_rate=self.learning_rate,
-            max_depth=self.max_depth,
-            max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization,
-            max_iter=self.max_iter,
-            early_stopping=True,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            categorical_features=None,  # shap issue #3436: native categorical splits are mis-explained
-            random_state=seed,
-            verbose=2,  # per-iteration lines, read by fit_classifier for progress
-        )
+CALIBRATION_FRACTION = 0.1
+STAGES = ("generate", "fit", "calibrate", "evaluate", "save")
 
 
-@dataclass
-class TrainingRun:
-    """What a fit produced, for the manifest and the summary."""
-
-    estimator: HistGradientBoostingClassifier
-    temperature: float
-    n_iterations: int
-    fit_seconds: float
-    class_positions: np.ndarray  # kb class index of each estimator output
-    sizes: dict = field(default_factory=dict)
-
-
-def fit_classifier(
-    codes: np.ndarray,
-    labels: np.ndarray,
-    hyperparameters: Hyperparameters,
-    seed: int,
-    report: Report = print,
-) -> HistGradientBoostingClassifier:
-    """Fit with early stopping in one pass, reporting the iteration count as it goes.
-
-    Progress comes from the estimator's own ``verbose`` lines, read as they are printed:
-    fitting in warm-started chunks instead would recompute every earlier tree's
-    predictions at each chunk.
+def train(
+    out: str | Path,
+    *,
+    cases: int = DEFAULT_CASES,
+    seed: int = 0,
+    hyperparameters: Hyperparameters | None = None,
+    data: str | Path | None = None,
+    mix: bool = False,
+    evaluation_cases: int = DEFAULT_EVALUATION_CASES,
+    knowledge: KnowledgeBase | None = None,
+    report: Callable[[str], None] = print,
+) -> dict:
+    """Train, calibrate, evaluate and save a model artifact.
 
     Parameters
     ----------
-    codes : numpy.ndarray
-        Encoded training cases (``Schema.encode``).
-    labels : numpy.ndarray
-        Class positions (integers).
-    hyperparameters : Hyperparameters
+    out : path
+        Artifact directory (replaced atomically).
+    cases : int
+        Number of synthetic training cases (ignored with ``data`` unless ``mix``).
     seed : int
-        ``random_state`` of the estimator (the validation split and the binning).
+        Seed of the synthetic cases, the calibration split and the estimator.
+    hyperparameters : Hyperparameters, optional
+        Overrides of the tuned defaults.
+    data : path, optional
+        The user's labelled cases (CSV or parquet with an ``etiology`` column).
+    mix : bool
+        With ``data``: add ``cases`` synthetic cases to the user's.
+    evaluation_cases : int
+        Fresh synthetic cases for the evaluation stage.
+    knowledge : KnowledgeBase, optional
+        The knowledge base to train under (the shipped one by default); the artifact
+        records its hash.
     report : callable
-        Receives a progress line every ``_REPORT_EVERY`` iterations.
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        The manifest written, including the evaluation figures.
     """
-    estimator = hyperparameters.estimator(seed)
-    with contextlib.redirect_stdout(_IterationReporter(report)):
-        estimator.fit(codes, labels)
-    validation = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
-    report(f"  {iterations_text(estimator.n_iter_, hyperparameters.max_iter)}, validation log loss {validation:.4f}")
-    return estimator
+    hp = hyperparameters or Hyperparameters()
+    check_artifact_target(out)  # a wrong destination fails now, not after the fit
+    kb = knowledge if knowledge is not None else load_knowledge()
+    started = time.perf_counter()
+    timings = {}
+
+    def stage(number: int, text: str) -> float:
+        report(f"[{number}/{len(STAGES)}] {STAGES[number - 1]:<9} {text}")
+        return time.perf_counter()
+
+    t = stage(1, "cases")
+    frame, source = _training_cases(kb, cases, seed, data, mix)
+    codes = kb.schema.encode(frame)
+    labels = np.asarray([kb.class_ids.index(c) for c in frame[LABEL].astype(str)]) if data else frame[LABEL].cat.codes.to_numpy()
+    if len(np.unique(labels)) < 3:
+        raise SchemaError("training needs cases of at least three etiology classes")
+    calibration = calibration_mask(len(labels), seed)
+    timings["generate"] = time.perf_counter() - t
+    report(f"          {len(labels):,} cases from {source}; {calibration.sum():,} held out for calibration")
+
+    t = stage(2, "gradient boosting (early stopping on a validation split)")
+    estimator = fit_classifier(codes[~calibration], labels[~calibration], hp, seed, report)
+    timings["fit"] = time.perf_counter() - t
+
+    t = stage(3, "temperature on held-out cases")
+    positions = estimator.classes_
+    held_out_labels = np.searchsorted(positions, labels[calibration])
+    known = np.isin(labels[calibration], positions)
+    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]), held_out_labels[known])
+    timings["calibrate"] = time.perf_counter() - t
+    report(f"          T = {temperature:.3f}")
+
+    manifest = {
+        "schema_sha256": kb.schema.hash,
+        "schema": kb.schema.to_dict(),
+        "knowledge_source": kb.source,
+        "knowledge_sha256": kb.sha256,
+        "seed": int(seed),
+        "data_source": source,
+        "sizes": {"training": int((~calibration).sum()), "calibration": int(calibration.sum())},
+        "classes": [{"id": kb.classes[i].id, "name": kb.classes[i].name, "icd10": kb.classes[i].icd10} for i in positions],
+        "temperature": temperature,
+        "hyperparameters": asdict(hp),
+        "n_iterations": int(estimator.n_iter_),
+        "stopped_early": not reached_cap(estimator.n_iter_, hp.max_iter),
+    }
+
+    t = stage(4, f"{evaluation_cases:,} fresh synthetic cases against the exact posterior")
+    figures = evaluate(Diagnoser(estimator, manifest, kb), evaluation_cases, evaluation_seed(seed))
+    timings["evaluate"] = time.perf_counter() - t
+    manifest["metrics"] = {k: v for k, v in figures.items() if k != "calibration"}
+    manifest["calibration"] = figures["calibration"]
+
+    t = stage(5, str(out))
+    timings["save"] = time.perf_counter() - t
+    manifest["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    manifest["timings_seconds"]["total"] = round(time.perf_counter() - started, 2)
+    write_artifact(out, estimator, manifest, extra_files=lambda staging: write_model_card(manifest, figures, staging))
+    report(summary_table(manifest, figures))
+    return manifest
 
 
-def reached_cap(n_iterations: int, max_iter: int) -> bool:
-    """Whether boosting ran to ``max_iter`` instead of being stopped early."""
-    return int(n_iterations) >= int(max_iter)
+def calibration_mask(n: int, seed: int) -> np.ndarray:
+    """Which cases are held out for the temperature: a random 10 %.
 
-
-def iterations_text(n_iterations: int, max_iter: int) -> str:
-    """'stopped early after 312 iterations' or 'reached the --max-iter cap of 20 iterations
-    without early stopping' (then more iterations would probably have helped)."""
-    if reached_cap(n_iterations, max_iter):
-        return f"reached the --max-iter cap of {max_iter} iterations without early stopping"
-    return f"stopped early after {n_iterations} iterations"
-
-
-class _IterationReporter(io.TextIOBase):
-    """Turns HistGradientBoosting's verbose lines into a progress line every few iterations."""
-
-    _LINE = re.compile(r"^\[(\d+)/(\d+)\].*?val loss: ([\d.]+)")
-
-    def __init__(self, report: Report):
-        self._report = report
-        self._buffer = ""
-        self._stdout = sys.stdout  # the callback may print: let it reach the real stdout
-
-    def write(self, text: str) -> int:
-        self._buffer += text
-        *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            match = self._LINE.match(line.strip())
-            if match and int(match.group(1)) % _REPORT_EVERY == 0:
-                with contextlib.redirect_stdout(self._stdout):
-                    self._report(f"  iteration {int(match.group(1)):4d}  validation log loss {float(match.group(3)):.4f}")
-        return len(text)
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T minimising the log loss of ``softmax(logits / T)`` on held-out cases.
-
-    Parameters
-    ----------
-    logits : numpy.ndarray
-        Raw multi-class scores, shape (n, n_classes).
-    labels : numpy.ndarray
-        Column index of the true class per row.
+    The stream is derived from ``seed`` but independent of the one ``synthetic.generate``
+    uses with the same seed. (Reusing ``default_rng(seed)`` would replay the uniforms that
+    chose each case's mixture component, so the held-out cases would all come from the
+    first components — one class, a few age bands.)
     """
-    rows = np.arange(len(labels))
-
-    def loss(log_t: float) -> float:
-        return -log_softmax(logits / np.exp(log_t), axis=1)[rows, labels].mean()
-
-    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(result.x))
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CALIBRATION_STREAM,)))
+    return rng.random(n) < CALIBRATION_FRACTION
 
 
-def read_labelled_cases(path: str | Path, schema: Schema, class_ids: tuple[str, ...]) -> pd.DataFrame:
-    """Read the user's labelled cases (CSV or parquet) and validate them against the schema.
+_CALIBRATION_STREAM = 1
 
-    Columns and values are read as leniently as by ``crampdx predict``: finding ids or
-    labels, level ids or labels, yes/no, true/false, 1/0 for binary findings
-    (:mod:`training.casefile`); every column must be a finding or ``etiology``.
 
-    Raises
-    ------
-    SchemaError
-        One message naming each offending column and row (1-based data rows): unknown
-        columns (with a suggestion when one is close), unknown levels, non-numbers,
-        impossible values, missing or unknown ``etiology`` labels; or that the file holds
-        no cases.
+def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str]:
+    synthetic_source = f"{cases:,} synthetic cases (seed {seed}) from {kb.source}"
+    if data is None:
+        return generate(cases, seed=seed, knowledge=kb), synthetic_source
+    labelled = read_labelled_cases(data, kb.schema, kb.class_ids)
+    source = f"{len(labelled):,} labelled cases from {Path(data).name}"
+    if not mix:
+        return labelled, source
+    generated = generate(cases, seed=seed, knowledge=kb)
+    generated[LABEL] = generated[LABEL].astype(str)
+    labelled[LABEL] = labelled[LABEL].astype(str)
+    return pd.concat([labelled, generated], ignore_index=True), f"{source} mixed with {synthetic_source}"
+
+
+def summary_table(manifest: dict, figures: dict) -> str:
+    rows = [
+        ("iterations", f"{manifest['n_iterations']}"
+                       + ("" if manifest["stopped_early"] else " (the --max-iter cap; not stopped early)")),
+        ("temperature", f"{manifest['temperature']:.3f}"),
+        *((name, f"{value:.4f}") for name, value in headline(figures).items()),
+        *((f"time: {k}", f"{v:.1f} s") for k, v in manifest["timings_seconds"].items()),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["", "Summary", "-" * (width + 12)]
+    lines += [f"{name:<{width}}  {value:>10}" for name, value in rows]
+    return "\n".join(lines)
+
+
+WEAK_RATIO = 0.95  # a model below this share of the exact posterior's top-1 accuracy is called weak
+
+
+def weak_model_warning(manifest: dict | None) -> str | None:
+    """A warning when the model's top-1 accuracy is well below the exact posterior's, with
+    the likely reasons (too few cases, the iteration cap reached); None otherwise.
+
+    Examples
+    --------
+    >>> weak_model_warning({"metrics": {"posterior": {"top1_ratio_to_posterior": 0.99}}}) is None
+    True
     """
-    from training.casefile import read_case_table, resolve_case_table
-
-    path = Path(path)
-    frame = read_case_table(path, schema)
-    problems = []
-    if "etiology" not in frame.columns:
-        problems.append("missing column 'etiology' (the class id of each case)")
-    else:
-        labels = frame["etiology"].astype("object")
-        unknown = ~labels.isin(class_ids)
-        if unknown.any():
-            rows = np.flatnonzero(unknown.to_numpy()) + 1
-            seen = sorted({str(v) for v in labels[unknown]})[:5]
-            problems.append(f"etiology, rows {', '.join(map(str, rows[:3]))}{' …' if len(rows) > 3 else ''}: unknown class {', '.join(map(repr, seen))}; see `crampdx knowledge`")
-    table = None
-    try:
-        table = resolve_case_table(frame, schema, keep_other=False)
-    except SchemaError as error:
-        problems.append(str(error))
-    if problems:
-        raise SchemaError(f"{path.name}: " + "; ".join(problems))
-    typed = schema.decode(table.codes, index=frame.index)
-    typed["etiology"] = frame["etiology"]
-    return typed
+    if not manifest:
+        return None
+    ratio = manifest.get("metrics", {}).get("posterior", {}).get("top1_ratio_to_posterior")
+    if ratio is None or ratio >= WEAK_RATIO:
+        return None
+    reasons = []
+    max_iter = manifest.get("hyperparameters", {}).get("max_iter")
+    if max_iter is not None and manifest.get("n_iterations", 0) >= max_iter:
+        reasons.append(f"it reached the --max-iter cap of {max_iter} iterations without early stopping "
+                       "(raise --max-iter)")
+    sizes = manifest.get("sizes", {})
+    n_cases = sizes.get("training", 0) + sizes.get("calibration", 0)
+    if n_cases < DEFAULT_CASES:
+        labelled = "labelled" in str(manifest.get("data_source", ""))
+        remedy = "add labelled cases or --mix synthetic ones" if labelled else "raise --cases"
+        reasons.append(f"it learned from only {n_cases:,} cases (the default is {DEFAULT_CASES:,} synthetic cases; {remedy})")
+    why = (f"likely because {' and '.join(reasons)}" if reasons
+           else "try more cases, more iterations or the default hyperparameters")
+    n_eval = manifest.get("metrics", {}).get("n")
+    noisy = f" (measured on only {n_eval:,} evaluation cases, so the figure is rough)" if n_eval and n_eval < 5000 else ""
+    return (f"Warning: this model is weak: its top-1 accuracy is {ratio:.0%} of the exact posterior's{noisy}, "
+            f"below the {WEAK_RATIO:.0%} crampdx aims for; {why}. "
+            "It was saved, but retrain it before relying on its rankings.")

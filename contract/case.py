@@ -8,25 +8,23 @@ offending field at once with what it accepts.
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from model.schema import Finding, Schema, load_schema
+from crampdx.contract.schema import Finding, Schema
+from crampdx.contract.schema_file import load_schema
+from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, parse_level, parse_number,
+                                     unknown_finding_message)
+from crampdx.errors import UserFacingError
 
-__all__ = ["Case", "CaseError", "describe_value", "validate_case", "validate_what_is_valid"]
-
-_TRUE = {"true", "yes", "y", "present", "1", "positive"}
-_FALSE = {"false", "no", "n", "absent", "0", "negative"}
-_EMPTY = {"", "not assessed", "not_assessed", "na", "n/a", "null", "nan", "unknown", "?"}  # not "none": a level id
+__all__ = ["Case", "CaseError", "PREGNANCY_AGE", "describe_value", "impossible_combinations", "validate_case",
+           "validate_what_is_valid"]
 
 
-class CaseError(ValueError):
+class CaseError(ValueError, UserFacingError):
     """A case does not fit the finding schema. ``problems`` maps each field to its message."""
 
     def __init__(self, problems: Mapping[str, str]):
@@ -98,38 +96,10 @@ def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str
     return f"{finding.label}: {label}"
 
 
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip().lower() in _EMPTY
-
-
-def _level(finding: Finding, raw: Any) -> tuple[str | None, str | None]:
-    if finding.kind == "binary":
-        if isinstance(raw, bool):
-            return ("present" if raw else "absent"), None
-        if isinstance(raw, (int, float)) and raw in (0, 1):
-            return ("present" if raw == 1 else "absent"), None
-        text = str(raw).strip().lower()
-        if text in _TRUE:
-            return "present", None
-        if text in _FALSE:
-            return "absent", None
-        return None, f"{raw!r} is not a yes/no answer; use present/absent, yes/no, true/false or 1/0"
-    text = str(raw).strip().lower()
-    for level in finding.levels:
-        if text in (level.id, level.label.lower()):
-            return level.id, None
-    accepted = ", ".join(f"{level.id} ({level.label})" for level in finding.levels)
-    return None, f"unknown level {raw!r}; expected one of {accepted}"
-
-
 PREGNANCY_AGE = (10, 60)  # assumption: outside these ages a pregnancy is not physiologically possible
 
 
-def _impossible_combinations(values: Mapping[str, Any]) -> dict[str, str]:
+def impossible_combinations(values: Mapping[str, Any]) -> dict[str, str]:
     """Findings that each are valid but cannot occur together, named on the dependent field."""
     problems = {}
     pregnancy = values.get("pregnancy")
@@ -141,61 +111,6 @@ def _impossible_combinations(values: Mapping[str, Any]) -> dict[str, str]:
             problems["pregnancy"] = (f"a pregnancy is not possible at age {age:g}; set pregnancy to not pregnant "
                                      "or correct the age")
     return problems
-
-
-_GROUPED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
-
-
-def _number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str | None]:
-    if isinstance(raw, bool):
-        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
-    if isinstance(raw, str) and _GROUPED_THOUSANDS.match(raw.strip()):
-        # "12,000" could be twelve thousand or a decimal comma: never guess a lab value
-        return None, None, (f"{raw!r} is ambiguous (a thousands separator or a decimal comma?); "
-                            f"write it without a thousands separator, e.g. {raw.replace(',', '')}, in {finding.unit}")
-    try:
-        value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError):
-        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
-    if not math.isfinite(value):
-        return None, None, f"{raw!r} is not a finite number; expected {finding.unit}"
-    low, high = finding.hard
-    if not low <= value <= high:
-        return None, None, f"{value:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
-    ref_low, ref_high = finding.reference
-    flag = None
-    if finding.abnormal_outside_reference:
-        flag = "low" if value < ref_low else "high" if value > ref_high else None
-    return value, flag, None
-
-
-def _resolve_names(schema: Schema) -> dict[str, str]:
-    names = {}
-    for finding in schema:
-        names[finding.id] = finding.id
-        names.setdefault(finding.label.lower(), finding.id)
-    return names
-
-
-SUGGESTION_CUTOFF = 0.75  # a name this close to a finding's id or label is taken for a misspelling
-
-
-def finding_id_for(key: str, names: Mapping[str, str]) -> str | None:
-    """The finding id a name stands for (an id or a label, any case), or None."""
-    key = str(key).strip()
-    return names.get(key) or names.get(key.lower())
-
-
-def closest_finding(key: str, names: Mapping[str, str]) -> str | None:
-    """The finding id an unknown name is probably a misspelling of, or None."""
-    close = difflib.get_close_matches(str(key).strip().lower(), list(names), n=1, cutoff=SUGGESTION_CUTOFF)
-    return names[close[0]] if close else None
-
-
-def _unknown_finding(key: str, names: Mapping[str, str]) -> str:
-    close = closest_finding(key, names)
-    hint = f"did you mean {close!r}? " if close else ""
-    return f"unknown finding; {hint}`crampdx findings` lists the ids, labels and accepted values"
 
 
 def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = None) -> Case:
@@ -227,32 +142,32 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     schema = schema or load_schema()
     if not isinstance(mapping, Mapping):
         raise CaseError({"case": f"expected a mapping of finding -> value, got {type(mapping).__name__}"})
-    names = _resolve_names(schema)
+    names = finding_names(schema)
     problems: dict[str, str] = {}
     found: dict[str, Any] = {}
     flags: dict[str, str] = {}
     for key, raw in mapping.items():
         fid = finding_id_for(key, names)
         if fid is None:
-            problems[str(key)] = _unknown_finding(str(key), names)
+            problems[str(key)] = unknown_finding_message(str(key), names)
             continue
-        if _is_empty(raw):
+        if is_not_assessed(raw):
             continue
         if fid in found:
             problems[fid] = f"given twice (as {fid!r} and by its label)"
             continue
         finding = schema[fid]
         if finding.is_numeric:
-            value, flag, problem = _number(finding, raw)
+            value, flag, problem = parse_number(finding, raw)
             if flag:
                 flags[fid] = flag
         else:
-            value, problem = _level(finding, raw)
+            value, problem = parse_level(finding, raw)
         if problem:
             problems[fid] = problem
         else:
             found[fid] = value
-    for fid, message in _impossible_combinations(found).items():
+    for fid, message in impossible_combinations(found).items():
         problems.setdefault(fid, message)
     if problems:
         raise CaseError(problems)

@@ -10,18 +10,13 @@ from typing import Sequence
 
 import pandas as pd
 
-from model.explanation import Cause, Explanation
-from model.report import percent
+from crampdx.model.results import Cause, Explanation
+from crampdx.render.format import cause_label, percent
 
-__all__ = ["cause_label", "ranking_chart", "waterfall_chart"]
+__all__ = ["ranking_chart", "waterfall_chart"]
 
 WATERFALL_COLOURS = {"for": "#2e7d32", "against": "#c62828", "average case": "#5f5f5f",
                      "not assessed": "#c7c7c7", "score": "#1f5fa8"}
-
-
-def cause_label(cause: Cause) -> str:
-    """``name · ICD-10-CM code`` (a dash where no code fits)."""
-    return f"{cause.name} · {cause.icd10 or '—'}"
 
 
 def ranking_chart(causes: Sequence[Cause], chosen: str) -> tuple[pd.DataFrame, dict]:

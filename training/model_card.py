@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.evaluate import headline
+from crampdx.training.evaluate import headline
 
 __all__ = ["plot_calibration", "plot_confusion_matrix", "write_model_card"]
 

@@ -1,10 +1,11 @@
 """Tables of cases (CSV or parquet) read as leniently as one case in JSON.
 
 ``crampdx findings`` promises that a case file maps finding ids *or labels* to values and that
-binary findings take yes/no, true/false, 1/0; :func:`model.validate_case` keeps that promise
-for one case. This module keeps it for a table of cases, with the same name and level
-resolution (``model.case``'s helpers, used read-only), resolving each column once and each
-distinct value once, so a file of 100,000 cases costs no more than a few vectorised passes.
+binary findings take yes/no, true/false, 1/0; :func:`crampdx.contract.validate_case` keeps that
+promise for one case. This module keeps it for a table of cases, with the same name and level
+resolution (:mod:`crampdx.contract.values`), resolving each column once and each distinct
+value once, so a file of 100,000 cases costs no more than a few vectorised passes. A case in
+JSON is read by :func:`findings_from_json`.
 
 Columns that are neither findings nor ``etiology`` (an ``id`` column, a site, a date) are
 returned apart, unchanged, so the caller can carry them through to its output; a column whose
@@ -14,6 +15,7 @@ with a suggestion.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.case import _EMPTY, _level, _resolve_names, _unknown_finding, closest_finding, finding_id_for
-from model.schema import Finding, Schema, SchemaError, describe_rows, load_schema
+from crampdx.contract.schema import Finding, Schema, SchemaError, describe_rows
+from crampdx.contract.schema_file import load_schema
+from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, parse_level,
+                                     unknown_finding_message)
 
-__all__ = ["CaseTable", "LABEL", "read_case_table", "resolve_case_table"]
+__all__ = ["CaseTable", "LABEL", "findings_from_json", "read_case_table", "resolve_case_table"]
 
 LABEL = "etiology"
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
 # value not drawn would be refused, and with pandas' own handling "None" would stop being a level.
 _PANDAS_NA = {"#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan", "<na>", "n/a", "na",
               "null", "nan", "none"}
-_NOT_ASSESSED = frozenset(_EMPTY) | _PANDAS_NA
+_NOT_ASSESSED = NOT_ASSESSED_WORDS | _PANDAS_NA
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
             frame = pd.read_parquet(path)
         else:
             header = pd.read_csv(path, nrows=0)
-            names = _resolve_names(schema or load_schema())
+            names = finding_names(schema or load_schema())
             text = [c for c in header.columns if finding_id_for(c, names) is None]
             frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
     except ImportError:
@@ -117,7 +121,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         One message naming every unknown or duplicated column, every unknown level, every
         non-number and every impossible value, each with its rows.
     """
-    names = _resolve_names(schema)
+    names = finding_names(schema)
     problems: list[str] = []
     findings: dict[str, pd.Series] = {}
     given_as: dict[str, str] = {}
@@ -131,9 +135,9 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
             if keep_other and closest_finding(name, names) is None:
                 other.append(column)
             elif keep_other:
-                problems.append(f"{name}: {_unknown_finding(name, names)}")
+                problems.append(f"{name}: {unknown_finding_message(name, names)}")
             else:
-                hint = _unknown_finding(name, names).removeprefix("unknown finding; ")
+                hint = unknown_finding_message(name, names).removeprefix("unknown finding; ")
                 problems.append(f"unknown column {name!r}; {hint}")
             continue
         if fid in given_as:
@@ -194,7 +198,7 @@ def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.
     for k, raw in enumerate(uniques):
         if _is_not_assessed(finding, raw):
             continue
-        level, problem = _level(finding, _as_number_if_binary(finding, raw))
+        level, problem = parse_level(finding, _as_number_if_binary(finding, raw))
         if problem:
             bad.append((k, raw, problem))
         else:
@@ -218,3 +222,44 @@ def _as_number_if_binary(finding: Finding, raw: Any) -> Any:
             return raw
         return number if number in (0.0, 1.0) else raw
     return raw
+
+
+def findings_from_json(data: str | bytes) -> dict:
+    """The findings of a case file: a JSON object of finding -> value, or an assessment
+    exported by crampdx (its ``findings``). Values are validated later, by ``validate_case``.
+
+    Raises
+    ------
+    ValueError
+        One sentence: not UTF-8 JSON, or not an object of findings.
+
+    Examples
+    --------
+    >>> findings_from_json('{"potassium": 2.9, "Leg weakness": "yes"}')
+    {'potassium': 2.9, 'Leg weakness': 'yes'}
+    >>> findings_from_json('{"age": 70, "age": 71}')
+    Traceback (most recent call last):
+    ...
+    ValueError: 'age' given twice; keep one value for each finding
+    """
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not valid JSON ({error})") from None
+    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
+        document = document["findings"]
+    if not isinstance(document, dict) or not document:
+        raise ValueError("expected a JSON object of finding -> value, or an assessment exported by crampdx")
+    return document
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for key, _ in pairs:  # linear: a large file with many keys must not take minutes
+        (twice if key in seen else seen).add(key)
+    twice = sorted(twice)
+    if twice:
+        raise ValueError(f"{', '.join(map(repr, twice))} given twice; keep one value for each finding")
+    return dict(pairs)

@@ -1,8 +1,8 @@
-"""Typical example cases, one per main cause of leg cramps (``model/examples.toml``).
+"""Typical example cases, one per main cause of leg cramps (``synthetic/knowledge/examples.toml``).
 
 Each example is data: an id, a display name, the etiology class it illustrates, a one-line
 summary and findings in the schema's ids and levels. :func:`load_examples` validates every
-example's findings with :func:`model.validate_case` and reports every problem at once,
+example's findings with :func:`crampdx.contract.validate_case` and reports every problem at once,
 naming the example and the field.
 """
 
@@ -13,12 +13,13 @@ from functools import cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from model.case import Case, CaseError, validate_case
-from model.schema import Schema, load_schema, read_toml
+from crampdx.contract.case import Case, CaseError, validate_case
+from crampdx.contract.schema import Schema
+from crampdx.contract.schema_file import load_schema, read_toml
 
 __all__ = ["EXAMPLES_PATH", "Example", "ExampleError", "load_examples"]
 
-EXAMPLES_PATH = Path(__file__).with_name("examples.toml")
+EXAMPLES_PATH = Path(__file__).parent / "knowledge" / "examples.toml"
 EXAMPLES_FORMAT_VERSION = 1
 
 

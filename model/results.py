@@ -1,4 +1,8 @@
-"""The result types the Diagnoser returns; the dashboard, the CLI and the tests consume them."""
+"""The parts of an assessment: causes, explanations, next findings, atypicality.
+
+Plain frozen dataclasses with ``to_dict()``; :class:`crampdx.model.assessment.Assessment`
+bundles them for one case, and every front end renders that one object.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The finding schema: what a case may contain, and how a case becomes numbers.
 
-The schema is data (``model/findings.toml``); this module loads and validates it and gives
-the one encoding every other part of crampdx uses:
+The schema is data (``contract/findings.toml``, read by :mod:`crampdx.contract.schema_file`);
+this module holds its types and the one encoding every other part of crampdx uses:
 
 * binary and categorical findings are carried in frames as their level ids (pandas
   ``Categorical`` columns whose categories are the schema's levels in schema order) and
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from crampdx.errors import UserFacingError
 
 __all__ = [
     "BINARY_LEVELS",
@@ -29,17 +28,15 @@ __all__ = [
     "Level",
     "Schema",
     "SchemaError",
-    "load_schema",
+    "describe_rows",
 ]
 
-SCHEMA_PATH = Path(__file__).with_name("findings.toml")
 SCHEMA_FORMAT_VERSION = 1
 KINDS = ("binary", "categorical", "numeric")
 BINARY_LEVELS = (("absent", "absent"), ("present", "present"))
-_GROUPS = ("demographics", "comorbidities", "medications", "context")
 
 
-class SchemaError(ValueError):
+class SchemaError(ValueError, UserFacingError):
     """A schema file, or a frame checked against the schema, is not as expected."""
 
 
@@ -283,114 +280,3 @@ def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | No
         seen = sorted({str(v) for v in as_text[unknown]})[:5]
         return None, f"{finding.id}, {describe_rows(unknown)}: unknown level(s) {', '.join(map(repr, seen))}; expected one of {', '.join(levels)}"
     return np.where(codes < 0, np.nan, codes.astype(float)), None
-
-
-# -- loading and validation ---------------------------------------------------------------
-
-def _need(condition: bool, where: str, message: str, problems: list[str]) -> None:
-    if not condition:
-        problems.append(f"{where}: {message}")
-
-
-def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems: list[str]) -> Finding | None:
-    where = f"findings.{fid}"
-    before = len(problems)
-    _need(fid.isidentifier() and fid == fid.lower(), where, "id must be snake_case", problems)
-    _need(isinstance(raw.get("label"), str) and raw["label"].strip() != "", f"{where}.label", "a non-empty label is required", problems)
-    _need(raw.get("section") in sections, f"{where}.section", f"must be one of {', '.join(sections)}", problems)
-    kind = raw.get("kind")
-    _need(kind in KINDS, f"{where}.kind", f"must be one of {', '.join(KINDS)} (got {kind!r})", problems)
-    group = raw.get("group")
-    _need(group is None or group in _GROUPS, f"{where}.group", f"must be one of {', '.join(_GROUPS)}", problems)
-    known = {"label", "section", "kind", "levels", "unit", "reference", "hard", "decimals", "group", "help", "src",
-             "abnormal_outside_reference"}
-    for key in raw:
-        _need(key in known, f"{where}.{key}", "unknown field", problems)
-    _need(isinstance(raw.get("abnormal_outside_reference", True), bool), f"{where}.abnormal_outside_reference",
-          "must be true or false", problems)
-    levels: tuple[Level, ...] = ()
-    unit = reference = hard = None
-    if kind == "binary":
-        _need("levels" not in raw, f"{where}.levels", "binary findings have the fixed levels absent/present", problems)
-        levels = tuple(Level(i, label) for i, label in BINARY_LEVELS)
-    elif kind == "categorical":
-        raw_levels = raw.get("levels")
-        ok = isinstance(raw_levels, Mapping) and len(raw_levels) >= 2
-        _need(ok, f"{where}.levels", "a table of at least two level ids with labels is required", problems)
-        if ok:
-            for lid, label in raw_levels.items():
-                _need(lid.isidentifier() and lid == lid.lower(), f"{where}.levels.{lid}", "level id must be snake_case", problems)
-                _need(isinstance(label, str) and label != "", f"{where}.levels.{lid}", "label must be a non-empty string", problems)
-            levels = tuple(Level(lid, str(label)) for lid, label in raw_levels.items())
-    elif kind == "numeric":
-        unit = raw.get("unit")
-        _need(isinstance(unit, str) and unit != "", f"{where}.unit", "numeric findings need a unit", problems)
-        _need(isinstance(raw.get("src"), str), f"{where}.src", "numeric ranges need a source (seed:N or assumption: ...)", problems)
-        for key in ("reference", "hard"):
-            pair = raw.get(key)
-            ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair) and pair[0] < pair[1]
-            _need(ok, f"{where}.{key}", "must be [low, high] with low < high", problems)
-        if len(problems) == before:
-            reference = (float(raw["reference"][0]), float(raw["reference"][1]))
-            hard = (float(raw["hard"][0]), float(raw["hard"][1]))
-            _need(hard[0] <= reference[0] and reference[1] <= hard[1], f"{where}.reference", "must lie within the hard range", problems)
-    if len(problems) > before:
-        return None
-    return Finding(
-        id=fid,
-        label=raw["label"],
-        section=raw["section"],
-        kind=kind,
-        levels=levels,
-        unit=unit,
-        reference=reference,
-        hard=hard,
-        decimals=int(raw.get("decimals", 1)),
-        group=group,
-        help=raw.get("help"),
-        abnormal_outside_reference=raw.get("abnormal_outside_reference", True),
-    )
-
-
-def parse_schema(document: Mapping, *, source: str = "schema") -> Schema:
-    """Validate a parsed schema document and build the :class:`Schema`.
-
-    Raises
-    ------
-    SchemaError
-        Listing every problem, each naming the finding and the field.
-    """
-    problems: list[str] = []
-    version = document.get("format_version")
-    if version != SCHEMA_FORMAT_VERSION:
-        raise SchemaError(f"{source}: format_version must be {SCHEMA_FORMAT_VERSION} (got {version!r})")
-    sections = document.get("sections")
-    if not isinstance(sections, Mapping) or not sections:
-        raise SchemaError(f"{source}: a [sections] table is required")
-    raw_findings = document.get("findings")
-    if not isinstance(raw_findings, Mapping) or not raw_findings:
-        raise SchemaError(f"{source}: no [findings.*] tables")
-    findings = []
-    for fid, raw in raw_findings.items():
-        finding = _parse_finding(fid, raw, sections, problems)
-        if finding is not None:
-            findings.append(finding)
-    if problems:
-        raise SchemaError(f"{source}: " + "; ".join(problems))
-    return Schema(findings=tuple(findings), sections=dict(sections), format_version=version)
-
-
-def read_toml(path: Path, error: type[Exception]) -> dict:
-    """A TOML file as a dict; a malformed file raises ``error`` naming the file and the place."""
-    with open(path, "rb") as handle:
-        try:
-            return tomllib.load(handle)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as problem:
-            raise error(f"{path.name}: not valid TOML ({problem})") from None
-
-
-@cache
-def load_schema(path: str | Path | None = None) -> Schema:
-    """Load and validate the finding schema (the shipped one by default)."""
-    path = Path(path) if path is not None else SCHEMA_PATH
-    return parse_schema(read_toml(path, SchemaError), source=path.name)

@@ -1,0 +1,27 @@
+"""The input contract: the finding schema, one patient's case, and files of cases.
+
+The bottom layer of crampdx: it imports no other crampdx package.
+"""
+
+from crampdx.contract.case import Case, CaseError, describe_value, validate_case, validate_what_is_valid
+from crampdx.contract.casefile import CaseTable, findings_from_json, read_case_table, resolve_case_table
+from crampdx.contract.schema import Finding, Level, Schema, SchemaError
+from crampdx.contract.schema_file import load_schema, parse_schema
+
+__all__ = [
+    "Case",
+    "CaseError",
+    "CaseTable",
+    "Finding",
+    "Level",
+    "Schema",
+    "SchemaError",
+    "describe_value",
+    "findings_from_json",
+    "load_schema",
+    "parse_schema",
+    "read_case_table",
+    "resolve_case_table",
+    "validate_case",
+    "validate_what_is_valid",
+]

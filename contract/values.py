@@ -1,0 +1,175 @@
+"""One parser for every value a user types: finding names, levels, yes/no and numbers.
+
+Used by :func:`crampdx.contract.validate_case` for one case and by
+:mod:`crampdx.contract.casefile` for tables of cases, so that a case means the same
+whether it comes from JSON, a CSV file, the dashboard or the service.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any, Mapping
+
+from crampdx.contract.schema import Finding, Schema
+
+__all__ = [
+    "NOT_ASSESSED_WORDS",
+    "SUGGESTION_CUTOFF",
+    "closest_finding",
+    "finding_id_for",
+    "finding_names",
+    "is_not_assessed",
+    "parse_level",
+    "parse_number",
+    "unknown_finding_message",
+]
+
+_TRUE = {"true", "yes", "y", "present", "1", "positive"}
+_FALSE = {"false", "no", "n", "absent", "0", "negative"}
+# Words that mean "not assessed" ("none" is not one of them: it is a level of some findings).
+NOT_ASSESSED_WORDS = frozenset({"", "not assessed", "not_assessed", "na", "n/a", "null", "nan", "unknown", "?"})
+_GROUPED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+SUGGESTION_CUTOFF = 0.75  # a name this close to a finding's id or label is taken for a misspelling
+
+
+def is_not_assessed(value: Any) -> bool:
+    """Whether a raw value means "not assessed": None, NaN or a word such as ``"n/a"``.
+
+    Examples
+    --------
+    >>> is_not_assessed(None), is_not_assessed(" N/A "), is_not_assessed("none"), is_not_assessed(0)
+    (True, True, False, False)
+    """
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in NOT_ASSESSED_WORDS
+
+
+def parse_level(finding: Finding, raw: Any) -> tuple[str | None, str | None]:
+    """The level id a raw answer stands for, or a message saying what is accepted.
+
+    Binary findings take present/absent, yes/no, true/false, 1/0 (and booleans);
+    categorical findings a level id or label, in any case.
+
+    Returns
+    -------
+    level : str or None
+    problem : str or None
+
+    Examples
+    --------
+    >>> from crampdx.contract import load_schema
+    >>> schema = load_schema()
+    >>> parse_level(schema["med_diuretic"], "Yes")
+    ('present', None)
+    >>> parse_level(schema["pedal_pulses"], "Absent")
+    ('absent', None)
+    """
+    if finding.kind == "binary":
+        if isinstance(raw, bool):
+            return ("present" if raw else "absent"), None
+        if isinstance(raw, (int, float)) and raw in (0, 1):
+            return ("present" if raw == 1 else "absent"), None
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return "present", None
+        if text in _FALSE:
+            return "absent", None
+        return None, f"{raw!r} is not a yes/no answer; use present/absent, yes/no, true/false or 1/0"
+    text = str(raw).strip().lower()
+    for level in finding.levels:
+        if text in (level.id, level.label.lower()):
+            return level.id, None
+    accepted = ", ".join(f"{level.id} ({level.label})" for level in finding.levels)
+    return None, f"unknown level {raw!r}; expected one of {accepted}"
+
+
+def parse_number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str | None]:
+    """A numeric finding's value in the schema's unit, its low/high flag, or a problem.
+
+    Accepts numbers and numeric strings with a decimal point or a decimal comma; refuses a
+    grouped thousands separator (``"12,000"`` could be either), non-finite numbers and
+    values outside the hard plausible range.
+
+    Returns
+    -------
+    value : float or None
+    flag : {"low", "high"} or None
+        Outside the reference range (for findings marked abnormal there).
+    problem : str or None
+
+    Examples
+    --------
+    >>> from crampdx.contract import load_schema
+    >>> potassium = load_schema()["potassium"]
+    >>> parse_number(potassium, "2,9")
+    (2.9, 'low', None)
+    >>> parse_number(potassium, "12,000")[2]
+    "'12,000' is ambiguous (a thousands separator or a decimal comma?); write it without a thousands separator, e.g. 12000, in mmol/L"
+    """
+    if isinstance(raw, bool):
+        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+    if isinstance(raw, str) and _GROUPED_THOUSANDS.match(raw.strip()):
+        # "12,000" could be twelve thousand or a decimal comma: never guess a lab value
+        return None, None, (f"{raw!r} is ambiguous (a thousands separator or a decimal comma?); "
+                            f"write it without a thousands separator, e.g. {raw.replace(',', '')}, in {finding.unit}")
+    try:
+        value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError):
+        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+    if not math.isfinite(value):
+        return None, None, f"{raw!r} is not a finite number; expected {finding.unit}"
+    low, high = finding.hard
+    if not low <= value <= high:
+        return None, None, f"{value:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
+    ref_low, ref_high = finding.reference
+    flag = None
+    if finding.abnormal_outside_reference:
+        flag = "low" if value < ref_low else "high" if value > ref_high else None
+    return value, flag, None
+
+
+def finding_names(schema: Schema) -> dict[str, str]:
+    """Every name a finding may be given by (its id, its label in lower case) -> its id.
+
+    Examples
+    --------
+    >>> from crampdx.contract import load_schema
+    >>> finding_names(load_schema())["pedal pulses"]
+    'pedal_pulses'
+    """
+    names = {}
+    for finding in schema:
+        names[finding.id] = finding.id
+        names.setdefault(finding.label.lower(), finding.id)
+    return names
+
+
+def finding_id_for(key: str, names: Mapping[str, str]) -> str | None:
+    """The finding id a name stands for (an id or a label, any case), or None."""
+    key = str(key).strip()
+    return names.get(key) or names.get(key.lower())
+
+
+def closest_finding(key: str, names: Mapping[str, str]) -> str | None:
+    """The finding id an unknown name is probably a misspelling of, or None.
+
+    Examples
+    --------
+    >>> from crampdx.contract import load_schema
+    >>> closest_finding("Agee", finding_names(load_schema()))
+    'age'
+    """
+    close = difflib.get_close_matches(str(key).strip().lower(), list(names), n=1, cutoff=SUGGESTION_CUTOFF)
+    return names[close[0]] if close else None
+
+
+def unknown_finding_message(key: str, names: Mapping[str, str]) -> str:
+    """What to say about a name that is no finding: a suggestion when one is close."""
+    close = closest_finding(key, names)
+    hint = f"did you mean {close!r}? " if close else ""
+    return f"unknown finding; {hint}`crampdx findings` lists the ids, labels and accepted values"

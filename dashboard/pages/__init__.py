@@ -1,0 +1,1 @@
+"""Page scripts that ``st.navigation`` runs; each draws one page from the package."""

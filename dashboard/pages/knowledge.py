@@ -1,0 +1,5 @@
+"""Page: the knowledge browser (needs no model)."""
+
+from crampdx.dashboard.about import knowledge_page
+
+knowledge_page()

@@ -1,0 +1,122 @@
+"""The dashboard's session state: the entered findings and what changes them.
+
+Every finding's input has the key ``f:<finding id>``; an "ask or examine next" input has
+``ask:<finding id>``. The functions that change entries are widget callbacks (they run
+before the widgets are drawn).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from crampdx.contract import Case, CaseError, findings_from_json, load_schema, validate_case
+from crampdx.synthetic.examples import load_examples
+
+__all__ = ["ASK_NEXT", "FINDING", "MAX_IMPORT_BYTES", "NA", "SCHEMA", "adopt", "clear_all", "default_of", "entered",
+           "import_case", "keep_entries", "load_again", "load_example", "parse_import"]
+
+SCHEMA = load_schema()
+NA = "not_assessed"  # the first option of every finding: nothing entered
+FINDING = "f:"
+ASK_NEXT = "ask:"
+MAX_IMPORT_BYTES = 100_000
+
+
+def default_of(finding) -> Any:
+    return None if finding.is_numeric else NA
+
+
+def entered() -> dict[str, Any]:
+    """What the inputs hold: finding id -> value, only the findings that were assessed."""
+    values = {}
+    for finding in SCHEMA:
+        value = st.session_state.get(FINDING + finding.id)
+        if value is not None and value != NA:
+            values[finding.id] = value
+    return values
+
+
+def set_findings(values: dict[str, Any]) -> None:
+    """Replace every input's value (callbacks only: before the widgets are drawn)."""
+    for finding in SCHEMA:
+        st.session_state[FINDING + finding.id] = values.get(finding.id, default_of(finding))
+
+
+def clear_all() -> None:
+    set_findings({})
+    st.session_state["example"] = ""
+    st.session_state.pop("import_message", None)
+    st.session_state.pop("loaded", None)
+
+
+def load_case(values: dict[str, Any], name: str) -> None:
+    """Replace the entries with a loaded case, remembered so that it can be loaded again."""
+    set_findings(values)
+    st.session_state["loaded"] = (name, values)
+
+
+def load_again() -> None:
+    name, values = st.session_state["loaded"]
+    set_findings(values)
+
+
+def load_example() -> None:
+    chosen = st.session_state.get("example")
+    example = next((e for e in load_examples() if e.id == chosen), None)
+    if example is not None:
+        load_case(dict(example.case.values), example.name)
+        st.session_state.pop("import_message", None)
+
+
+def parse_import(data: bytes) -> Case:
+    """A case from an uploaded JSON file: a finding -> value object or a crampdx assessment.
+
+    Raises
+    ------
+    ValueError
+        One clear sentence; the caller keeps the current findings.
+    """
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ValueError(f"The file is {len(data):,} bytes; a case file is at most {MAX_IMPORT_BYTES:,} bytes.")
+    try:
+        document = findings_from_json(data)
+    except ValueError as error:
+        raise ValueError(f"The case was not imported: {error}.") from None
+    try:
+        return validate_case(document, schema=SCHEMA)
+    except CaseError as error:
+        shown = list(error.problems.items())[:4]
+        more = f" and {len(error.problems) - 4} more" if len(error.problems) > 4 else ""
+        details = "; ".join(f"{name}: {message}" for name, message in shown)
+        raise ValueError(f"The case was not imported, nothing was changed: {details}{more}.") from None
+
+
+def import_case() -> None:
+    upload = st.session_state.get("import_file")
+    if upload is None:
+        return
+    try:
+        case = parse_import(upload.getvalue())
+    except ValueError as error:
+        st.session_state["import_message"] = ("error", str(error))
+        return
+    load_case(dict(case.values), upload.name)
+    st.session_state["example"] = ""
+    st.session_state["import_message"] = ("success", f"Imported {len(case)} findings from {upload.name}.")
+
+
+def adopt(finding_id: str) -> None:
+    """An answer given under "ask or examine next" becomes the finding's entry."""
+    finding = SCHEMA[finding_id]
+    st.session_state[FINDING + finding_id] = st.session_state.get(ASK_NEXT + finding_id, default_of(finding))
+    st.session_state[ASK_NEXT + finding_id] = default_of(finding)
+
+
+def keep_entries() -> None:
+    """Keep the entries while another page is shown (Streamlit drops the state of widgets
+    that are not drawn; re-assigning it marks it as the app's own)."""
+    for key in [FINDING + finding.id for finding in SCHEMA] + ["example", "section"]:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]

@@ -1,0 +1,66 @@
+"""The findings form: one widget per finding, built from the finding schema."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from crampdx.contract import Case
+from crampdx.dashboard.state import FINDING, NA, SCHEMA
+
+__all__ = ["finding_input", "finding_label", "findings_form"]
+
+GROUPS = {"demographics": "Demographics", "comorbidities": "Comorbidities", "medications": "Medications",
+          "context": "Context"}
+LABELS = {f.id: {NA: "not assessed", **{level.id: level.label for level in f.levels}} for f in SCHEMA}
+
+
+def finding_label(finding) -> str:
+    """A finding's label, with unit and reference range for measurements."""
+    if not finding.is_numeric:
+        return finding.label
+    if finding.section in ("laboratory", "examination"):
+        low, high = finding.reference
+        d = finding.decimals
+        return f"{finding.label} ({finding.unit}; reference {low:.{d}f}–{high:.{d}f})"
+    return f"{finding.label} ({finding.unit})"
+
+
+def finding_input(finding, key: str, *, label: str | None = None, collapsed: bool = False, **callback) -> None:
+    """One finding's widget: a number (empty = not assessed) or a choice that starts at 'not assessed'."""
+    label = label or finding_label(finding)
+    visibility = "collapsed" if collapsed else "visible"
+    if finding.is_numeric:
+        st.number_input(label, value=None, step=10.0 ** -finding.decimals, format=f"%.{finding.decimals}f",
+                        placeholder="not assessed", key=key, help=finding.help, label_visibility=visibility, **callback)
+    elif finding.kind == "binary":
+        st.radio(label, (NA, "present", "absent"), format_func=LABELS[finding.id].get, horizontal=True,
+                 key=key, help=finding.help, label_visibility=visibility, **callback)
+    else:
+        st.selectbox(label, (NA, *finding.level_ids), format_func=LABELS[finding.id].get, key=key,
+                     help=finding.help, label_visibility=visibility, **callback)
+
+
+def findings_form(case: Case, problems: dict[str, str]) -> None:
+    """Findings entry in the seed's order: history, examination, laboratory, background.
+
+    Only the open section's inputs are drawn (the tabs rerun the script when switched), which
+    keeps a rerun fast; the other sections' entries are kept by
+    :func:`crampdx.dashboard.state.keep_entries`.
+    """
+    tabs = st.tabs(list(SCHEMA.sections.values()), key="section", on_change="rerun")
+    for tab, section in zip(tabs, SCHEMA.sections):
+        with tab:
+            entered_here = sum(f.id in case for f in SCHEMA.in_section(section))
+            if tab.open is False:
+                continue
+            st.caption(f"{entered_here} of {len(SCHEMA.in_section(section))} entered")
+            group = None
+            for finding in SCHEMA.in_section(section):
+                if finding.group and finding.group != group:
+                    group = finding.group
+                    st.markdown(f"**{GROUPS.get(group, group)}**")
+                finding_input(finding, FINDING + finding.id)
+                if finding.id in problems:
+                    st.error(f"{finding.label}: {problems[finding.id]}")
+                elif finding.id in case.flags:
+                    st.caption(f"{'↓ below' if case.flags[finding.id] == 'low' else '↑ above'} the reference range")
