@@ -136,6 +136,21 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     CaseError
         Naming every unknown finding, unknown level, non-number and value outside the hard
         plausible range, each with what is accepted.
+
+    Examples
+    --------
+    >>> case = validate_case({"potassium": "2,9", "Leg weakness": "yes", "med_diuretic": True, "age": 71})
+    >>> dict(case.values), dict(case.flags)
+    ({'weakness_reported': 'present', 'potassium': 2.9, 'age': 71.0, 'med_diuretic': 'present'}, {'potassium': 'low'})
+    >>> case.describe("potassium")
+    'Potassium 2.9 mmol/L (low)'
+    >>> try:
+    ...     validate_case({"potassium": 20, "Agee": 70})
+    ... except CaseError as error:
+    ...     for field, message in error.problems.items():
+    ...         print(f"{field}: {message}")
+    potassium: 20 mmol/L is outside the plausible range 1.5–9 mmol/L
+    Agee: unknown finding; did you mean 'age'? `crampdx findings` lists the ids, labels and accepted values
     """
     if isinstance(mapping, Case):
         return mapping
@@ -187,6 +202,12 @@ def validate_what_is_valid(mapping: Mapping[str, Any], *, schema: Schema | None 
         The entries that passed validation.
     problems : dict
         Field -> message for each entry left out (empty when everything is valid).
+
+    Examples
+    --------
+    >>> case, problems = validate_what_is_valid({"sodium": 128, "potassium": 20})
+    >>> dict(case.values), list(problems)
+    ({'sodium': 128.0}, ['potassium'])
     """
     try:
         return validate_case(mapping, schema=schema), {}

@@ -237,10 +237,11 @@ def findings_from_json(data: str | bytes) -> dict:
     --------
     >>> findings_from_json('{"potassium": 2.9, "Leg weakness": "yes"}')
     {'potassium': 2.9, 'Leg weakness': 'yes'}
-    >>> findings_from_json('{"age": 70, "age": 71}')
-    Traceback (most recent call last):
-    ...
-    ValueError: 'age' given twice; keep one value for each finding
+    >>> try:
+    ...     findings_from_json('{"age": 70, "age": 71}')
+    ... except ValueError as error:
+    ...     print(error)
+    'age' given twice; keep one value for each finding
     """
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless

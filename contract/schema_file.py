@@ -123,6 +123,15 @@ def read_toml(path: Path, error: type[Exception]) -> dict:
 
 @cache
 def load_schema(path: str | Path | None = None) -> Schema:
-    """Load and validate the finding schema (the shipped one by default)."""
+    """Load and validate the finding schema (the shipped one by default, cached).
+
+    Examples
+    --------
+    >>> schema = load_schema()
+    >>> schema["potassium"].unit, schema["potassium"].reference
+    ('mmol/L', (3.5, 5.0))
+    >>> list(schema.sections)
+    ['history', 'examination', 'laboratory', 'background']
+    """
     path = Path(path) if path is not None else SCHEMA_PATH
     return parse_schema(read_toml(path, SchemaError), source=path.name)

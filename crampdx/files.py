@@ -54,10 +54,11 @@ def check_output_path(path: str | Path, option: str = "--out", example: str = "r
     --------
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
-    >>> check_output_path(folder)
-    Traceback (most recent call last):
-    ...
-    crampdx.files.OutputPathError: --out ... is a directory; give a file name, e.g. .../result.csv
+    >>> try:
+    ...     check_output_path(folder)
+    ... except OutputPathError as error:
+    ...     print(str(error).replace(folder, "FOLDER"))
+    --out FOLDER is a directory; give a file name, e.g. FOLDER/result.csv
     """
     path = Path(path)
     if path.is_dir():

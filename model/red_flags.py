@@ -259,6 +259,12 @@ def red_flags(case: Case, ranking: Sequence[str] = ()) -> list[RedFlag]:
         The validated findings.
     ranking : sequence of str
         Class ids of the differential, most probable first (used only by the quinine rule).
+
+    Examples
+    --------
+    >>> from crampdx.contract import validate_case
+    >>> [flag.id for flag in red_flags(validate_case({"gangrene": "present", "med_diuretic": "yes"}))]
+    ['critical_limb_ischemia', 'medication_review']
     """
     flags = [flag for rule in RULES if (flag := rule(case, ranking)) is not None]
     return sorted(flags, key=lambda flag: _ORDER[flag.severity])

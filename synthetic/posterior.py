@@ -131,6 +131,13 @@ def posterior(cases, *, knowledge: KnowledgeBase | None = None) -> pd.DataFrame:
     ------
     crampdx.contract.SchemaError
         If a column, level or value does not fit the finding schema.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> post = posterior(pd.DataFrame({"potassium": [2.6], "med_diuretic": ["present"]}))
+    >>> post.idxmax(axis=1).item(), round(float(post.sum(axis=1).item()), 6)
+    ('hypokalemia', 1.0)
     """
     kb = knowledge or load_knowledge()
     post, _ = class_posterior_and_evidence(_codes(cases, kb), kb)

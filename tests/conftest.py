@@ -32,6 +32,17 @@ CASES_SEED = 20240611
 COMPLETE_SEED = 977
 
 
+# Tests that use these fixtures draw 100,000 cases: they are marked slow (run by the README's
+# test command and CI; `python -m pytest -q -m "not slow"` leaves them out for a quick run).
+_SLOW_FIXTURES = {"cases", "complete_cases", "cases_posterior"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def schema():
     return load_schema()

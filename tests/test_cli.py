@@ -62,6 +62,7 @@ def test_knowledge_table_mentions_the_demoted_cause(capsys):
     assert "Metabolic syndrome: demoted" in out and "not been validated on patients" in out
 
 
+@pytest.mark.slow
 def test_evaluate_json_reports_model_and_posterior_figures(tiny_model_dir, tmp_path, capsys):
     png = tmp_path / "cm.png"
     assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "1500", "--json", "--png", str(png)]) == 0
@@ -94,6 +95,7 @@ def test_train_on_labelled_data_with_an_impossible_value_names_row_and_column(tm
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_train_on_labelled_data_mixed_with_synthetic_cases(tmp_path, capsys):
     generate(2000, seed=9).to_csv(tmp_path / "mine.csv", index=False)
     out = tmp_path / "m"
@@ -104,6 +106,7 @@ def test_train_on_labelled_data_mixed_with_synthetic_cases(tmp_path, capsys):
     assert "mine.csv" in manifest["data_source"] and "mixed" in manifest["data_source"]
 
 
+@pytest.mark.slow
 def test_train_reports_each_stage(tmp_path, capsys):
     assert main(["train", "--cases", "3000", "--max-iter", "10", "--evaluation-cases", "500", "--out", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
@@ -322,6 +325,7 @@ def test_batch_predictions_carry_the_disclaimer(tiny_model_dir, tmp_path, capsys
     assert json.loads((tmp_path / "r.json").read_text())["disclaimer"] == DISCLAIMER
 
 
+@pytest.mark.slow
 def test_evaluate_says_where_the_confusion_matrix_went(tiny_model_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", "--model", str(tiny_model_dir), "--n", "300", "--json"]) == 0
@@ -336,6 +340,7 @@ def test_evaluate_says_where_the_confusion_matrix_went(tiny_model_dir, tmp_path,
 
 # --------------------------------------------------------------- training at the iteration cap
 
+@pytest.mark.slow
 def test_train_at_the_iteration_cap_says_so_and_warns_the_model_is_weak(tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["train", "--cases", "2000", "--max-iter", "5", "--evaluation-cases", "500", "--out", str(out)]) == 0

@@ -192,6 +192,7 @@ def test_an_implausible_combination_is_atypical(tiny_diagnoser):
     assert result.is_atypical and "unusual" in result.message
 
 
+@pytest.mark.slow
 def test_generated_cases_are_rarely_atypical(tiny_diagnoser):
     frame = generate(300, seed=41).drop(columns=LABEL)
     flagged = [tiny_diagnoser.atypical(row.dropna().to_dict()).is_atypical for _, row in frame.iterrows()]

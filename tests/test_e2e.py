@@ -25,6 +25,8 @@ from playwright.sync_api import sync_playwright
 
 from crampdx.synthetic.examples import load_examples
 
+pytestmark = pytest.mark.slow  # a real browser against a real server
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

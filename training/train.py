@@ -139,6 +139,12 @@ def calibration_mask(n: int, seed: int) -> np.ndarray:
     uses with the same seed. (Reusing ``default_rng(seed)`` would replay the uniforms that
     chose each case's mixture component, so the held-out cases would all come from the
     first components — one class, a few age bands.)
+
+    Examples
+    --------
+    >>> mask = calibration_mask(100_000, seed=0)
+    >>> bool(0.09 < mask.mean() < 0.11), bool((mask == calibration_mask(100_000, seed=0)).all())
+    (True, True)
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CALIBRATION_STREAM,)))
     return rng.random(n) < CALIBRATION_FRACTION

@@ -1,0 +1,161 @@
+"""One result type: Diagnoser.assess returns an Assessment whose to_dict() is the documented,
+versioned JSON shape (model/assessment.schema.json) that every front end emits."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from scipy.special import softmax
+
+from crampdx import DISCLAIMER
+from crampdx.contract import validate_case
+from crampdx.model.assessment import ASSESSMENT_FORMAT_VERSION, assessment_json_schema
+from crampdx.synthetic import generate
+
+HYPOKALEMIA = {"potassium": 2.6, "weakness_reported": "present", "med_diuretic": "present", "age": 71, "sex": "female"}
+
+
+@pytest.fixture(scope="module")
+def validator():
+    schema = assessment_json_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _errors(validator, document) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_a_full_assessment_fits_the_json_schema(tiny_diagnoser, validator):
+    assessment = tiny_diagnoser.assess(HYPOKALEMIA, top=5, explain=3, next_findings=5,
+                                       not_used={"sodium": "900 mmol/L is outside the plausible range"})
+    document = json.loads(json.dumps(assessment.to_dict()))  # exactly what is written out
+    assert _errors(validator, document) == []
+    assert document["format_version"] == ASSESSMENT_FORMAT_VERSION and document["disclaimer"] == DISCLAIMER
+    assert len(document["differential"]) == 5 and document["n_causes"] == len(tiny_diagnoser.class_ids_)
+    assert len(document["explanations"]) == 3 and len(document["next_best_findings"]) == 5
+    assert document["atypical"] is not None and document["red_flags"]
+
+
+def test_a_minimal_assessment_fits_the_json_schema_too(tiny_diagnoser, validator):
+    assessment = tiny_diagnoser.assess({}, explain=0, next_findings=0, atypical=False)
+    document = assessment.to_dict()
+    assert _errors(validator, document) == []
+    assert document["explanations"] == [] and document["next_best_findings"] is None and document["atypical"] is None
+
+
+def test_the_json_schema_refuses_what_is_not_an_assessment(tiny_diagnoser, validator):
+    document = tiny_diagnoser.assess(HYPOKALEMIA, next_findings=2).to_dict()
+    for broken in (
+        {k: v for k, v in document.items() if k != "disclaimer"},
+        {**document, "differential": [{**document["differential"][0], "probability": 1.5}]},
+        {**document, "format_version": ASSESSMENT_FORMAT_VERSION + 1},
+        {**document, "extra": 1},
+    ):
+        assert _errors(validator, broken), broken
+
+
+def test_everything_in_an_assessment_comes_from_one_ranking(tiny_diagnoser):
+    assessment = tiny_diagnoser.assess(HYPOKALEMIA, explain=["hypokalemia", "hyponatremia"])
+    assert [c.id for c in assessment.causes] == [c.id for c in tiny_diagnoser.rank(HYPOKALEMIA)]
+    assert sum(c.probability for c in assessment.causes) == pytest.approx(1.0, abs=1e-9)
+    probabilities = softmax([c.score for c in assessment.causes])
+    np.testing.assert_allclose(probabilities, [c.probability for c in assessment.causes], atol=1e-12)
+    for explanation in assessment.explanations:
+        cause = next(c for c in assessment.causes if c.id == explanation.cause_id)
+        assert explanation.probability == pytest.approx(cause.probability, abs=1e-12)
+        np.testing.assert_allclose(explanation.total, explanation.value, atol=1e-6)
+    assert [f.id for f in assessment.red_flags] == [f.id for f in tiny_diagnoser.red_flags(HYPOKALEMIA)]
+    assert assessment.model.knowledge_sha256 == tiny_diagnoser.knowledge_.sha256
+
+
+def test_an_exported_assessment_imports_as_the_same_case(tiny_diagnoser):
+    from crampdx.contract import findings_from_json
+
+    document = json.dumps(tiny_diagnoser.assess(HYPOKALEMIA, atypical=False).to_dict())
+    assert validate_case(findings_from_json(document)).values == validate_case(HYPOKALEMIA).values
+
+
+def test_an_unknown_cause_to_explain_is_refused(tiny_diagnoser):
+    with pytest.raises(KeyError, match="unknown cause 'gout'"):
+        tiny_diagnoser.assess(HYPOKALEMIA, explain=["gout"])
+
+
+# ----------------------------------------------------------------- next best findings
+
+def _near_complete_cases(kb, n: int, seed: int) -> list[dict]:
+    """Generated cases with every finding but one to three entered (the regime where the
+    old estimate went negative)."""
+    frame = generate(n, seed=seed, knowledge=kb, complete=True).drop(columns="etiology")
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _, row in frame.iterrows():
+        values = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for fid in rng.choice(list(values), size=int(rng.integers(1, 4)), replace=False):
+            values.pop(fid)
+        cases.append(values)
+    return cases
+
+
+@pytest.mark.slow
+def test_expected_information_gain_is_never_negative(tiny_diagnoser, kb):
+    """Over 120 cases, sparse and nearly complete: the gain (mutual information under one
+    predictive model) is >= 0 and never above the entropy of the differential."""
+    # sparse: the first k findings (schema order) of a generated case, k = 0 … 59
+    sparse = [dict(list(c.items())[:k]) for k, c in enumerate(_near_complete_cases(kb, 60, 7))]
+    checked = 0
+    for values in sparse + _near_complete_cases(kb, 60, 8):
+        try:
+            case = validate_case(values)
+        except ValueError:
+            continue
+        p = tiny_diagnoser.predict_proba_codes(case.codes())[0]
+        entropy = -(p * np.log2(p)).sum()
+        for item in tiny_diagnoser.next_best_findings(case, k=100):
+            assert 0.0 <= item.expected_information_gain <= entropy + 1e-9, (values, item)
+            assert 0.0 <= item.chance_top_cause_changes <= 1.0
+            assert sum(p for _, p in item.answers) == pytest.approx(1.0, abs=1e-9)
+        checked += 1
+    assert checked >= 100
+
+
+def test_a_finding_that_decides_between_the_top_causes_changes_the_top_cause_sometimes(tiny_diagnoser):
+    """Under one model the chance that the top cause changes is what the answers imply: a
+    near-certain differential rarely changes, an open one often can."""
+    certain = tiny_diagnoser.next_best_findings(HYPOKALEMIA, k=5)
+    open_case = tiny_diagnoser.next_best_findings({"age": 70}, k=5)
+    assert max(n.chance_top_cause_changes for n in open_case) > max(n.chance_top_cause_changes for n in certain) - 1e-12
+    assert max(n.chance_top_cause_changes for n in open_case) > 0.0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000))
+def test_gains_are_sorted_and_non_negative_for_random_sparse_cases(tiny_diagnoser, kb, seed):
+    (values,) = [dict(list(c.items())[: seed % 12]) for c in _near_complete_cases(kb, 1, seed)]
+    try:
+        case = validate_case(values)
+    except ValueError:
+        return
+    gains = [n.expected_information_gain for n in tiny_diagnoser.next_best_findings(case, k=10)]
+    assert gains == sorted(gains, reverse=True) and min(gains) >= 0.0
+
+
+def test_version_is_printed(capsys):
+    from crampdx import __version__
+    from crampdx.cli.main import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"crampdx {__version__}"
+
+
+def test_assessment_json_schema_is_a_fresh_copy():
+    schema = assessment_json_schema()
+    schema["properties"].clear()
+    assert assessment_json_schema()["properties"], "the cached schema must not be shared"
+    assert copy.deepcopy(assessment_json_schema()) == assessment_json_schema()
