@@ -5,8 +5,8 @@ driven by streamlit.testing.v1.AppTest, which runs app.py in this process exactl
 server does (widgets, callbacks, caches), so the time of ``AppTest.run()`` is the
 server-side time of one rerun plus AppTest's small bookkeeping.
 
-Uses the model at $CRAMPDX_MODEL or model/artifacts/default; if there is none, it trains the
-default one first into model/artifacts/default (gitignored; about 3 minutes on 2 cores).
+Uses the model at $CRAMPDX_MODEL or the default model directory; if there is none, it trains the
+default one first into the default model directory (gitignored; about 3 minutes on 2 cores).
 
     python bench/bench_app.py [--runs 9]
 """
@@ -38,7 +38,7 @@ def load_or_train() -> Diagnoser:
 
         print(f"no usable model: {error}")
         print(f"training the default model into {default_artifact_dir()} "
-              "(model/artifacts/ is gitignored; about 3 minutes on 2 cores) ...")
+              "(about 3 minutes on 2 cores) ...")
         train(default_artifact_dir(), report=lambda line: None)
         return Diagnoser.load()
 

@@ -2,7 +2,7 @@
 
 Targets (issue 4): rank + explain of one case p95 <= 50 ms; next_best_findings <= 250 ms;
 batch ranking of 10,000 cases <= 5 s. Uses the model at $CRAMPDX_MODEL or
-model/artifacts/default, training the default one first if there is none.
+the default model directory, training the default one first if there is none.
 
     python bench/bench_diagnoser.py [--cases 200]
 """

@@ -28,7 +28,7 @@ from _timing import machine  # noqa: E402
 from crampdx.model.diagnoser import Diagnoser  # noqa: E402
 from crampdx.training.evaluate import evaluation_seed  # noqa: E402
 from crampdx.training.metrics import classification_metrics, posterior_comparison  # noqa: E402
-from crampdx.training.defaults import DEFAULT_CASES
+from crampdx.training.defaults import DEFAULT_CASES  # noqa: E402
 from crampdx.training.train import calibration_mask, train  # noqa: E402
 from crampdx.training.fit import fit_temperature  # noqa: E402
 
