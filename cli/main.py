@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where to save the confusion matrix (default confusion_matrix.png in the current folder; "
                          "the path written is printed)")
 
+    va = _command(sub, "validate", "crampdx.cli.validate:cmd_validate",
+                  "rank labelled real cases and report the model and the exact posterior side by side")
+    va.add_argument("file", help="labelled cases: .jsonl ({\"id\", \"gold\", \"case\"} per line) or .csv with a gold column")
+    va.add_argument("--model", help=_MODEL_HELP)
+    va.add_argument("--worst", type=positive_int, default=10, help="how many of the worst-ranked cases to list (default 10)")
+    va.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
     pr = _command(sub, "predict", "crampdx.cli.predict:cmd_predict", "rank the causes of one case (.json) or many (.csv)")
     pr.add_argument("file", help="one case as JSON (finding -> value), or a CSV/parquet of cases")
     pr.add_argument("--model", help=_MODEL_HELP)

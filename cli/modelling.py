@@ -12,6 +12,7 @@ from crampdx.cli.errors import UserError
 from crampdx.files import check_output_path, write_atomically
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.diagnoser import Diagnoser
+from crampdx.render.evaluation import regime_table
 from crampdx.training.evaluate import evaluate, evaluation_seed, headline
 from crampdx.training.fit import Hyperparameters
 from crampdx.training.model_card import plot_confusion_matrix
@@ -67,6 +68,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     width = max(map(len, rows))
     for name, value in rows.items():
         print(f"  {name:<{width}}  {value:.4f}")
+    print("\nBy regime (the model against the exact posterior):")
+    print(regime_table(figures["regimes"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("\nPer class (precision / recall / cases):")
     for cid, v in figures["model"]["per_class"].items():
         print(f"  {cid:<24} {v['precision']:.3f} / {v['recall']:.3f} / {v['support']}")

@@ -66,7 +66,7 @@ def _predict_many(diagnoser: Diagnoser, frame, args: argparse.Namespace) -> int:
         table = resolve_case_table(frame, diagnoser.schema, keep_other=True)
     except SchemaError as error:
         raise UserError(f"{args.file}: {error}") from None
-    proba = diagnoser.predict_proba_codes(table.codes)
+    proba = diagnoser.predict_proba_codes(table.codes, table.ranges)
     try:
         out = ranked_table(proba, diagnoser.class_ids_, args.top, label=table.label, other=table.other)
     except ValueError as error:

@@ -14,13 +14,13 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from crampdx.contract.schema import Finding, Schema
+from crampdx.contract.schema import Finding, Interval, Schema
 from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, parse_level, parse_number,
                                      unknown_finding_message)
 from crampdx.errors import UserFacingError
 
-__all__ = ["Case", "CaseError", "PREGNANCY_AGE", "describe_value", "impossible_combinations", "validate_case",
+__all__ = ["Case", "CaseError", "describe_value", "impossible_combinations", "validate_case",
            "validate_what_is_valid"]
 
 
@@ -39,8 +39,9 @@ class Case:
     Attributes
     ----------
     values : dict
-        Finding id -> level id (binary/categorical) or float (numeric), only the findings
-        that were assessed, in schema order.
+        Finding id -> level id (binary/categorical), float (numeric) or
+        :class:`~crampdx.contract.schema.Interval` (a numeric result known only in words or
+        as a bound), only the findings that were assessed, in schema order.
     flags : dict
         Numeric finding id -> ``"low"`` or ``"high"`` when outside its reference range.
     """
@@ -59,12 +60,20 @@ class Case:
         return finding_id in self.values
 
     def codes(self) -> np.ndarray:
-        """The case encoded for the model: shape (1, n_findings), ``NaN`` where not assessed."""
+        """The case encoded: shape (1, n_findings), ``NaN`` where not assessed and where a
+        result is known only as a range (see :attr:`intervals`)."""
         row = np.full((1, len(self.schema)), np.nan)
         for fid, value in self.values.items():
             finding = self.schema[fid]
+            if isinstance(value, Interval):
+                continue
             row[0, self.schema.position(fid)] = value if finding.is_numeric else finding.code(value)
         return row
+
+    @property
+    def intervals(self) -> dict[str, Interval]:
+        """Numeric findings known only as a range (``"low"``, ``"<3"``): finding id -> Interval."""
+        return {fid: value for fid, value in self.values.items() if isinstance(value, Interval)}
 
     def to_frame(self) -> pd.DataFrame:
         """A one-row frame shaped like ``synthetic.generate``'s output (without the label)."""
@@ -80,14 +89,18 @@ class Case:
         return validate_case({k: v for k, v in merged.items() if v is not None}, schema=self.schema)
 
     def to_dict(self) -> dict:
-        """JSON-ready: finding id -> level id or number."""
-        return dict(self.values)
+        """JSON-ready: finding id -> level id, number, or a range as entered (``"low"``, ``"<3"``)."""
+        return {fid: value.text if isinstance(value, Interval) else value for fid, value in self.values.items()}
 
 
 def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str:
     """A finding's value in clinical words (``Pedal pulses: absent``, ``Varicose veins``)."""
     if finding.is_numeric:
         unit = "" if finding.unit == "ratio" else f" {finding.unit}"  # "ABI 0.62", not "0.62 ratio"
+        if isinstance(value, Interval):
+            if value.text in finding.qualitative:  # given in words: "Potassium: low (no value)"
+                return f"{finding.label}: {value.text.replace('_', ' ')} (no value)"
+            return f"{finding.label} {value.text}{unit} (no exact value)"
         text = f"{finding.label} {value:.{finding.decimals}f}{unit}"
         return f"{text} ({flag})" if flag else text
     if finding.kind == "binary":
@@ -96,20 +109,30 @@ def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str
     return f"{finding.label}: {label}"
 
 
-PREGNANCY_AGE = (10, 60)  # assumption: outside these ages a pregnancy is not physiologically possible
+def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = None) -> dict[str, str]:
+    """Findings that each are valid but cannot occur together, named on the dependent field.
 
+    The rules are the schema's ``only_when`` entries (a pregnancy only in women aged 10-60),
+    which the knowledge base also follows, so validation and inference agree.
 
-def impossible_combinations(values: Mapping[str, Any]) -> dict[str, str]:
-    """Findings that each are valid but cannot occur together, named on the dependent field."""
+    Examples
+    --------
+    >>> impossible_combinations({"sex": "male", "pregnancy": "trimester_3"})["pregnancy"]
+    'Pregnancy 3rd trimester is not possible with sex male; set it to not pregnant or correct the sex'
+    """
+    schema = schema or load_schema()
     problems = {}
-    pregnancy = values.get("pregnancy")
-    if pregnancy is not None and pregnancy != "not_pregnant":
+    for finding in schema:
+        rule, value = finding.only_when, values.get(finding.id)
+        if rule is None or value is None or value == rule.otherwise:
+            continue
         age = values.get("age")
-        if values.get("sex") == "male":
-            problems["pregnancy"] = "a pregnancy is not possible with sex male; set pregnancy to not pregnant or correct the sex"
-        elif age is not None and not PREGNANCY_AGE[0] <= age <= PREGNANCY_AGE[1]:
-            problems["pregnancy"] = (f"a pregnancy is not possible at age {age:g}; set pregnancy to not pregnant "
-                                     "or correct the age")
+        because = rule.allows(values.get("sex"), age if isinstance(age, (int, float)) else None)
+        if because:
+            labels = {level.id: level.label for level in finding.levels}
+            fix = "the sex" if because.startswith("sex") else "the age"
+            problems[finding.id] = (f"{finding.label} {labels[value]} is not possible with {because}; "
+                                    f"set it to {labels[rule.otherwise]} or correct {fix}")
     return problems
 
 
@@ -182,7 +205,7 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
             problems[fid] = problem
         else:
             found[fid] = value
-    for fid, message in impossible_combinations(found).items():
+    for fid, message in impossible_combinations(found, schema).items():
         problems.setdefault(fid, message)
     if problems:
         raise CaseError(problems)

@@ -16,17 +16,18 @@ with a suggestion.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from crampdx.contract.schema import Finding, Schema, SchemaError, describe_rows
+from crampdx.contract.case import Case, validate_case
+from crampdx.contract.schema import Finding, Interval, Schema, SchemaError, describe_rows
 from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, parse_level,
-                                     unknown_finding_message)
+                                     parse_number, unknown_finding_message)
 
 __all__ = ["CaseTable", "LABEL", "findings_from_json", "read_case_table", "resolve_case_table"]
 
@@ -53,13 +54,24 @@ class CaseTable:
     other : pandas.DataFrame
         Every other column, unchanged, in file order (empty unless ``keep_other``).
     codes : numpy.ndarray
-        ``findings`` encoded by ``Schema.encode`` (n_cases, n_findings).
+        ``findings`` encoded by ``Schema.encode`` (n_cases, n_findings); ``NaN`` also where a
+        result is known only as a range.
+    ranges : dict
+        Row position -> {finding id -> Interval} for results known only as a range
+        (``low``, ``<3``).
     """
 
     findings: pd.DataFrame
     codes: np.ndarray
     label: pd.Series | None
     other: pd.DataFrame
+    ranges: dict = field(default_factory=dict)
+
+    def case(self, row: int, schema: Schema) -> Case:
+        """Row ``row`` (0-based position) as one validated :class:`Case`."""
+        values = {fid: value for fid, value in self.findings.iloc[row].items() if not _is_not_assessed(schema[fid], value)}
+        values.update(self.ranges.get(row, {}))
+        return validate_case(values, schema=schema)
 
 
 def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFrame:
@@ -125,6 +137,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
     problems: list[str] = []
     findings: dict[str, pd.Series] = {}
     given_as: dict[str, str] = {}
+    ranges: dict[int, dict[str, Interval]] = {}
     other: list[Any] = []
     for column in frame.columns:
         name = str(column)
@@ -144,7 +157,9 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
             problems.append(f"columns {given_as[fid]!r} and {name!r} both give {fid}; keep one")
             continue
         given_as[fid] = name
-        series, problem = _resolve_column(schema[fid], frame[column], name)
+        series, problem, column_ranges = _resolve_column(schema[fid], frame[column], name)
+        for row, interval in column_ranges.items():
+            ranges.setdefault(row, {})[fid] = interval
         if problem:
             problems.append(problem)
         findings[fid] = series
@@ -161,6 +176,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         codes=codes,
         label=frame[LABEL] if LABEL in frame.columns else None,
         other=frame[other] if other else pd.DataFrame(index=frame.index),
+        ranges=ranges,
     )
 
 
@@ -176,23 +192,23 @@ def _is_not_assessed(finding: Finding, value: Any) -> bool:
     return not any(text in (level.id, level.label.lower()) for level in finding.levels)
 
 
-def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.Series, str | None]:
-    """Level ids (binary, categorical) or values with "not assessed" words as NaN (numeric).
+def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.Series, str | None, dict[int, Interval]]:
+    """Level ids (binary, categorical) or values with "not assessed" words as NaN (numeric),
+    and the rows whose numeric value is known only as a range.
 
     Each distinct value is resolved once (``pd.factorize``). On a bad level the cell becomes
     NaN (so ``Schema.encode`` can still report the other columns' problems in the same
     message) and the problem names the column and the rows.
     """
     if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(finding.level_ids):
-        return series, None  # already as crampdx writes it (parquet from `crampdx generate`)
+        return series, None, {}  # already as crampdx writes it (parquet from `crampdx generate`)
     numeric_dtype = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
     if finding.is_numeric and numeric_dtype:
-        return series, None
+        return series, None, {}
     codes, uniques = pd.factorize(series, use_na_sentinel=True)  # missing cells: -1
     uniques = list(uniques)
-    if finding.is_numeric:  # Schema.encode names non-numbers and impossible values with their rows
-        values = np.array([np.nan if _is_not_assessed(finding, u) else u for u in uniques] + [np.nan], dtype=object)
-        return pd.Series(values[codes], index=series.index, dtype=object), None
+    if finding.is_numeric:
+        return _resolve_numeric(finding, series, name, codes, uniques)
     level_codes = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the last entry: missing cells
     bad: list[tuple[int, Any, str]] = []
     for k, raw in enumerate(uniques):
@@ -204,13 +220,38 @@ def _resolve_column(finding: Finding, series: pd.Series, name: str) -> tuple[pd.
         else:
             level_codes[k] = finding.code(level)
     resolved = pd.Series(pd.Categorical.from_codes(level_codes[codes], categories=list(finding.level_ids)), index=series.index)
+    return resolved, _problems_text(finding, name, codes, bad), {}
+
+
+def _problems_text(finding: Finding, name: str, codes: np.ndarray, bad: list) -> str | None:
+    """One message naming the column and the rows of each bad value (the first three)."""
     if not bad:
-        return resolved, None
+        return None
     where = name if name == finding.id else f"{name} ({finding.id})"
     messages = [f"{where}, {describe_rows(codes == k)}: {problem}" for k, _, problem in bad[:3]]
     if len(bad) > 3:
         messages.append(f"{where}: {len(bad) - 3} more unknown values")
-    return resolved, "; ".join(messages)
+    return "; ".join(messages)
+
+
+def _resolve_numeric(finding: Finding, series: pd.Series, name: str, codes: np.ndarray, uniques: list):
+    """Numbers parsed as one case's would be (decimal comma, no guessed thousands separator),
+    results in words or bounds (``low``, ``<3``) as ranges of their rows, NaN where not assessed."""
+    values = np.full(len(uniques) + 1, np.nan)  # the last entry: missing cells
+    ranged: dict[int, Interval] = {}
+    bad: list[tuple[int, Any, str]] = []
+    for k, raw in enumerate(uniques):
+        if _is_not_assessed(finding, raw):
+            continue
+        value, _, problem = parse_number(finding, raw)
+        if problem:
+            bad.append((k, raw, problem))
+        elif isinstance(value, Interval):
+            ranged[k] = value
+        else:
+            values[k] = value
+    ranges = {int(row): ranged[k] for k in ranged for row in np.flatnonzero(codes == k)}
+    return pd.Series(values[codes], index=series.index), _problems_text(finding, name, codes, bad), ranges
 
 
 def _as_number_if_binary(finding: Finding, raw: Any) -> Any:

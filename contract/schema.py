@@ -25,6 +25,8 @@ from crampdx.errors import UserFacingError
 __all__ = [
     "BINARY_LEVELS",
     "Finding",
+    "Interval",
+    "OnlyWhen",
     "Level",
     "Schema",
     "SchemaError",
@@ -46,6 +48,41 @@ class Level:
 
     id: str
     label: str
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A numeric finding known only as a range: a result given in words ("low") or censored ("<3").
+
+    ``low`` and ``high`` are in the finding's unit and lie within its hard range; ``text`` is
+    the entry in canonical form (a qualitative level id, or ``<x`` / ``>x``).
+    """
+
+    text: str
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class OnlyWhen:
+    """Where a finding's levels other than ``otherwise`` are physically possible (pregnancy:
+    women aged 10-60). Validation refuses the rest, and the knowledge base gives it
+    probability zero there and nowhere else: one source of truth for both."""
+
+    otherwise: str
+    sex: str | None = None
+    age: tuple[float, float] | None = None
+
+    def allows(self, sex: str | None, age: float | None) -> str | None:
+        """None when the combination is possible (or not known), else what rules it out."""
+        if self.sex is not None and sex is not None and sex != self.sex:
+            return f"sex {sex}"
+        if self.age is not None and age is not None and not self.age[0] <= age <= self.age[1]:
+            return f"age {age:g}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -80,6 +117,11 @@ class Finding:
         medications, context).
     help : str or None
         A short note for the clinician, citing the seed where it can.
+    extra_qualitative : tuple of (str, float, float)
+        Qualitative results beyond low / normal / high, with their range (TSH
+        "undetectable", CK "markedly_raised").
+    only_when : OnlyWhen or None
+        Where levels other than ``only_when.otherwise`` are possible at all.
     """
 
     id: str
@@ -94,10 +136,27 @@ class Finding:
     group: str | None = None
     help: str | None = None
     abnormal_outside_reference: bool = True
+    extra_qualitative: tuple[tuple[str, float, float], ...] = ()
+    only_when: OnlyWhen | None = None
 
     @property
     def is_numeric(self) -> bool:
         return self.kind == "numeric"
+
+    @property
+    def qualitative(self) -> dict[str, tuple[float, float]]:
+        """The results a measurement may be given as in words, each with its range.
+
+        ``low``, ``normal`` and ``high`` split the hard range at the reference range; some
+        findings add their own (``undetectable``). Findings whose reference range is only a
+        band (age) have none.
+        """
+        if not self.is_numeric or not self.abnormal_outside_reference:
+            return {}
+        (hard_low, hard_high), (ref_low, ref_high) = self.hard, self.reference
+        levels = {"low": (hard_low, ref_low), "normal": (ref_low, ref_high), "high": (ref_high, hard_high)}
+        levels.update({name: (low, high) for name, low, high in self.extra_qualitative})
+        return levels
 
     @property
     def level_ids(self) -> tuple[str, ...]:
@@ -168,6 +227,10 @@ class Schema:
                     "unit": f.unit,
                     "reference": list(f.reference) if f.reference else None,
                     "hard": list(f.hard) if f.hard else None,
+                    "qualitative": {name: list(bounds) for name, bounds in f.qualitative.items()},
+                    "only_when": (None if f.only_when is None else
+                                  {"otherwise": f.only_when.otherwise, "sex": f.only_when.sex,
+                                   "age": list(f.only_when.age) if f.only_when.age else None}),
                 }
                 for f in self.findings
             ],

@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Mapping
 
-from crampdx.contract.schema import BINARY_LEVELS, KINDS, SCHEMA_FORMAT_VERSION, Finding, Level, Schema, SchemaError
+from crampdx.contract.schema import (BINARY_LEVELS, KINDS, SCHEMA_FORMAT_VERSION, Finding, Level, OnlyWhen, Schema,
+                                     SchemaError)
 
 __all__ = ["SCHEMA_PATH", "load_schema", "parse_schema", "read_toml"]
 
@@ -35,13 +36,15 @@ def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems
     group = raw.get("group")
     _need(group is None or group in _GROUPS, f"{where}.group", f"must be one of {', '.join(_GROUPS)}", problems)
     known = {"label", "section", "kind", "levels", "unit", "reference", "hard", "decimals", "group", "help", "src",
-             "abnormal_outside_reference"}
+             "abnormal_outside_reference", "qualitative", "only_when"}
     for key in raw:
         _need(key in known, f"{where}.{key}", "unknown field", problems)
     _need(isinstance(raw.get("abnormal_outside_reference", True), bool), f"{where}.abnormal_outside_reference",
           "must be true or false", problems)
     levels: tuple[Level, ...] = ()
     unit = reference = hard = None
+    extra: tuple = ()
+    _need(kind == "numeric" or "qualitative" not in raw, f"{where}.qualitative", "only numeric findings have qualitative results", problems)
     if kind == "binary":
         _need("levels" not in raw, f"{where}.levels", "binary findings have the fixed levels absent/present", problems)
         levels = tuple(Level(i, label) for i, label in BINARY_LEVELS)
@@ -66,6 +69,8 @@ def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems
             reference = (float(raw["reference"][0]), float(raw["reference"][1]))
             hard = (float(raw["hard"][0]), float(raw["hard"][1]))
             _need(hard[0] <= reference[0] and reference[1] <= hard[1], f"{where}.reference", "must lie within the hard range", problems)
+        extra = _parse_qualitative(raw.get("qualitative", {}), where, hard, problems)
+    only_when = _parse_only_when(raw.get("only_when"), where, levels, problems)
     if len(problems) > before:
         return None
     return Finding(
@@ -81,7 +86,54 @@ def _parse_finding(fid: str, raw: Mapping, sections: Mapping[str, str], problems
         group=group,
         help=raw.get("help"),
         abnormal_outside_reference=raw.get("abnormal_outside_reference", True),
+        extra_qualitative=extra,
+        only_when=only_when,
     )
+
+
+def _parse_only_when(raw, where: str, levels: tuple[Level, ...], problems: list[str]) -> OnlyWhen | None:
+    """``only_when = { otherwise, sex?, age? }``: where the other levels are possible at all."""
+    if raw is None:
+        return None
+    w = f"{where}.only_when"
+    if not isinstance(raw, Mapping):
+        _need(False, w, "must be a table { otherwise, sex, age, src }", problems)
+        return None
+    for key in raw:
+        _need(key in ("otherwise", "sex", "age", "src"), f"{w}.{key}", "unknown field", problems)
+    ids = [level.id for level in levels]
+    _need(raw.get("otherwise") in ids, f"{w}.otherwise", f"must be one of {', '.join(ids)}", problems)
+    _need(isinstance(raw.get("src"), str), f"{w}.src", "needs a source (seed:N or assumption: ...)", problems)
+    age = raw.get("age")
+    age_ok = age is None or (isinstance(age, list) and len(age) == 2 and all(isinstance(v, (int, float)) for v in age)
+                             and age[0] < age[1])
+    _need(age_ok, f"{w}.age", "must be [from, to] in years", problems)
+    sex = raw.get("sex")
+    _need(sex is None or isinstance(sex, str), f"{w}.sex", "must be a level of sex", problems)
+    if raw.get("otherwise") not in ids or not age_ok:
+        return None
+    return OnlyWhen(raw["otherwise"], sex, (float(age[0]), float(age[1])) if age else None)
+
+
+_STANDARD_QUALITATIVE = ("low", "normal", "high")
+
+
+def _parse_qualitative(raw, where: str, hard, problems: list[str]) -> tuple[tuple[str, float, float], ...]:
+    """Extra qualitative results of a numeric finding: ``{ name = [low, high] }`` within the hard range."""
+    if not isinstance(raw, Mapping):
+        _need(False, f"{where}.qualitative", "must be a table of name = [low, high]", problems)
+        return ()
+    extra = []
+    for name, pair in raw.items():
+        w = f"{where}.qualitative.{name}"
+        _need(name.isidentifier() and name == name.lower() and name not in _STANDARD_QUALITATIVE, w,
+              "a snake_case name other than low, normal and high", problems)
+        ok = (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)
+              and pair[0] < pair[1] and hard is not None and hard[0] <= pair[0] and pair[1] <= hard[1])
+        _need(ok, w, "must be [low, high] within the hard range", problems)
+        if ok:
+            extra.append((name, float(pair[0]), float(pair[1])))
+    return tuple(extra)
 
 
 def parse_schema(document: Mapping, *, source: str = "schema") -> Schema:

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any, Mapping
 
-from crampdx.contract.schema import Finding, Schema
+from crampdx.contract.schema import Finding, Interval, Schema
 
 __all__ = [
     "NOT_ASSESSED_WORDS",
@@ -21,6 +21,7 @@ __all__ = [
     "finding_id_for",
     "finding_names",
     "is_not_assessed",
+    "parse_interval",
     "parse_level",
     "parse_number",
     "unknown_finding_message",
@@ -31,6 +32,15 @@ _FALSE = {"false", "no", "n", "absent", "0", "negative"}
 # Words that mean "not assessed" ("none" is not one of them: it is a level of some findings).
 NOT_ASSESSED_WORDS = frozenset({"", "not assessed", "not_assessed", "na", "n/a", "null", "nan", "unknown", "?"})
 _GROUPED_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+_CENSORED = re.compile(r"^(<=|>=|<|>|≤|≥)\s*(.+)$")
+# Words for a result given without its value, each meaning one qualitative level.
+QUALITATIVE_WORDS = {
+    "low": "low", "decreased": "low", "reduced": "low", "below normal": "low", "subnormal": "low",
+    "normal": "normal", "within normal limits": "normal", "wnl": "normal", "within reference": "normal",
+    "high": "high", "raised": "high", "elevated": "high", "increased": "high", "above normal": "high",
+    "undetectable": "undetectable", "not detectable": "undetectable", "suppressed": "undetectable",
+    "markedly raised": "markedly_raised", "markedly elevated": "markedly_raised", "very high": "markedly_raised",
+}
 SUGGESTION_CUTOFF = 0.75  # a name this close to a finding's id or label is taken for a misspelling
 
 
@@ -88,16 +98,77 @@ def parse_level(finding: Finding, raw: Any) -> tuple[str | None, str | None]:
     return None, f"unknown level {raw!r}; expected one of {accepted}"
 
 
-def parse_number(finding: Finding, raw: Any) -> tuple[float | None, str | None, str | None]:
+def _flag(finding: Finding, low: float, high: float) -> str | None:
+    """"low" or "high" when the value (or the whole range) lies outside the reference range."""
+    if not finding.abnormal_outside_reference:
+        return None
+    ref_low, ref_high = finding.reference
+    return "low" if high <= ref_low and low < ref_low else "high" if low >= ref_high and high > ref_high else None
+
+
+def _to_float(finding: Finding, raw: Any) -> tuple[float | None, str | None]:
+    """A number from a number or a numeric string (decimal point or comma), or a problem."""
+    if isinstance(raw, bool):
+        return None, f"{raw!r} is not a number; expected {finding.unit}"
+    if isinstance(raw, str) and _GROUPED_THOUSANDS.match(raw.strip()):
+        # "12,000" could be twelve thousand or a decimal comma: never guess a lab value
+        return None, (f"{raw!r} is ambiguous (a thousands separator or a decimal comma?); "
+                      f"write it without a thousands separator, e.g. {raw.replace(',', '')}, in {finding.unit}")
+    try:
+        value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return None, None
+    if not math.isfinite(value):
+        return None, f"{raw!r} is not a finite number; expected {finding.unit}"
+    return value, None
+
+
+def parse_interval(finding: Finding, raw: str) -> tuple[Interval | None, str | None]:
+    """A result given in words (``"low"``, ``"raised"``, ``"undetectable"``) or censored
+    (``"<3"``, ``">1000"``) as an :class:`~crampdx.contract.schema.Interval`, or a problem.
+
+    Examples
+    --------
+    >>> from crampdx.contract import load_schema
+    >>> schema = load_schema()
+    >>> parse_interval(schema["potassium"], "Low")
+    (Interval(text='low', low=1.0, high=3.5), None)
+    >>> parse_interval(schema["vitamin_d"], "<3")
+    (Interval(text='<3', low=2.0, high=3.0), None)
+    """
+    levels = finding.qualitative
+    text = " ".join(str(raw).strip().lower().replace("_", " ").replace("-", " ").split())
+    level = QUALITATIVE_WORDS.get(text)
+    if level in levels:
+        return Interval(level, *levels[level]), None
+    censored = _CENSORED.match(text)
+    if censored and levels:
+        bound, problem = _to_float(finding, censored.group(2))
+        if bound is None:
+            return None, problem or f"{raw!r} is not a number after {censored.group(1)}; expected {finding.unit}"
+        low, high = finding.hard
+        if not low < bound < high:
+            return None, f"{raw!r}: {bound:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
+        below = censored.group(1) in ("<", "<=", "≤")
+        return Interval(f"{'<' if below else '>'}{bound:g}", low if below else bound, bound if below else high), None
+    if not levels:
+        return None, f"{raw!r} is not a number; expected {finding.unit}"
+    words = ", ".join(levels)
+    return None, (f"{raw!r} is not a number; expected {finding.unit}, a result in words ({words}) "
+                  "or a censored value such as <3")
+
+
+def parse_number(finding: Finding, raw: Any) -> tuple[float | Interval | None, str | None, str | None]:
     """A numeric finding's value in the schema's unit, its low/high flag, or a problem.
 
     Accepts numbers and numeric strings with a decimal point or a decimal comma; refuses a
     grouped thousands separator (``"12,000"`` could be either), non-finite numbers and
-    values outside the hard plausible range.
+    values outside the hard plausible range. A result known only in words or as a bound
+    (``"low"``, ``"<3"``) becomes an :class:`~crampdx.contract.schema.Interval`.
 
     Returns
     -------
-    value : float or None
+    value : float, Interval or None
     flag : {"low", "high"} or None
         Outside the reference range (for findings marked abnormal there).
     problem : str or None
@@ -108,29 +179,27 @@ def parse_number(finding: Finding, raw: Any) -> tuple[float | None, str | None, 
     >>> potassium = load_schema()["potassium"]
     >>> parse_number(potassium, "2,9")
     (2.9, 'low', None)
+    >>> parse_number(potassium, "low")
+    (Interval(text='low', low=1.0, high=3.5), 'low', None)
     >>> parse_number(potassium, "12,000")[2]
     "'12,000' is ambiguous (a thousands separator or a decimal comma?); write it without a thousands separator, e.g. 12000, in mmol/L"
     """
-    if isinstance(raw, bool):
-        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
-    if isinstance(raw, str) and _GROUPED_THOUSANDS.match(raw.strip()):
-        # "12,000" could be twelve thousand or a decimal comma: never guess a lab value
-        return None, None, (f"{raw!r} is ambiguous (a thousands separator or a decimal comma?); "
-                            f"write it without a thousands separator, e.g. {raw.replace(',', '')}, in {finding.unit}")
-    try:
-        value = float(str(raw).strip().replace(",", ".")) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError):
-        return None, None, f"{raw!r} is not a number; expected {finding.unit}"
-    if not math.isfinite(value):
-        return None, None, f"{raw!r} is not a finite number; expected {finding.unit}"
+    if isinstance(raw, Interval):  # already parsed (a validated case passed on)
+        return parse_number(finding, raw.text)
+    value, problem = _to_float(finding, raw)
+    if problem:
+        return None, None, problem
+    if value is None:
+        if not isinstance(raw, str):
+            return None, None, f"{raw!r} is not a number; expected {finding.unit}"
+        interval, problem = parse_interval(finding, raw)
+        if problem:
+            return None, None, problem
+        return interval, _flag(finding, interval.low, interval.high), None
     low, high = finding.hard
     if not low <= value <= high:
         return None, None, f"{value:g} {finding.unit} is outside the plausible range {low:g}–{high:g} {finding.unit}"
-    ref_low, ref_high = finding.reference
-    flag = None
-    if finding.abnormal_outside_reference:
-        flag = "low" if value < ref_low else "high" if value > ref_high else None
-    return value, flag, None
+    return value, _flag(finding, value, value), None
 
 
 def finding_names(schema: Schema) -> dict[str, str]:

@@ -6,8 +6,8 @@ layout (``pyproject.toml`` maps them)::
     crampdx.contract   contract/    finding schema, case validation, case files
     crampdx.synthetic  synthetic/   knowledge base, generator, exact inference
     crampdx.model      model/       verified artifacts, compiled forest, Diagnoser, Assessment
-    crampdx.training   training/    fit, calibrate, evaluate, model card
     crampdx.render     render/      text, Markdown, tables and charts of an Assessment
+    crampdx.training   training/    fit, calibrate, evaluate, model card
     crampdx.cli        cli/         the ``crampdx`` command line
     crampdx.dashboard  dashboard/   the Streamlit pages (``app.py`` is the entry script)
 

@@ -24,6 +24,7 @@ from scipy.special import softmax
 
 from crampdx import __version__
 from crampdx.contract.case import Case, validate_case
+from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
 from crampdx.model.forest import CompiledForest
@@ -33,7 +34,7 @@ from crampdx.model.red_flags import RedFlag, red_flags
 from crampdx.model.results import Atypicality, Cause, Contribution, Explanation, NextFinding
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
-from crampdx.synthetic.predictive import evidence_percentile
+from crampdx.synthetic.predictive import draw_within_ranges, evidence_percentile
 
 __all__ = ["Diagnoser"]
 
@@ -41,7 +42,14 @@ ATYPICAL_PERCENTILE = 0.01
 # Up to this many cases are scored by the compiled forest (all trees walked at once);
 # larger batches by scikit-learn, which parallelises over cases.
 SMALL_BATCH = 512
+# A result known only as a range ("potassium low") is scored as the average over this many
+# values drawn from the range under the knowledge base (stratified; the same case, the same draws).
+RANGE_DRAWS = 32
 CaseLike = Case | Mapping[str, Any]
+
+
+def _ranges(case: Case) -> dict[str, tuple[float, float]]:
+    return {fid: (value.low, value.high) for fid, value in case.intervals.items()}
 
 
 class Diagnoser:
@@ -127,9 +135,19 @@ class Diagnoser:
             return self.forest_.decision_function(codes) / self.temperature_
         return self.estimator_.decision_function(codes) / self.temperature_
 
-    def predict_proba_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Probabilities for encoded cases, shape (n, n_classes), rows summing to 1."""
-        return softmax(self.scores(codes), axis=1)
+    def predict_proba_codes(self, codes: np.ndarray, ranges: Mapping[int, Mapping[str, tuple]] | None = None) -> np.ndarray:
+        """Probabilities for encoded cases, shape (n, n_classes), rows summing to 1.
+
+        ``ranges`` (row -> {finding id -> Interval or (low, high)}, as ``CaseTable.ranges``) marks the
+        results known only as a range; those rows are scored as the mean over values drawn
+        from the ranges, as for one case.
+        """
+        scores = self.scores(codes)
+        for row, entries in (ranges or {}).items():
+            bounds = {fid: (v.low, v.high) if isinstance(v, Interval) else v for fid, v in entries.items()}
+            draws = draw_within_ranges(np.asarray(codes)[row], bounds, self.knowledge_, n=RANGE_DRAWS)
+            scores[row] = self.scores(draws).mean(axis=0)
+        return softmax(scores, axis=1)
 
     def predict_proba(self, cases: pd.DataFrame) -> pd.DataFrame:
         """Probability of each etiology class for a frame of cases.
@@ -160,6 +178,17 @@ class Diagnoser:
         """Validate a mapping (or pass a :class:`Case` through)."""
         return validate_case(case, schema=self.schema)
 
+    def _rows(self, case: Case) -> np.ndarray:
+        """The rows the model scores for one case: its codes, or, when results are known only
+        as a range, :data:`RANGE_DRAWS` copies with values drawn from those ranges."""
+        return draw_within_ranges(case.codes(), _ranges(case), self.knowledge_, n=RANGE_DRAWS)
+
+    def case_scores(self, case: CaseLike) -> np.ndarray:
+        """Calibrated scores of one case, shape (n_classes,): for results known only as a
+        range, the mean score over values drawn from the range (so the explanation, the mean
+        of the draws' SHAP values, still adds up to the score)."""
+        return self.scores(self._rows(self.case(case))).mean(axis=0)
+
     def _causes(self, scores: np.ndarray) -> list[Cause]:
         probabilities = softmax(scores)
         order = np.argsort(-probabilities, kind="stable")
@@ -180,7 +209,7 @@ class Diagnoser:
         top : int, optional
             Keep only the ``top`` most probable causes.
         """
-        causes = self._causes(self.scores(self.case(case).codes())[0])
+        causes = self._causes(self.case_scores(case))
         return causes[:top] if top is not None else causes
 
     @cached_property
@@ -217,10 +246,11 @@ class Diagnoser:
         unknown = [c for c in cause_ids if c not in self.class_ids_]
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
-        codes = case.codes()
-        scores = self.scores(codes)[0]
+        rows = self._rows(case)
+        scores = self.scores(rows).mean(axis=0)
         probabilities = softmax(scores)
-        values, base = self.shap_values(codes)
+        values, base = self.shap_values(rows)
+        values = values.mean(axis=0, keepdims=True)
         explanations = []
         for cause_id in cause_ids:
             k = self.class_ids_.index(cause_id)
@@ -250,7 +280,7 @@ class Diagnoser:
         """The unentered findings whose answers are expected to sharpen the differential most
         (see :mod:`crampdx.model.next_findings`)."""
         case = self.case(case)
-        return next_best_findings(case, self.predict_proba_codes(case.codes())[0], self.knowledge_, self.class_ids_, k)
+        return next_best_findings(case, softmax(self.case_scores(case)), self.knowledge_, self.class_ids_, k)
 
     def atypical(self, case: CaseLike) -> Atypicality:
         """Whether this combination of findings is unusual for what the model knows.
@@ -261,7 +291,7 @@ class Diagnoser:
         case can have it) gets its own message, since the model never saw anything like it.
         """
         case = self.case(case)
-        percentile, log_evidence = evidence_percentile(case.codes(), self.knowledge_)
+        percentile, log_evidence = evidence_percentile(case.codes(), self.knowledge_, ranges=_ranges(case))
         impossible = log_evidence == -math.inf
         unusual = impossible or percentile < ATYPICAL_PERCENTILE
         if impossible:
@@ -305,7 +335,7 @@ class Diagnoser:
             An unknown cause id in ``explain``.
         """
         case = self.case(case)
-        scores = self.scores(case.codes())[0]
+        scores = self.case_scores(case)
         causes = self._causes(scores)
         explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(explain)
         differential = softmax(scores)

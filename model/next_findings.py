@@ -58,7 +58,8 @@ def next_best_findings(case: Case, differential: np.ndarray, kb: KnowledgeBase, 
     current_top = int(np.argmax(prior))
     current_entropy = float(_entropy_bits(prior))
     results = []
-    for answers in answer_distributions(case.codes(), kb, unentered):
+    ranges = {fid: (value.low, value.high) for fid, value in case.intervals.items()}
+    for answers in answer_distributions(case.codes(), kb, unentered, ranges):
         joint = prior[:, None] * answers.class_probabilities  # q(c, a)
         marginal = joint.sum(axis=0)  # q(a)
         seen = marginal > 0

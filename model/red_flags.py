@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 from crampdx.contract.case import Case
+from crampdx.contract.schema import Interval
 
 __all__ = ["RedFlag", "red_flags"]
 
@@ -48,6 +49,17 @@ def _present(case: Case, fid: str) -> bool:
     return case.values.get(fid) == "present"
 
 
+def _bounds(case: Case, fid: str) -> tuple[float, float] | None:
+    """A numeric finding as (lowest, highest) possible value: equal for a number, the range
+    for a result known only in words or as a bound; None when not entered."""
+    value = case.values.get(fid)
+    if value is None:
+        return None
+    if isinstance(value, Interval):
+        return value.low, value.high
+    return value, value
+
+
 def _sentence(text: str) -> str:
     """Upper-case the first letter only (``str.capitalize`` would write "nsaid")."""
     return text[:1].upper() + text[1:]
@@ -71,9 +83,9 @@ def _critical_limb_ischemia(case: Case, ranking: Sequence[str]) -> RedFlag | Non
         signs.append("a nonhealing wound")
     if _present(case, "gangrene"):
         signs.append("gangrene")
-    abi = case.values.get("ankle_brachial_index")
-    if abi is not None and abi < ABI_CRITICAL:
-        signs.append(f"ankle-brachial index {abi:.2f}")
+    abi = _bounds(case, "ankle_brachial_index")
+    if abi is not None and abi[1] < ABI_CRITICAL:
+        signs.append(case.describe("ankle_brachial_index"))
     if not signs:
         return None
     return RedFlag(
@@ -87,9 +99,9 @@ def _peripheral_arterial_disease(case: Case, ranking: Sequence[str]) -> RedFlag 
     if _critical_limb_ischemia(case, ranking) is not None:
         return None  # the urgent flag already sends the patient to vascular evaluation
     signs = [pulses] if (pulses := _abnormal_pulses(case)) else []
-    abi = case.values.get("ankle_brachial_index")
-    if abi is not None and abi <= ABI_PAD:
-        signs.append(f"ankle-brachial index {abi:.2f}")
+    abi = _bounds(case, "ankle_brachial_index")
+    if abi is not None and abi[1] <= ABI_PAD:
+        signs.append(case.describe("ankle_brachial_index"))
     if not signs:
         return None
     return RedFlag(
@@ -199,12 +211,12 @@ CRITICAL_LIMITS = {
 def _critical_laboratory_value(case: Case, ranking: Sequence[str]) -> RedFlag | None:
     values = []
     for fid, (low, high) in CRITICAL_LIMITS.items():
-        value = case.values.get(fid)
-        if value is None:
+        bounds = _bounds(case, fid)
+        if bounds is None:
             continue
-        if low is not None and value < low:
+        if low is not None and bounds[1] < low:
             values.append(f"{case.describe(fid)}, below {low:g}")
-        elif high is not None and value > high:
+        elif high is not None and bounds[0] > high:
             values.append(f"{case.describe(fid)}, above {high:g}")
     if not values:
         return None
@@ -214,6 +226,29 @@ def _critical_laboratory_value(case: Case, ranking: Sequence[str]) -> RedFlag | 
         "are among the causes of cramps (seed:1,3); the critical limits are common laboratory practice "
         "(an assumption: the article states none).",
         tuple(values))
+
+
+def _value_needed(case: Case, ranking: Sequence[str]) -> RedFlag | None:
+    """A laboratory result given only in words whose range reaches a critical limit: the
+    value decides whether it is urgent, so it must be measured or looked up."""
+    unknown = []
+    for fid, (low, high) in CRITICAL_LIMITS.items():
+        value = case.values.get(fid)
+        if not isinstance(value, Interval):
+            continue
+        critical_below = low is not None and value.low < low <= value.high
+        critical_above = high is not None and value.low <= high < value.high
+        if critical_below or critical_above:
+            limit = f"below {low:g}" if critical_below else f"above {high:g}"
+            unknown.append(f"{case.describe(fid)}; critical {limit} {case.schema[fid].unit}")
+    if not unknown:
+        return None
+    return RedFlag(
+        "value_needed", WARNING, "Laboratory value needed",
+        f"{'; '.join(unknown)}: a result known only in words may be critical; obtain the value. Electrolyte "
+        "disturbances are among the causes of cramps (seed:1,3); the critical limits are common laboratory "
+        "practice (an assumption: the article states none).",
+        tuple(unknown))
 
 
 _NEUROLOGIC_EXAM = {"pinprick": "pinprick", "vibration": "vibration", "monofilament": "monofilament",
@@ -240,6 +275,7 @@ def _diabetic_neuropathy(case: Case, ranking: Sequence[str]) -> RedFlag | None:
 RULES: tuple[Callable[[Case, Sequence[str]], RedFlag | None], ...] = (
     _critical_limb_ischemia,
     _critical_laboratory_value,
+    _value_needed,
     _peripheral_arterial_disease,
     _claudication_pattern,
     _exclude_vascular_disease,

@@ -44,6 +44,7 @@ class _Components:
             for spec in profiles:
                 self.profile_index.append((ci, spec.id))
                 bands = _band_probabilities(spec.age, edges)
+                bands = (1.0 - parsed.floors.age) * bands + parsed.floors.age / len(bands)
                 for b in range(len(edges) - 1):
                     for s, p_sex in enumerate((spec.female, 1.0 - spec.female)):
                         w = etiology.prior * spec.weight * bands[b] * p_sex
@@ -96,7 +97,7 @@ def compile_knowledge(parsed: ParsedKnowledge) -> KnowledgeBase:
         component_log_weight=np.log(components.weight / components.weight.sum()),
         tables=tables, children=parsed.children,
         panels=tuple((rate, tuple(schema.position(f) for f in members)) for rate, members in parsed.panels),
-        document=parsed.document,
+        document=parsed.document, workups=parsed.workups,
     )
 
 
@@ -104,20 +105,22 @@ def _finding_table(finding: Finding, parsed: ParsedKnowledge, components: _Compo
                    problems: Problems):
     background = parsed.background[finding.id]
     default = _build(finding, lambda k: components.specs[k].get(finding.id, background), components, edges,
-                     parsed.constraints.get(finding.id), problems)
+                     parsed.constraints.get(finding.id), parsed.floors.probability, problems)
     overrides = parsed.overrides.get(finding.id)
     if not overrides:
         return default
     parent = next(p for p, kids in parsed.children.items() if finding.id in kids)
     variants = tuple(
-        _build(finding, lambda k, s=overrides[code]: s, components, edges, None, problems) if code in overrides else None
+        _build(finding, lambda k, s=overrides[code]: s, components, edges, None, parsed.floors.probability, problems)
+        if code in overrides else None
         for code in range(len(parsed.schema[parent].levels)))
     return ConditionalTable(parent, default, variants)
 
 
 def _build(finding: Finding, spec_of: Callable[[int], Spec], components: _Components, edges: np.ndarray, rule,
-           problems: Problems):
-    """One finding's table over all components; ``rule`` is its constraint, if any."""
+           floor: float, problems: Problems):
+    """One finding's table over all components; ``rule`` is its constraint, if any; every
+    level keeps at least ``floor`` except where the schema rules it out (``only_when``)."""
     band, sex = components.band, components.sex
     if finding.is_numeric:
         params = np.array([spec_of(k).at_age(edges[band[k]]) for k in range(len(components))])
@@ -138,7 +141,23 @@ def _build(finding: Finding, spec_of: Callable[[int], Spec], components: _Compon
         forced = np.zeros(len(finding.levels))
         forced[finding.code(rule["otherwise"])] = 1.0
         probs[~allowed] = forced
-    return LevelTable(probs)
+    probs = np.maximum(probs, floor)
+    if finding.only_when is not None:
+        probs[_ruled_out(finding, components, edges)] = np.eye(len(finding.levels))[finding.code(finding.only_when.otherwise)]
+    return LevelTable(probs / probs.sum(axis=1, keepdims=True))
+
+
+def _ruled_out(finding: Finding, components: _Components, edges: np.ndarray) -> np.ndarray:
+    """Components in which the schema's ``only_when`` rules out every level but ``otherwise``:
+    the other sex, or an age band that lies wholly outside the possible ages."""
+    rule = finding.only_when
+    out = np.zeros(len(components), dtype=bool)
+    if rule.sex is not None:
+        out |= components.sex != (0 if rule.sex == FEMALE else 1)
+    if rule.age is not None:
+        first, last = edges[components.band], edges[components.band + 1] - 1  # whole years in the band
+        out |= (last < rule.age[0]) | (first > rule.age[1])
+    return out
 
 
 def _check_constraints_fit(parsed: ParsedKnowledge, components: _Components, tables, problems: Problems) -> None:

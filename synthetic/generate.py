@@ -23,6 +23,7 @@ def generate(
     *,
     knowledge: KnowledgeBase | None = None,
     complete: bool = False,
+    workup: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Generate ``n`` synthetic leg-cramp cases.
@@ -37,7 +38,11 @@ def generate(
         The knowledge base to sample from (the shipped one by default).
     complete : bool
         If True, every finding is reported (no "not assessed" values); useful to inspect
-        class profiles. The default applies the knowledge base's assessment rates.
+        class profiles. The default applies the knowledge base's assessment model: per case
+        a workup (brief or full, whatever the etiology), then the panels' rates.
+    workup : str, optional
+        Give every case this workup of the knowledge base (``"full"``, say) instead of
+        drawing one per case.
     progress : callable, optional
         Called with the number of rows finished after each chunk (for progress bars).
 
@@ -61,12 +66,15 @@ def generate(
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative whole number of cases (got {n!r})")
     kb = knowledge or load_knowledge()
+    names = [w.name for w in kb.workups]
+    if workup is not None and workup not in names:
+        raise ValueError(f"workup must be one of {', '.join(names)} (got {workup!r})")
     rng = np.random.default_rng(seed)
     codes = np.empty((n, len(kb.schema)))
     component = np.empty(n, dtype=np.int64)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
-        component[start:stop], codes[start:stop] = _sample_chunk(kb, stop - start, rng, complete)
+        component[start:stop], codes[start:stop] = _sample_chunk(kb, stop - start, rng, complete, workup)
         if progress is not None:
             progress(stop)
     frame = kb.schema.decode(codes)
@@ -74,7 +82,7 @@ def generate(
     return frame
 
 
-def _sample_chunk(kb: KnowledgeBase, n: int, rng: np.random.Generator, complete: bool):
+def _sample_chunk(kb: KnowledgeBase, n: int, rng: np.random.Generator, complete: bool, workup: str | None):
     weights = np.exp(kb.component_log_weight)
     component = rng.choice(len(weights), size=n, p=weights / weights.sum())
     codes = np.empty((n, len(kb.schema)))
@@ -91,4 +99,27 @@ def _sample_chunk(kb: KnowledgeBase, n: int, rng: np.random.Generator, complete:
         for rate, positions in kb.panels:
             missing = rng.random(n) >= rate
             codes[np.ix_(missing, positions)] = np.nan
+        _apply_workups(codes, kb, rng, workup)
     return component, codes
+
+
+def _apply_workups(codes: np.ndarray, kb: KnowledgeBase, rng: np.random.Generator, workup: str | None) -> None:
+    """Draw each case's workup (never from its etiology) and, for a brief one, keep only a
+    random few of the findings the panels assessed."""
+    weights = np.array([w.weight for w in kb.workups])
+    if workup is None:
+        chosen = rng.choice(len(weights), size=len(codes), p=weights / weights.sum())
+    else:
+        chosen = np.full(len(codes), [w.name for w in kb.workups].index(workup))
+    for index, spec in enumerate(kb.workups):
+        rows = np.flatnonzero(chosen == index)
+        if spec.findings is None or not len(rows):
+            continue
+        fewest, most = spec.findings
+        kept = rng.integers(fewest, most + 1, size=len(rows))
+        order = rng.random((len(rows), codes.shape[1]))
+        order[np.isnan(codes[rows])] = np.inf  # choose among the assessed findings only
+        rank = np.argsort(np.argsort(order, axis=1), axis=1)
+        block = codes[rows]
+        block[rank >= kept[:, None]] = np.nan
+        codes[rows] = block

@@ -69,6 +69,9 @@ class KnowledgeBase:
         Parent finding id -> tuple of child finding ids it conditions.
     panels : tuple of (float, tuple of int)
         Assessment rate and the schema positions of findings assessed together.
+    workups : tuple of Workup
+        How thorough a case's workup is, drawn per case independently of its etiology
+        (:class:`crampdx.synthetic.parse.Workup`).
     """
 
     schema: Schema
@@ -89,6 +92,7 @@ class KnowledgeBase:
     children: Mapping[str, tuple[str, ...]]
     panels: tuple[tuple[float, tuple[int, ...]], ...]
     document: Mapping[str, Any]
+    workups: tuple[Any, ...] = ()
 
     @property
     def class_ids(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from crampdx.synthetic.entries import (SEED_REFERENCES, TOL, Problems, Spec, che
                                        parse_spec, probability)
 from crampdx.synthetic.kb import AGE, SEX, EtiologyClass, KnowledgeError, Profile
 
-__all__ = ["FORMAT_VERSION", "ParsedKnowledge", "ProfileSpec", "parse_document"]
+__all__ = ["FORMAT_VERSION", "Floors", "ParsedKnowledge", "ProfileSpec", "Workup", "parse_document"]
 
 FORMAT_VERSION = 1
 _ICD10 = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -65,6 +65,70 @@ class ParsedKnowledge:
     profiles: tuple[tuple[ProfileSpec, ...], ...]
     panels: tuple[tuple[float, tuple[str, ...]], ...]
     document: Mapping[str, Any]
+    floors: "Floors" = None
+    workups: tuple["Workup", ...] = ()
+
+
+@dataclass(frozen=True)
+class Workup:
+    """One kind of workup, drawn per case whatever its etiology: with probability ``weight``
+    a case is worked up this way. A ``brief`` workup keeps between ``findings[0]`` and
+    ``findings[1]`` of the findings the panels assessed, chosen at random (``None``: all)."""
+
+    name: str
+    weight: float
+    findings: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The declared floors that keep every posterior finite: every level of every binary or
+    categorical finding has at least ``probability`` in every component, and every class
+    keeps a share ``age`` of its patients spread over all age bands. Only the schema's
+    ``only_when`` impossibilities stay at zero."""
+
+    probability: float = 0.0
+    age: float = 0.0
+
+
+def _parse_workups(raw, problems: Problems) -> tuple[Workup, ...]:
+    """``[assessment.workup.<name>] = { weight, findings = [min, max]?, src }``, weights summing to 1."""
+    if raw is None:
+        return (Workup("full", 1.0, None),)
+    if not problems.need(isinstance(raw, Mapping) and raw, "assessment.workup", "must be a table of workups"):
+        return ()
+    workups = []
+    for name, spec in raw.items():
+        w = f"assessment.workup.{name}"
+        if not problems.need(isinstance(spec, Mapping), w, "must be a table { weight, findings, src }"):
+            continue
+        check_keys(spec, {"weight", "findings", "src"}, w, problems)
+        check_src(spec, w, problems)
+        weight = probability(spec.get("weight"), f"{w}.weight", problems)
+        kept = spec.get("findings")
+        ok = kept is None or (isinstance(kept, list) and len(kept) == 2 and all(isinstance(k, int) for k in kept)
+                              and 1 <= kept[0] <= kept[1])
+        problems.need(ok, f"{w}.findings", "must be [fewest, most] whole numbers of findings kept, 1 <= fewest <= most")
+        if weight is not None and ok:
+            workups.append(Workup(name, weight, tuple(kept) if kept else None))
+    total = sum(w.weight for w in workups)
+    problems.need(abs(total - 1.0) < TOL, "assessment.workup", f"the weights must sum to 1 (they sum to {total:.6g})")
+    return tuple(workups)
+
+
+def _parse_floors(raw, problems: Problems) -> Floors:
+    if raw is None:
+        return Floors()
+    if not problems.need(isinstance(raw, Mapping), "floors", "must be a table { probability, age, src }"):
+        return Floors()
+    check_keys(raw, {"probability", "age", "src"}, "floors", problems)
+    check_src(raw, "floors", problems)
+    values = {}
+    for key in ("probability", "age"):
+        value = raw.get(key, 0.0)
+        problems.need(is_number(value) and 0.0 <= value <= 0.05, f"floors.{key}", f"must be between 0 and 0.05 (got {value!r})")
+        values[key] = float(value) if is_number(value) else 0.0
+    return Floors(**values)
 
 
 def parse_document(document: Mapping, schema: Schema, *, source: str = "knowledge", sha256: str = "") -> ParsedKnowledge:
@@ -90,6 +154,8 @@ def parse_document(document: Mapping, schema: Schema, *, source: str = "knowledg
     children, overrides = _parse_dependencies(document.get("dependencies", {}), schema, edges, constraints, problems)
     classes, profiles = _parse_classes(document.get("classes", {}), schema, edges, problems)
     panels = _parse_assessment(document.get("assessment", {}), schema, problems)
+    floors = _parse_floors(document.get("floors"), problems)
+    workups = _parse_workups(document.get("assessment", {}).get("workup"), problems)
     if problems:
         raise KnowledgeError(f"{source}: " + "; ".join(problems))
     return ParsedKnowledge(
@@ -97,7 +163,7 @@ def parse_document(document: Mapping, schema: Schema, *, source: str = "knowledg
         references=dict(document.get("references", {})), decisions=tuple(document.get("decisions", [])),
         band_edges=tuple(float(e) for e in edges), background=background, constraints=constraints,
         children=children, overrides=overrides, classes=tuple(classes), profiles=tuple(profiles), panels=panels,
-        document=document)
+        document=document, floors=floors, workups=workups)
 
 
 def _band_edges(document: Mapping, source: str) -> list:

@@ -13,6 +13,8 @@ parent is not assessed it is summed out exactly.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -20,7 +22,8 @@ from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.synthetic.tables import NEG, safe_log
 
-__all__ = ["class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior", "posterior_from_codes"]
+__all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior",
+           "posterior_from_codes"]
 
 _CHUNK = 20_000
 
@@ -34,7 +37,10 @@ def _codes(cases, kb: KnowledgeBase) -> np.ndarray:
     return codes
 
 
-def component_log_joint(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+Intervals = Mapping[int, Mapping[str, tuple[float, float]]]
+
+
+def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None = None) -> np.ndarray:
     """log p(observed findings, component) for each case (rows) and component (columns).
 
     Parameters
@@ -42,6 +48,10 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
     codes : numpy.ndarray
         Encoded cases (``Schema.encode``), ``NaN`` where not assessed.
     kb : KnowledgeBase
+    intervals : mapping, optional
+        Row -> {numeric finding id -> (low, high)}: results known only as a range (given in
+        words, or censored). Each contributes the probability mass of its range, exactly
+        (``NaN`` in ``codes`` at those places).
     """
     schema = kb.schema
     grouped = set(kb.children) | {c for kids in kb.children.values() for c in kids}
@@ -59,36 +69,66 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
             indicator = parent_onehot[:, level:level + 1]
             designs += [indicator, indicator * kid_design]
             weights += [parent_log[None, :, level], level_weights]
-        families.append((parent_onehot.sum(axis=1) == 0, kid_design, parent_log, kid_weights))
+        families.append((parent, parent_onehot.sum(axis=1) == 0, kid_design, parent_log, kid_weights))
     out = np.hstack(designs) @ np.vstack(weights) + kb.component_log_weight
-    for missing, kid_design, parent_log, kid_weights in families:
+    per_level = _add_interval_terms(out, codes, kb, intervals or {})
+    for parent, missing, kid_design, parent_log, kid_weights in families:
+        extra = per_level.get(parent, {})
         rows = np.flatnonzero(missing & kid_design.any(axis=1))
+        rows = np.union1d(rows, [r for r in extra if missing[r]]).astype(int)
         if len(rows):
-            out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights)
+            terms = np.stack([extra.get(r, np.zeros((len(kid_weights), kb.n_components))) for r in rows])
+            out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights, terms)
     return out
 
 
-def _sum_out_parent(kid_design, parent_log, kid_weights) -> np.ndarray:
-    """log sum_p p(parent = p | k) p(children | p, k), for cases whose parent is not assessed."""
-    total = kid_design @ kid_weights[0] + parent_log[:, 0]
+def _add_interval_terms(out: np.ndarray, codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> dict:
+    """Add each range's log-mass to ``out``; for a child whose parent is not assessed, return
+    its per-parent-level terms instead (parent -> row -> (levels, K)) to be summed out."""
+    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    per_level: dict[str, dict[int, np.ndarray]] = {}
+    for row, entries in intervals.items():
+        for fid, (low, high) in entries.items():
+            table = kb.tables[fid]
+            parent = parent_of.get(fid)
+            if parent is None:
+                out[row] += table.log_mass(low, high)
+                continue
+            terms = np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))])
+            code = codes[row, kb.schema.position(parent)]
+            if np.isnan(code):
+                family = per_level.setdefault(parent, {})
+                family[row] = family.get(row, 0.0) + terms
+            else:
+                out[row] += terms[int(code)]
+    return per_level
+
+
+def _sum_out_parent(kid_design, parent_log, kid_weights, extra) -> np.ndarray:
+    """log sum_p p(parent = p | k) p(children | p, k), for cases whose parent is not assessed;
+    ``extra[:, p]`` adds the children's range terms under level p."""
+    total = kid_design @ kid_weights[0] + parent_log[:, 0] + extra[:, 0]
     for level in range(1, len(kid_weights)):
-        np.logaddexp(total, kid_design @ kid_weights[level] + parent_log[:, level], out=total)
+        np.logaddexp(total, kid_design @ kid_weights[level] + parent_log[:, level] + extra[:, level], out=total)
     return total
 
 
-def class_posterior_and_evidence(codes: np.ndarray, kb: KnowledgeBase):
+def class_posterior_and_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None = None):
     """Class posterior, shape (n, n_classes), and log-evidence, shape (n,), of encoded cases.
 
-    Computed in chunks of cases. A case the knowledge base deems impossible gets a row of
+    Computed in chunks of cases. ``intervals`` (row -> {finding -> (low, high)}) adds the
+    results known only as a range. A case the knowledge base deems impossible gets a row of
     ``NaN`` and log-evidence ``-inf``.
     """
+    intervals = intervals or {}
     n_classes = len(kb.classes)
     membership = np.zeros((kb.n_components, n_classes))
     membership[np.arange(kb.n_components), kb.component_class] = 1.0
     post = np.empty((len(codes), n_classes))
     evidence = np.empty(len(codes))
     for start in range(0, len(codes), _CHUNK):
-        joint = component_log_joint(codes[start:start + _CHUNK], kb)
+        chunk_intervals = {row - start: entries for row, entries in intervals.items() if start <= row < start + _CHUNK}
+        joint = component_log_joint(codes[start:start + _CHUNK], kb, chunk_intervals)
         top = joint.max(axis=1, keepdims=True)
         impossible = top[:, 0] < NEG / 2
         top[impossible] = 0.0
@@ -104,10 +144,14 @@ def class_posterior_and_evidence(codes: np.ndarray, kb: KnowledgeBase):
     return post, evidence
 
 
-def posterior_from_codes(codes: np.ndarray, kb: KnowledgeBase | None = None) -> np.ndarray:
-    """Class posterior for encoded cases, an array (n, n_classes) in ``kb.class_ids`` order."""
+def posterior_from_codes(codes: np.ndarray, kb: KnowledgeBase | None = None,
+                         intervals: Intervals | None = None) -> np.ndarray:
+    """Class posterior for encoded cases, an array (n, n_classes) in ``kb.class_ids`` order.
+
+    ``intervals`` maps a row to its results known only as a range, {finding id: (low, high)}.
+    """
     kb = kb or load_knowledge()
-    return class_posterior_and_evidence(np.asarray(codes, dtype=float), kb)[0]
+    return class_posterior_and_evidence(np.asarray(codes, dtype=float), kb, intervals)[0]
 
 
 def posterior(cases, *, knowledge: KnowledgeBase | None = None) -> pd.DataFrame:
@@ -154,3 +198,20 @@ def log_evidence(cases, *, knowledge: KnowledgeBase | None = None) -> np.ndarray
     """
     kb = knowledge or load_knowledge()
     return class_posterior_and_evidence(_codes(cases, kb), kb)[1]
+
+
+def case_posterior(case, kb: KnowledgeBase | None = None) -> np.ndarray:
+    """Exact class posterior of one validated :class:`~crampdx.contract.Case`, ranges included.
+
+    Examples
+    --------
+    >>> from crampdx.contract import validate_case
+    >>> from crampdx.synthetic import load_knowledge
+    >>> kb = load_knowledge()
+    >>> post = case_posterior(validate_case({"potassium": "low", "med_diuretic": "yes"}), kb)
+    >>> kb.class_ids[int(post.argmax())]
+    'hypokalemia'
+    """
+    kb = kb or load_knowledge()
+    intervals = {0: {fid: (v.low, v.high) for fid, v in case.intervals.items()}}
+    return class_posterior_and_evidence(case.codes(), kb, intervals)[0][0]

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Mapping
 
 import numpy as np
 from scipy.special import ndtr
 
 from crampdx.synthetic.generate import generate
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.synthetic.posterior import class_posterior_and_evidence, component_log_joint
+from crampdx.synthetic.posterior import Intervals, class_posterior_and_evidence, component_log_joint
 from crampdx.synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
 
-__all__ = ["AnswerSet", "answer_distributions", "class_component_weights", "component_posterior", "evidence_percentile",
-           "numeric_bins"]
+__all__ = ["AnswerSet", "answer_distributions", "class_component_weights", "component_posterior", "draw_within_ranges",
+           "evidence_percentile", "numeric_bins"]
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class AnswerSet:
     class_probabilities: np.ndarray
 
 
-def component_posterior(codes: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
-    """p(component | findings present), shape (n, K)."""
-    joint = component_log_joint(np.atleast_2d(codes), kb)
+def component_posterior(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None = None) -> np.ndarray:
+    """p(component | findings present), shape (n, K); ``intervals`` as in
+    :func:`~crampdx.synthetic.posterior.component_log_joint`."""
+    joint = component_log_joint(np.atleast_2d(codes), kb, intervals)
     joint -= joint.max(axis=1, keepdims=True)
     weights = np.exp(joint)
     return weights / weights.sum(axis=1, keepdims=True)
@@ -104,7 +106,8 @@ def _answer_matrix(table, finding, edges) -> np.ndarray:
     return _bin_probabilities(table, edges)
 
 
-def _family_parent_weights(codes_row: np.ndarray, kb: KnowledgeBase, parent: str) -> np.ndarray:
+def _family_parent_weights(codes_row: np.ndarray, kb: KnowledgeBase, parent: str,
+                           ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
     """p(parent level | component, assessed children), shape (K, L_parent)."""
     schema = kb.schema
     observed_parent = codes_row[schema.position(parent)]
@@ -113,6 +116,10 @@ def _family_parent_weights(codes_row: np.ndarray, kb: KnowledgeBase, parent: str
         return np.tile(np.eye(n_levels)[int(observed_parent)], (kb.n_components, 1))
     log_w = safe_log(kb.tables[parent].probs).copy()
     for child in kb.children[parent]:
+        if child in ranges:
+            for level in range(n_levels):
+                log_w[:, level] += kb.tables[child].given(level).log_mass(*ranges[child])
+            continue
         value = codes_row[schema.position(child)]
         if np.isnan(value):
             continue
@@ -124,7 +131,8 @@ def _family_parent_weights(codes_row: np.ndarray, kb: KnowledgeBase, parent: str
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=None) -> list[AnswerSet]:
+def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=None,
+                         ranges: Mapping[str, tuple[float, float]] | None = None) -> list[AnswerSet]:
     """Exact predictive distributions of unassessed findings given one case.
 
     Parameters
@@ -134,12 +142,15 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
     kb : KnowledgeBase
     finding_ids : iterable of str, optional
         Which findings; default every finding not assessed in the case.
+    ranges : mapping, optional
+        Findings of the case known only as a range, finding id -> (low, high).
     """
     row = np.asarray(codes_row, dtype=float).reshape(-1)
     schema = kb.schema
+    ranges = dict(ranges or {})
     if finding_ids is None:
-        finding_ids = [fid for fid in schema.ids if np.isnan(row[schema.position(fid)])]
-    post = component_posterior(row[None, :], kb)[0]
+        finding_ids = [fid for fid in schema.ids if np.isnan(row[schema.position(fid)]) and fid not in ranges]
+    post = component_posterior(row[None, :], kb, {0: ranges})[0]
     by_class = class_component_weights(post, kb)
     parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
     out = []
@@ -160,10 +171,10 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
             matrix = np.eye(len(values))[table.band]
         elif fid in parent_of:
             parent = parent_of[fid]
-            weights = _family_parent_weights(row, kb, parent)
+            weights = _family_parent_weights(row, kb, parent, ranges)
             matrix = sum(weights[:, [p]] * _answer_matrix(table.given(p), finding, edges) for p in range(weights.shape[1]))
         elif fid in kb.children:
-            matrix = _family_parent_weights(row, kb, fid)
+            matrix = _family_parent_weights(row, kb, fid, ranges)
         else:
             matrix = _answer_matrix(table, finding, edges)
         probabilities = post @ matrix
@@ -179,8 +190,13 @@ def _reference_codes(kb: KnowledgeBase, n: int, seed: int) -> np.ndarray:
     return kb.schema.encode(generate(n, seed=seed, knowledge=kb, complete=True))
 
 
-def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference: int = 4000, seed: int = 20_011) -> tuple[float, float]:
+def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Mapping[str, tuple[float, float]] | None = None,
+                        n_reference: int = 4000, seed: int = 20_011) -> tuple[float, float]:
     """Where a case's log-evidence falls among generated cases with the same assessed findings.
+
+    A finding known only as a range is compared like with like: each reference case gives
+    that finding as the cell of the same partition (below, within or above the range) its
+    value falls in, so probabilities are compared with probabilities, not with densities.
 
     Returns
     -------
@@ -192,10 +208,63 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, n_reference
         The case's log p(x_S).
     """
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
+    ranges = dict(ranges or {})
     reference = _reference_codes(kb, n_reference, seed).copy()
+    reference_ranges = {fid: _partition_cells(reference[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
+                        for fid, bounds in ranges.items()}
     reference[:, np.isnan(row[0])] = np.nan
-    _, case_evidence = class_posterior_and_evidence(row, kb)
-    _, reference_evidence = class_posterior_and_evidence(reference, kb)
+    by_row = {i: {fid: cells[i] for fid, cells in reference_ranges.items()} for i in range(len(reference))} if ranges else {}
+    _, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
+    _, reference_evidence = class_posterior_and_evidence(reference, kb, by_row)
     below = (reference_evidence < case_evidence[0]).mean()
     tied = (reference_evidence == case_evidence[0]).mean()
     return float(below + tied / 2), float(case_evidence[0])
+
+
+def _partition_cells(values: np.ndarray, bounds: tuple[float, float], hard: tuple[float, float]) -> list[tuple[float, float]]:
+    """For each value, the cell of {below, within, above} ``bounds`` (within ``hard``) it falls in."""
+    low, high = bounds
+    cuts = sorted({hard[0], low, high, hard[1]})
+    cells = list(zip(cuts[:-1], cuts[1:]))
+    index = np.clip(np.searchsorted(cuts, values, side="right") - 1, 0, len(cells) - 1)
+    return [cells[i] for i in index]
+
+
+def draw_within_ranges(codes_row: np.ndarray, ranges: Mapping[str, tuple[float, float]], kb: KnowledgeBase,
+                       n: int = 32, seed: int = 0) -> np.ndarray:
+    """``n`` copies of one case whose results known only as a range get values drawn from
+    that range, under the knowledge base given everything else in the case.
+
+    Each copy draws a mixture component from p(component | the case, ranges included)
+    (stratified, so ``n`` copies cover the components in proportion), then each range's
+    value from that component's distribution truncated to the range. A child finding whose
+    parent is not assessed takes the parent's level from the component's own distribution.
+    The same case and seed give the same copies.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n, n_findings): the case's codes with the ranged findings filled in.
+    """
+    row = np.asarray(codes_row, dtype=float).reshape(1, -1)
+    if not ranges:
+        return row
+    post = component_posterior(row, kb, {0: dict(ranges)})[0]
+    rng = np.random.default_rng(seed)
+    strata = (np.arange(n) + rng.random(n)) / n
+    component = np.minimum(np.searchsorted(np.cumsum(post), strata * post.sum()), kb.n_components - 1)
+    rows = np.repeat(row, n, axis=0)
+    for fid, (low, high) in ranges.items():
+        table, position = kb.tables[fid], kb.schema.position(fid)
+        if isinstance(table, ConditionalTable):
+            parent = row[0, kb.schema.position(table.parent)]
+            levels = (np.full(n, parent) if not np.isnan(parent)
+                      else kb.tables[table.parent].sample(component, rng))
+            values = np.empty(n)
+            for level in np.unique(levels).astype(int):
+                mine = levels == level
+                values[mine] = table.given(level).sample(component[mine], rng, low, high)
+            rows[:, position] = values
+        else:
+            rows[:, position] = table.sample(component, rng, low, high)
+    return rows

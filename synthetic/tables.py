@@ -20,10 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
 NEG = -1e30  # log(0) stand-in; anything below NEG / 2 is treated as impossible
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def _log_normal_mass(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """log(Φ(zb) − Φ(za)) for za <= zb, accurate in both tails (upper tails are mirrored)."""
+    flip = za > 0
+    low, high = np.where(flip, -zb, za), np.where(flip, -za, zb)
+    log_high, log_low = log_ndtr(high), log_ndtr(low)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(log_low < log_high, log_high + np.log1p(-np.exp(log_low - log_high)), -np.inf)
 
 
 def safe_log(p: np.ndarray) -> np.ndarray:
@@ -82,25 +91,41 @@ class NormalTable:
     def _t(self, x):
         return np.log(x) if self.log_space else x
 
-    def _bounds(self, loc, scale):
-        return ndtr((self._t(self.low) - loc) / scale), ndtr((self._t(self.high) - loc) / scale)
-
-    def sample(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, component: np.ndarray, rng: np.random.Generator, low: float | None = None,
+               high: float | None = None) -> np.ndarray:
+        """Values for cases of the given components, within the hard range (and within
+        ``low``–``high`` when given: a result known only as a range)."""
+        low = self.low if low is None else max(low, self.low)
+        high = self.high if high is None else min(high, self.high)
         loc, scale = self.loc[component], self.scale[component]
-        a, b = self._bounds(loc, scale)
-        u = a + rng.random(len(component)) * (b - a)
-        t = loc + scale * ndtri(np.clip(u, 1e-300, 1 - 1e-16))
+        za, zb = (self._t(low) - loc) / scale, (self._t(high) - loc) / scale
+        flip = za > 0  # in the upper tail draw the mirror image from the lower one, where the CDF has precision
+        lo, hi = ndtr(np.where(flip, -zb, za)), ndtr(np.where(flip, -za, zb))
+        z = ndtri(np.clip(lo + rng.random(len(component)) * (hi - lo), 1e-300, 1 - 1e-16))
+        t = loc + scale * np.where(flip, -z, z)
         x = np.exp(t) if self.log_space else t
-        return np.clip(x, self.low, self.high)
+        return np.clip(x, low, high)
+
+    def log_mass(self, low: float, high: float) -> np.ndarray:
+        """log p(low <= x <= high | component) for every component, shape (K,): a result known
+        only as a range, the truncation to the hard range included. Computed from log-CDFs, so
+        a range far in a tail keeps its (tiny) probability instead of rounding to zero."""
+        z = lambda x: (self._t(x) - self.loc) / self.scale  # noqa: E731
+        inside = _log_normal_mass(z(max(low, self.low)), z(min(high, self.high)))
+        return np.maximum(inside - self._log_truncation_mass(), NEG)
 
     def design(self, values: np.ndarray) -> np.ndarray:
         observed = ~np.isnan(values)
         z = np.where(observed, self._t(np.where(observed, values, 1.0)) - self.center, 0.0)
         return np.column_stack([z * z, z, observed.astype(float)])
 
+    def _log_truncation_mass(self) -> np.ndarray:
+        """log p(hard low <= x <= hard high) of the untruncated distribution, per component."""
+        z = lambda x: (self._t(x) - self.loc) / self.scale  # noqa: E731
+        return _log_normal_mass(z(self.low), z(self.high))
+
     def log_weights(self) -> np.ndarray:
-        a, b = self._bounds(self.loc, self.scale)
-        log_mass = np.log(b - a)
+        log_mass = self._log_truncation_mass()
         m = self.loc - self.center
         precision = 1.0 / self.scale**2
         quadratic = -0.5 * precision

@@ -3,8 +3,9 @@
 Every Python file of the package is parsed and every import statement in it, at any line
 (inside functions too), is checked: a module may import only its own layer and the layers
 below it. Layers, bottom up: the root helpers (``crampdx/``), the contract, the knowledge
-layer, inference, training, renderers, and the front ends (CLI, dashboard, service), which
-import one another not at all.
+layer, inference, renderers (of an Assessment and of evaluation figures), training (whose
+model card uses the renderers), and the front ends (CLI, dashboard, service), which import
+one another not at all.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {  # folder -> (import name, layer)
     "crampdx": ("crampdx", 0),
+    "data": ("crampdx.data", 0),
     "contract": ("crampdx.contract", 1),
     "synthetic": ("crampdx.synthetic", 2),
     "model": ("crampdx.model", 3),
-    "training": ("crampdx.training", 4),
-    "render": ("crampdx.render", 5),
+    "render": ("crampdx.render", 4),
+    "training": ("crampdx.training", 5),
     "cli": ("crampdx.cli", 6),
     "dashboard": ("crampdx.dashboard", 6),
     "service": ("crampdx.service", 6),
 }
 FRONT_END = 6
-GENERIC_NAMES = {"model", "synthetic", "training", "contract", "render", "cli", "dashboard", "service"}
+GENERIC_NAMES = {"model", "synthetic", "training", "contract", "render", "cli", "dashboard", "service", "data"}
 MAX_LINES = 350
 
 

@@ -23,6 +23,7 @@ DATA_FILES = (
     "crampdx/synthetic/knowledge/seed/leg-cramps-differential.txt",
     "crampdx/model/assessment.schema.json",
     "crampdx/dashboard/pages/differential.py",
+    "crampdx/data/vignettes/dev.jsonl",
 )
 
 

@@ -7,8 +7,9 @@ import numpy as np
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.synthetic import LABEL, generate, posterior_from_codes
 from crampdx.training.metrics import calibration_bins, classification_metrics, posterior_comparison
+from crampdx.training.regimes import REGIMES, regime_cases, regime_figures
 
-__all__ = ["evaluation_seed", "evaluate"]
+__all__ = ["evaluate", "evaluate_regimes", "evaluation_seed"]
 
 _SEED_OFFSET = 1_000_003
 
@@ -18,7 +19,27 @@ def evaluation_seed(training_seed: int) -> int:
     return int(training_seed) + _SEED_OFFSET
 
 
-def evaluate(diagnoser: Diagnoser, n: int, seed: int) -> dict:
+def _model_proba(diagnoser: Diagnoser, codes: np.ndarray) -> np.ndarray:
+    """The model's probabilities in the knowledge base's class order (a class the model never
+    saw gets 0)."""
+    kb = diagnoser.knowledge_
+    proba = np.zeros((len(codes), len(kb.classes)))
+    proba[:, [kb.class_ids.index(cid) for cid in diagnoser.class_ids_]] = diagnoser.predict_proba_codes(codes)
+    return proba
+
+
+def evaluate_regimes(diagnoser: Diagnoser, n: int, seed: int, regimes=REGIMES) -> dict:
+    """The model against the exact posterior per regime (:mod:`crampdx.training.regimes`),
+    ``n`` fresh cases each: regime -> figures."""
+    out = {}
+    for regime in regimes:
+        codes, labels = regime_cases(diagnoser.knowledge_, regime, n, seed)
+        exact = posterior_from_codes(codes, diagnoser.knowledge_)
+        out[regime] = regime_figures(_model_proba(diagnoser, codes), exact, labels, codes)
+    return out
+
+
+def evaluate(diagnoser: Diagnoser, n: int, seed: int, *, regime_n: int | None = None) -> dict:
     """All evaluation figures for ``n`` fresh synthetic cases drawn with ``seed``.
 
     Returns
@@ -27,15 +48,14 @@ def evaluate(diagnoser: Diagnoser, n: int, seed: int) -> dict:
         ``model`` (top-1/top-3 accuracy, log loss, Brier, ECE, per-class precision and
         recall, confusion matrix), ``posterior`` (the exact posterior's figures on the same
         cases and the model's distance to it), ``calibration`` (reliability bins),
-        ``class_ids``, ``n`` and ``seed``.
+        ``regimes`` (the model against the exact posterior on sparse cases and without age,
+        ``regime_n`` cases each, ``n`` by default), ``class_ids``, ``n`` and ``seed``.
     """
     kb = diagnoser.knowledge_
     cases = generate(n, seed=seed, knowledge=kb)
     codes = kb.schema.encode(cases)
     labels = cases[LABEL].cat.codes.to_numpy()
-    proba = np.zeros((n, len(kb.classes)))
-    positions = [kb.class_ids.index(cid) for cid in diagnoser.class_ids_]
-    proba[:, positions] = diagnoser.predict_proba_codes(codes)
+    proba = _model_proba(diagnoser, codes)
     exact = posterior_from_codes(codes, kb)
     class_ids = list(kb.class_ids)
     return {
@@ -45,6 +65,8 @@ def evaluate(diagnoser: Diagnoser, n: int, seed: int) -> dict:
         "model": classification_metrics(labels, proba, class_ids),
         "posterior": posterior_comparison(labels, proba, exact),
         "calibration": calibration_bins(labels, proba),
+        "regimes": {"generator mix": regime_figures(proba, exact, labels, codes),
+                    **evaluate_regimes(diagnoser, regime_n or n, seed, REGIMES[1:])},
     }
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crampdx.render.evaluation import regime_markdown
 from crampdx.training.evaluate import headline
 
 __all__ = ["plot_calibration", "plot_confusion_matrix", "write_model_card"]
@@ -115,6 +116,13 @@ On {figures['n']:,} fresh synthetic cases (seed {figures['seed']}, disjoint from
 the exact posterior of the generator as the ceiling no model can beat on these cases:
 
 {_table(headline(figures))}
+
+**By regime** (how many findings a case holds): the generator's own mix (brief and full
+workups), full workups of which 4, 8 or 12 findings are kept at random, and the mix without
+age. Real presentations hold a handful of findings; these rows say how close the model stays
+to the exact posterior there.
+
+{regime_markdown(figures["regimes"]) if figures.get("regimes") else "(not evaluated)"}
 
 Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 
