@@ -12,7 +12,6 @@ from it, never from a different knowledge base than the model learned.
 
 from __future__ import annotations
 
-import math
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -27,18 +26,18 @@ from crampdx.contract.case import Case, validate_case
 from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
+from crampdx.model.explain import atypicality, explanations
 from crampdx.model.forest import CompiledForest
 from crampdx.model.loading import load_model
 from crampdx.model.next_findings import next_best_findings
 from crampdx.model.red_flags import RedFlag, red_flags
-from crampdx.model.results import Atypicality, Cause, Contribution, Explanation, NextFinding
+from crampdx.model.results import Atypicality, Cause, Explanation, NextFinding
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.synthetic.predictive import draw_within_ranges, evidence_percentile
 
 __all__ = ["Diagnoser"]
 
-ATYPICAL_PERCENTILE = 0.01
 # Up to this many cases are scored by the compiled forest (all trees walked at once);
 # larger batches by scikit-learn, which parallelises over cases.
 SMALL_BATCH = 512
@@ -247,29 +246,9 @@ class Diagnoser:
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
         rows = self._rows(case)
-        scores = self.scores(rows).mean(axis=0)
-        probabilities = softmax(scores)
         values, base = self.shap_values(rows)
-        values = values.mean(axis=0, keepdims=True)
-        explanations = []
-        for cause_id in cause_ids:
-            k = self.class_ids_.index(cause_id)
-            per_finding = values[0, :, k]
-            contributions, not_assessed = [], 0.0
-            for j, finding in enumerate(self.schema):
-                if finding.id in case:
-                    contributions.append(Contribution(finding.id, finding.label, finding.section, case.describe(finding.id),
-                                                      float(per_finding[j])))
-                else:
-                    not_assessed += float(per_finding[j])
-            contributions.sort(key=lambda c: -abs(c.contribution))
-            etiology = self.knowledge_.class_of(cause_id)
-            explanations.append(Explanation(
-                cause_id=cause_id, cause_name=etiology.name, icd10=etiology.icd10,
-                probability=float(probabilities[k]), value=float(scores[k]), base_value=float(base[k]),
-                contributions=tuple(contributions), not_assessed=not_assessed,
-                n_not_assessed=len(self.schema) - len(case)))
-        return explanations
+        return explanations(case, self.scores(rows).mean(axis=0), values.mean(axis=0), base, self.class_ids_,
+                            self.knowledge_, cause_ids)
 
     def red_flags(self, case: CaseLike) -> list[RedFlag]:
         """Alerts from the seed's clinical pitfalls, most severe first (rules, not the model)."""
@@ -291,21 +270,7 @@ class Diagnoser:
         case can have it) gets its own message, since the model never saw anything like it.
         """
         case = self.case(case)
-        percentile, log_evidence = evidence_percentile(case.codes(), self.knowledge_, ranges=_ranges(case))
-        impossible = log_evidence == -math.inf
-        unusual = impossible or percentile < ATYPICAL_PERCENTILE
-        if impossible:
-            message = ("This combination of findings is impossible under the knowledge base the model was trained from "
-                       "(no synthetic case has it): the ranking is an extrapolation.")
-        elif unusual:
-            # rounded down, so it never claims more rarity than measured (never "100.0 %")
-            share = ">99.9" if percentile < 0.001 else f"{math.floor(1000 * (1 - percentile) + 1e-9) / 10:.1f}"
-            message = ("This combination of findings is unusual for what the model knows "
-                       f"(rarer than {share} % of comparable synthetic cases): "
-                       "interpret the ranking with extra caution.")
-        else:
-            message = None
-        return Atypicality(unusual, percentile, log_evidence, message)
+        return atypicality(*evidence_percentile(case.codes(), self.knowledge_, ranges=_ranges(case)))
 
     def assess(self, case: CaseLike, *, top: int | None = None, explain: int | Sequence[str] = 1,
                next_findings: int = 0, atypical: bool = True, not_used: Mapping[str, str] | None = None) -> Assessment:

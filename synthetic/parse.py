@@ -16,9 +16,10 @@ from typing import Any, Mapping
 from crampdx.contract.schema import Schema
 from crampdx.synthetic.entries import (SEED_REFERENCES, TOL, Problems, Spec, check_keys, check_src, is_number,
                                        parse_spec, probability)
+from crampdx.synthetic.assessment import Workup, parse_panels, parse_workups
 from crampdx.synthetic.kb import AGE, SEX, EtiologyClass, KnowledgeError, Profile
 
-__all__ = ["FORMAT_VERSION", "Floors", "ParsedKnowledge", "ProfileSpec", "Workup", "parse_document"]
+__all__ = ["FORMAT_VERSION", "Floors", "ParsedKnowledge", "ProfileSpec", "parse_document"]
 
 FORMAT_VERSION = 1
 _ICD10 = re.compile(r"^[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -38,6 +39,17 @@ class ProfileSpec:
     age: tuple[float, float, float, float]  # mean, sd, min, max
     female: float
     findings: Mapping[str, Spec]
+
+
+@dataclass(frozen=True)
+class Floors:
+    """The declared floors that keep every posterior finite: every level of every binary or
+    categorical finding has at least ``probability`` in every component, and every class
+    keeps a share ``age`` of its patients spread over all age bands. Only the schema's
+    ``only_when`` impossibilities stay at zero."""
+
+    probability: float = 0.0
+    age: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,55 +77,8 @@ class ParsedKnowledge:
     profiles: tuple[tuple[ProfileSpec, ...], ...]
     panels: tuple[tuple[float, tuple[str, ...]], ...]
     document: Mapping[str, Any]
-    floors: "Floors" = None
-    workups: tuple["Workup", ...] = ()
-
-
-@dataclass(frozen=True)
-class Workup:
-    """One kind of workup, drawn per case whatever its etiology: with probability ``weight``
-    a case is worked up this way. A ``brief`` workup keeps between ``findings[0]`` and
-    ``findings[1]`` of the findings the panels assessed, chosen at random (``None``: all)."""
-
-    name: str
-    weight: float
-    findings: tuple[int, int] | None
-
-
-@dataclass(frozen=True)
-class Floors:
-    """The declared floors that keep every posterior finite: every level of every binary or
-    categorical finding has at least ``probability`` in every component, and every class
-    keeps a share ``age`` of its patients spread over all age bands. Only the schema's
-    ``only_when`` impossibilities stay at zero."""
-
-    probability: float = 0.0
-    age: float = 0.0
-
-
-def _parse_workups(raw, problems: Problems) -> tuple[Workup, ...]:
-    """``[assessment.workup.<name>] = { weight, findings = [min, max]?, src }``, weights summing to 1."""
-    if raw is None:
-        return (Workup("full", 1.0, None),)
-    if not problems.need(isinstance(raw, Mapping) and raw, "assessment.workup", "must be a table of workups"):
-        return ()
-    workups = []
-    for name, spec in raw.items():
-        w = f"assessment.workup.{name}"
-        if not problems.need(isinstance(spec, Mapping), w, "must be a table { weight, findings, src }"):
-            continue
-        check_keys(spec, {"weight", "findings", "src"}, w, problems)
-        check_src(spec, w, problems)
-        weight = probability(spec.get("weight"), f"{w}.weight", problems)
-        kept = spec.get("findings")
-        ok = kept is None or (isinstance(kept, list) and len(kept) == 2 and all(isinstance(k, int) for k in kept)
-                              and 1 <= kept[0] <= kept[1])
-        problems.need(ok, f"{w}.findings", "must be [fewest, most] whole numbers of findings kept, 1 <= fewest <= most")
-        if weight is not None and ok:
-            workups.append(Workup(name, weight, tuple(kept) if kept else None))
-    total = sum(w.weight for w in workups)
-    problems.need(abs(total - 1.0) < TOL, "assessment.workup", f"the weights must sum to 1 (they sum to {total:.6g})")
-    return tuple(workups)
+    floors: Floors = Floors()
+    workups: tuple[Workup, ...] = ()
 
 
 def _parse_floors(raw, problems: Problems) -> Floors:
@@ -153,9 +118,9 @@ def parse_document(document: Mapping, schema: Schema, *, source: str = "knowledg
     constraints = _parse_constraints(document.get("constraints", {}), schema, edges, problems)
     children, overrides = _parse_dependencies(document.get("dependencies", {}), schema, edges, constraints, problems)
     classes, profiles = _parse_classes(document.get("classes", {}), schema, edges, problems)
-    panels = _parse_assessment(document.get("assessment", {}), schema, problems)
+    panels = parse_panels(document.get("assessment", {}), schema, problems)
     floors = _parse_floors(document.get("floors"), problems)
-    workups = _parse_workups(document.get("assessment", {}).get("workup"), problems)
+    workups = parse_workups(document.get("assessment", {}).get("workup"), problems)
     if problems:
         raise KnowledgeError(f"{source}: " + "; ".join(problems))
     return ParsedKnowledge(
@@ -334,29 +299,3 @@ def _parse_profile(pid: str, raw: Mapping, where: str, class_age, class_female, 
     findings = dict(class_findings)
     findings.update(_parse_findings(raw.get("findings"), f"{where}.findings", schema, edges, problems))
     return ProfileSpec(pid, raw.get("name", pid), value or 0.0, raw.get("icd10"), age, female, findings)
-
-
-def _parse_assessment(raw: Mapping, schema: Schema, problems: Problems) -> tuple[tuple[float, tuple[str, ...]], ...]:
-    """Panels of findings assessed together; every finding is in exactly one panel."""
-    rate_of = {}
-    for section in schema.sections:
-        spec = raw.get("sections", {}).get(section, {})
-        check_src(spec, f"assessment.sections.{section}", problems)
-        rate_of[section] = probability(spec.get("rate"), f"assessment.sections.{section}.rate", problems)
-    panels, seen = [], set()
-    for name, spec in raw.get("panels", {}).items():
-        w = f"assessment.panels.{name}"
-        check_keys(spec, {"findings", "rate", "src"}, w, problems)
-        check_src(spec, w, problems)
-        rate = probability(spec.get("rate"), f"{w}.rate", problems)
-        members = spec.get("findings", [])
-        for fid in members:
-            problems.need(fid in schema, f"{w}.findings", f"unknown finding {fid!r}")
-            problems.need(fid not in seen, f"{w}.findings", f"{fid!r} is already in another panel")
-            seen.add(fid)
-        if rate is not None and all(f in schema for f in members):
-            panels.append((rate, tuple(members)))
-    for finding in schema:
-        if finding.id not in seen and rate_of.get(finding.section) is not None:
-            panels.append((rate_of[finding.section], (finding.id,)))
-    return tuple(panels)

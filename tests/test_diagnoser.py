@@ -238,7 +238,7 @@ def test_waterfall_runs_from_the_average_case_through_every_finding_to_the_score
 def _with_evidence(monkeypatch, percentile, log_evidence):
     import crampdx.model.diagnoser
 
-    monkeypatch.setattr(crampdx.model.diagnoser, "evidence_percentile", lambda codes, kb: (percentile, log_evidence))
+    monkeypatch.setattr(crampdx.model.diagnoser, "evidence_percentile", lambda codes, kb, **kwargs: (percentile, log_evidence))
 
 
 def test_the_rarest_finite_case_is_not_called_rarer_than_all(tiny_diagnoser, monkeypatch):

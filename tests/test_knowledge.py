@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from crampdx.contract import validate_case
 from crampdx.contract.schema_file import SCHEMA_PATH
-from crampdx.synthetic import KnowledgeBase, KnowledgeError, load_knowledge, read_knowledge_document
+from crampdx.synthetic import KnowledgeBase, KnowledgeError, load_knowledge, posterior_from_codes, read_knowledge_document
 from crampdx.synthetic.load import KNOWLEDGE_DIR, parse_knowledge
 from crampdx.synthetic.tables import AgeTable, ConditionalTable, LevelTable, NormalTable
 
@@ -233,7 +234,9 @@ def test_profile_weights_sum_to_one_in_every_class(kb):
 
 
 def _expected_component_weights(document, edges):
-    """(class, profile, band, sex) -> weight, from the document alone (scipy for the age normal)."""
+    """(class, profile, band, sex) -> weight, from the document alone (scipy for the age normal;
+    the declared age floor spreads that share of each profile over all bands)."""
+    age_floor = document.get("floors", {}).get("age", 0.0)
     classes = document["classes"]
     total = sum(c["prior"]["value"] for c in classes.values())
     out = {}
@@ -244,8 +247,9 @@ def _expected_component_weights(document, edges):
             female = profile.get("female", raw["female"])["p"]
             lo, hi = age.get("min", edges[0]), age.get("max", edges[-1])
             dist = stats.truncnorm((lo - age["mean"]) / age["sd"], (hi - age["mean"]) / age["sd"], loc=age["mean"], scale=age["sd"])
-            for band in range(len(edges) - 1):
-                mass = dist.cdf(edges[band + 1]) - dist.cdf(edges[band])
+            masses = np.diff(dist.cdf(np.asarray(edges, dtype=float)))
+            masses = (1 - age_floor) * masses / masses.sum() + age_floor / len(masses)
+            for band, mass in enumerate(masses):
                 for sex, p_sex in enumerate((female, 1.0 - female)):
                     weight = raw["prior"]["value"] / total * profile["weight"]["value"] * mass * p_sex
                     if weight > 0:
@@ -310,8 +314,18 @@ def _allowed(rule, band_start, band_stop, sex_id):
     return band_start >= low and band_stop <= high and rule.get("sex") in (None, sex_id)
 
 
-def _check_table(table, finding, spec_of, kb, constraint=None):
-    """Compare one compiled table with the parameters resolved from the document."""
+def _ruled_out_by_schema(finding, sex_id, start, stop) -> bool:
+    """The schema's only_when: the other sex, or a band wholly outside the possible ages."""
+    rule = finding.only_when
+    if rule is None:
+        return False
+    wrong_sex = rule.sex is not None and sex_id != rule.sex
+    return wrong_sex or (rule.age is not None and (stop - 1 < rule.age[0] or start > rule.age[1]))
+
+
+def _check_table(table, finding, spec_of, kb, constraint=None, floor=0.0):
+    """Compare one compiled table with the parameters resolved from the document: the
+    constraint's forced level, the declared floor on every level, the schema's zeros."""
     expected = []
     for k in range(kb.n_components):
         band = kb.component_band[k]
@@ -326,7 +340,10 @@ def _check_table(table, finding, spec_of, kb, constraint=None):
         if constraint is not None and not _allowed(constraint, start, stop, sex_id):
             vector = np.zeros(len(finding.levels))
             vector[finding.code(constraint["otherwise"])] = 1.0
-        expected.append(vector)
+        vector = np.maximum(vector, floor)
+        if _ruled_out_by_schema(finding, sex_id, start, stop):
+            vector = np.eye(len(finding.levels))[finding.code(finding.only_when.otherwise)]
+        expected.append(vector / vector.sum())
     expected = np.array(expected)
     if finding.is_numeric:
         assert isinstance(table, NormalTable)
@@ -342,6 +359,7 @@ def _check_table(table, finding, spec_of, kb, constraint=None):
 def test_compiled_tables_follow_the_document(which, kb, knowledge_document, tiny_kb, tiny_document):
     kb, document = (kb, knowledge_document) if which == "shipped" else (tiny_kb, tiny_document)
     constraints = document.get("constraints", {})
+    floor = document.get("floors", {}).get("probability", 0.0)
     dependencies = document.get("dependencies", {})
     child_parent = {child: parent for parent, raw in dependencies.items()
                     for specs in raw["when"].values() for child in specs}
@@ -361,32 +379,33 @@ def test_compiled_tables_follow_the_document(which, kb, knowledge_document, tiny
         if finding.id in child_parent:
             parent = child_parent[finding.id]
             assert isinstance(table, ConditionalTable) and table.parent == parent
-            _check_table(table.default, finding, spec_of, kb)
+            _check_table(table.default, finding, spec_of, kb, floor=floor)
             when = dependencies[parent]["when"]
             for code, level in enumerate(kb.schema[parent].level_ids):
                 spec = when.get(level, {}).get(finding.id)
                 if spec is None:
                     assert table.variants[code] is None
                 else:
-                    _check_table(table.variants[code], finding, lambda k, s=spec: s, kb)
+                    _check_table(table.variants[code], finding, lambda k, s=spec: s, kb, floor=floor)
         else:
-            _check_table(table, finding, spec_of, kb, constraints.get(finding.id))
+            _check_table(table, finding, spec_of, kb, constraints.get(finding.id), floor)
 
 
-def test_constraints_forbid_pregnancy_in_men_children_and_from_45(kb):
+def test_pregnancy_is_impossible_exactly_where_validation_refuses_it(kb):
+    """The schema's only_when (women aged 10-60) is the one source of truth: the knowledge
+    base gives a pregnancy probability zero for men and for age bands wholly outside 10-60,
+    and a small but positive probability everywhere validation accepts one."""
     probs = kb.tables["pregnancy"].probs
     not_pregnant = kb.schema["pregnancy"].code("not_pregnant")
-    band_start = kb.band_edges[kb.component_band]
-    band_stop = kb.band_edges[kb.component_band + 1]
-    forbidden = (kb.component_sex == 1) | (band_start < 15) | (band_stop > 45)
-    assert forbidden.any() and (~forbidden).any()
-    np.testing.assert_array_equal(probs[forbidden, not_pregnant], 1.0)
-    pregnancy_class = kb.class_ids.index("pregnancy")
-    allowed_pregnancy = (kb.component_class == pregnancy_class) & ~forbidden
-    assert allowed_pregnancy.any()
-    assert (probs[allowed_pregnancy, not_pregnant] < 1.0).all()
-    # the pregnancy class has no component where pregnancy is forbidden
-    assert not ((kb.component_class == pregnancy_class) & forbidden).any()
+    start = kb.band_edges[kb.component_band]
+    last_year = kb.band_edges[kb.component_band + 1] - 1
+    refused = (kb.component_sex == 1) | (last_year < 10) | (start > 60)
+    assert refused.any() and (~refused).any()
+    np.testing.assert_array_equal(probs[refused, not_pregnant], 1.0)
+    assert (probs[~refused, not_pregnant] < 1.0).all()
+    for age in (10, 14, 47, 58, 60):  # accepted by validation, so possible under the knowledge base
+        case = validate_case({"sex": "female", "age": age, "pregnancy": "trimester_2"})
+        assert np.isfinite(posterior_from_codes(case.codes(), kb)).all(), age
 
 
 def test_assessment_panels_cover_every_finding_once(kb, knowledge_document):

@@ -27,9 +27,9 @@ def small_frame(kb):
 
 # ------------------------------------------------------------------------ the shipped file
 
-def test_shipped_schema_loads_with_60_to_90_findings(schema):
+def test_shipped_schema_loads_with_110_to_130_findings(schema):
     assert isinstance(schema, Schema)
-    assert 60 <= len(schema) <= 90
+    assert 110 <= len(schema) <= 130  # what real cases state (issue: roughly 110-130)
 
 
 def test_every_finding_is_in_one_of_the_four_sections(schema):
@@ -227,7 +227,7 @@ def test_encode_raises_schema_error_naming_the_column(schema, frame, column, wha
 
 
 def test_encode_names_the_offending_rows(schema):
-    frame = pd.DataFrame({"potassium": [4.0, 42.0, None, 1.0, 3.9, 12.0, 20.0, 30.0]})
+    frame = pd.DataFrame({"potassium": [4.0, 42.0, None, 0.5, 3.9, 12.0, 20.0, 30.0]})
     with pytest.raises(SchemaError) as error:
         schema.encode(frame)
     assert "potassium, rows 2, 4, 6 and 2 more" in str(error.value)
@@ -265,7 +265,7 @@ def _reorder_levels(document):
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda d: d["findings"]["potassium"].update(hard=[1.0, 9.0]),
+        lambda d: d["findings"]["potassium"].update(hard=[1.5, 9.0]),
         lambda d: d["findings"]["potassium"].update(unit="mEq/L"),
         lambda d: d["findings"]["potassium"].update(label="Serum potassium"),
         lambda d: d["findings"]["cramp_timing"]["levels"].update(other="something else"),

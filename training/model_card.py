@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from crampdx.render.evaluation import regime_markdown
+from crampdx.render.validation import validation_markdown
 from crampdx.training.evaluate import headline
 
 __all__ = ["plot_calibration", "plot_confusion_matrix", "write_model_card"]
@@ -124,6 +125,8 @@ to the exact posterior there.
 
 {regime_markdown(figures["regimes"]) if figures.get("regimes") else "(not evaluated)"}
 
+**On real case descriptions: a small development set.** {_development_text(figures.get("development_vignettes"))}
+
 Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 
 | class | precision | recall | cases |
@@ -139,6 +142,17 @@ Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 - Rare classes (juvenile idiopathic arthritis, metabolic myopathy) have few training cases.
 - Findings not entered are treated as not assessed, never as absent.
 """
+
+
+def _development_text(figures: dict | None) -> str:
+    if not figures:
+        return "Not measured (the development vignettes do not fit this knowledge base)."
+    return (f"{figures['n']} published vignettes (case reports, teaching cases, clinician-answered questions), mapped "
+            f"into crampdx cases using only what each states (median {figures['findings_median']:.0f} findings). "
+            "They were used while the knowledge base was revised, so the figures are optimistic; the set is small and "
+            "unevenly sourced (2-4 per class), its 95 % intervals are wide, and other real vignettes are kept aside "
+            "for an independent check (TRIPOD+AI: development data, not a validation).\n\n"
+            + validation_markdown(figures, title=f"{figures['n']} development vignettes"))
 
 
 def write_model_card(manifest: dict, figures: dict, directory: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from crampdx.contract.schema import SchemaError
+from crampdx.data import DEV_VIGNETTES
 from crampdx.model.artifact import check_artifact_target, write_artifact
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.synthetic import LABEL, generate
@@ -19,10 +20,11 @@ from crampdx.synthetic.load import load_knowledge
 from crampdx.training.data import read_labelled_cases
 from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
 from crampdx.training.evaluate import evaluate, evaluation_seed, headline
+from crampdx.training.external import read_labelled_file, validate_on
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
 from crampdx.training.model_card import write_model_card
 
-__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "summary_table", "train",
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "development_figures", "summary_table", "train",
            "weak_model_warning"]
 
 CALIBRATION_FRACTION = 0.1
@@ -117,8 +119,10 @@ def train(
         "stopped_early": not reached_cap(estimator.n_iter_, hp.max_iter),
     }
 
-    t = stage(4, f"{evaluation_cases:,} fresh synthetic cases against the exact posterior")
-    figures = evaluate(Diagnoser(estimator, manifest, kb), evaluation_cases, evaluation_seed(seed))
+    t = stage(4, f"{evaluation_cases:,} fresh synthetic cases against the exact posterior, and the sparse regimes")
+    diagnoser = Diagnoser(estimator, manifest, kb)
+    figures = evaluate(diagnoser, evaluation_cases, evaluation_seed(seed), regime_n=max(1000, evaluation_cases // 4))
+    figures["development_vignettes"] = development_figures(diagnoser, report)
     timings["evaluate"] = time.perf_counter() - t
     manifest["metrics"] = {k: v for k, v in figures.items() if k != "calibration"}
     manifest["calibration"] = figures["calibration"]
@@ -130,6 +134,19 @@ def train(
     write_artifact(out, estimator, manifest, extra_files=lambda staging: write_model_card(manifest, figures, staging))
     report(summary_table(manifest, figures))
     return manifest
+
+
+def development_figures(diagnoser: Diagnoser, report: Callable[[str], None] = print) -> dict | None:
+    """The model and the exact posterior on the shipped development vignettes, or None when
+    they do not fit this knowledge base (a user's own schema or classes)."""
+    try:
+        cases = read_labelled_file(DEV_VIGNETTES, diagnoser.knowledge_.class_ids)
+    except (SchemaError, OSError):
+        return None
+    figures = validate_on(diagnoser, cases)
+    report(f"          development vignettes: top-1 {figures['model']['top1']['value']:.0%}, "
+           f"top-3 {figures['model']['top3']['value']:.0%} (exact posterior {figures['posterior']['top3']['value']:.0%})")
+    return figures
 
 
 def calibration_mask(n: int, seed: int) -> np.ndarray:
