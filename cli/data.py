@@ -70,7 +70,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
                 accepted = " | ".join(level.id for level in f.levels)
             print(f"  {f.id:<{width}}  {f.label} [{accepted}]")
         print()
-    print("A case file maps ids (or labels) to values; binary findings also take yes/no, true/false, 1/0.")
+    print("A case file maps ids (or labels) to values; binary findings also take yes/no, true/false, 1/0;\n"
+          "numeric findings also take a result known only in words (low, normal, high) or a bound (<3.5, >10).")
     return 0
 
 

@@ -112,7 +112,7 @@ def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str
 def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = None) -> dict[str, str]:
     """Findings that each are valid but cannot occur together, named on the dependent field.
 
-    The rules are the schema's ``only_when`` entries (a pregnancy only in women aged 10-60),
+    The rules are the schema's ``only_when`` entries (a pregnancy only in women aged 10-64),
     which the knowledge base also follows, so validation and inference agree.
 
     Examples
@@ -172,7 +172,7 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     ... except CaseError as error:
     ...     for field, message in error.problems.items():
     ...         print(f"{field}: {message}")
-    potassium: 20 mmol/L is outside the plausible range 1.5–9 mmol/L
+    potassium: 20 mmol/L is outside the plausible range 1–9 mmol/L
     Agee: unknown finding; did you mean 'age'? `crampdx findings` lists the ids, labels and accepted values
     """
     if isinstance(mapping, Case):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -69,7 +70,7 @@ class Interval:
 @dataclass(frozen=True)
 class OnlyWhen:
     """Where a finding's levels other than ``otherwise`` are physically possible (pregnancy:
-    women aged 10-60). Validation refuses the rest, and the knowledge base gives it
+    women aged 10-64). Validation refuses the rest, and the knowledge base gives it
     probability zero there and nowhere else: one source of truth for both."""
 
     otherwise: str
@@ -80,7 +81,7 @@ class OnlyWhen:
         """None when the combination is possible (or not known), else what rules it out."""
         if self.sex is not None and sex is not None and sex != self.sex:
             return f"sex {sex}"
-        if self.age is not None and age is not None and not self.age[0] <= age <= self.age[1]:
+        if self.age is not None and age is not None and not self.age[0] <= math.floor(age) <= self.age[1]:
             return f"age {age:g}"
         return None
 

@@ -12,9 +12,10 @@ from typing import Any
 import streamlit as st
 
 from crampdx.contract import Case, CaseError, findings_from_json, load_schema, validate_case
+from crampdx.contract.schema import Interval
 from crampdx.synthetic.examples import load_examples
 
-__all__ = ["ASK_NEXT", "FINDING", "MAX_IMPORT_BYTES", "NA", "SCHEMA", "adopt", "clear_all", "default_of", "entered",
+__all__ = ["ASK_NEXT", "FINDING", "MAX_IMPORT_BYTES", "NA", "SCHEMA", "adopt", "as_entry", "clear_all", "default_of", "entered",
            "import_case", "keep_entries", "load_again", "load_example", "parse_import"]
 
 SCHEMA = load_schema()
@@ -25,7 +26,14 @@ MAX_IMPORT_BYTES = 100_000
 
 
 def default_of(finding) -> Any:
-    return None if finding.is_numeric else NA
+    return "" if finding.is_numeric else NA
+
+
+def as_entry(finding, value: Any) -> Any:
+    """A validated value as its input holds it: measurements as text ("2.9", "low", "<3")."""
+    if not finding.is_numeric or value is None:
+        return default_of(finding) if value is None else value
+    return value if isinstance(value, str) else value.text if isinstance(value, Interval) else f"{value:g}"
 
 
 def entered() -> dict[str, Any]:
@@ -33,7 +41,9 @@ def entered() -> dict[str, Any]:
     values = {}
     for finding in SCHEMA:
         value = st.session_state.get(FINDING + finding.id)
-        if value is not None and value != NA:
+        if isinstance(value, str):
+            value = value.strip()
+        if value is not None and value not in (NA, ""):
             values[finding.id] = value
     return values
 
@@ -41,7 +51,7 @@ def entered() -> dict[str, Any]:
 def set_findings(values: dict[str, Any]) -> None:
     """Replace every input's value (callbacks only: before the widgets are drawn)."""
     for finding in SCHEMA:
-        st.session_state[FINDING + finding.id] = values.get(finding.id, default_of(finding))
+        st.session_state[FINDING + finding.id] = as_entry(finding, values.get(finding.id))
 
 
 def clear_all() -> None:
@@ -54,7 +64,7 @@ def clear_all() -> None:
 def load_case(values: dict[str, Any], name: str) -> None:
     """Replace the entries with a loaded case, remembered so that it can be loaded again."""
     set_findings(values)
-    st.session_state["loaded"] = (name, values)
+    st.session_state["loaded"] = (name, {fid: as_entry(SCHEMA[fid], v) for fid, v in values.items()})
 
 
 def load_again() -> None:

@@ -25,13 +25,18 @@ def finding_label(finding) -> str:
     return f"{finding.label} ({finding.unit})"
 
 
+NUMERIC_PLACEHOLDER = "not assessed · a number, or low / normal / high, or a bound such as <3.5"
+
+
 def finding_input(finding, key: str, *, label: str | None = None, collapsed: bool = False, **callback) -> None:
-    """One finding's widget: a number (empty = not assessed) or a choice that starts at 'not assessed'."""
+    """One finding's widget: a measurement as text (empty = not assessed; a number with a
+    decimal point or comma, a result known only in words, or a bound), or a choice that
+    starts at 'not assessed'."""
     label = label or finding_label(finding)
     visibility = "collapsed" if collapsed else "visible"
     if finding.is_numeric:
-        st.number_input(label, value=None, step=10.0 ** -finding.decimals, format=f"%.{finding.decimals}f",
-                        placeholder="not assessed", key=key, help=finding.help, label_visibility=visibility, **callback)
+        st.text_input(label, key=key, placeholder=NUMERIC_PLACEHOLDER, help=finding.help, label_visibility=visibility,
+                      **callback)
     elif finding.kind == "binary":
         st.radio(label, (NA, "present", "absent"), format_func=LABELS[finding.id].get, horizontal=True,
                  key=key, help=finding.help, label_visibility=visibility, **callback)
@@ -62,5 +67,5 @@ def findings_form(case: Case, problems: dict[str, str]) -> None:
                 finding_input(finding, FINDING + finding.id)
                 if finding.id in problems:
                     st.error(f"{finding.label}: {problems[finding.id]}")
-                elif finding.id in case.flags:
-                    st.caption(f"{'↓ below' if case.flags[finding.id] == 'low' else '↑ above'} the reference range")
+                elif finding.is_numeric and finding.id in case:
+                    st.caption(f"Read as: {case.describe(finding.id)}")

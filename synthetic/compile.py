@@ -24,12 +24,14 @@ from crampdx.synthetic.tables import AgeTable, ConditionalTable, LevelTable, Nor
 __all__ = ["compile_knowledge"]
 
 
-def _band_probabilities(age: tuple[float, float, float, float], edges: np.ndarray) -> np.ndarray:
-    """The share of a truncated normal age distribution that falls in each age band."""
+def _band_probabilities(age: tuple[float, float, float, float], edges: np.ndarray, floor: float) -> np.ndarray:
+    """The share of a truncated normal age distribution that falls in each age band, with
+    ``floor`` of it spread evenly over the bands inside the declared ``[min, max]``."""
     mean, sd, low, high = age
     cdf = ndtr((np.clip(edges, low, high) - mean) / sd)
     mass = np.diff(cdf)
-    return mass / mass.sum()
+    inside = (edges[:-1] < high) & (edges[1:] > low)
+    return (1.0 - floor) * mass / mass.sum() + floor * inside / inside.sum()
 
 
 class _Components:
@@ -43,8 +45,7 @@ class _Components:
         for ci, (etiology, profiles) in enumerate(zip(self.classes, parsed.profiles)):
             for spec in profiles:
                 self.profile_index.append((ci, spec.id))
-                bands = _band_probabilities(spec.age, edges)
-                bands = (1.0 - parsed.floors.age) * bands + parsed.floors.age / len(bands)
+                bands = _band_probabilities(spec.age, edges, parsed.floors.age)
                 for b in range(len(edges) - 1):
                     for s, p_sex in enumerate((spec.female, 1.0 - spec.female)):
                         w = etiology.prior * spec.weight * bands[b] * p_sex

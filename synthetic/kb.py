@@ -109,7 +109,8 @@ class KnowledgeBase:
         raise KeyError(f"unknown etiology class {class_id!r}")
 
     def assessment_rates(self) -> np.ndarray:
-        """Probability that each finding (schema order) is assessed."""
+        """Probability that each finding (schema order) is assessed in a full workup (a brief
+        workup then keeps a random few of those)."""
         rates = np.zeros(len(self.schema))
         for rate, positions in self.panels:
             rates[list(positions)] = rate

@@ -6,7 +6,8 @@
   each with its exact probability and a representative value.
 * :func:`evidence_percentile` — where log p(x_S) of a case falls among generated cases with
   the *same* set S of assessed findings (log-evidence falls as findings are added, so only
-  like can be compared with like).
+  like can be compared with like). Both sides are weighed as if every cause were equally
+  common, so a textbook case of a rare cause is typical, not atypical.
 """
 
 from __future__ import annotations
@@ -185,9 +186,21 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
 
 
 @lru_cache(maxsize=4)
-def _reference_codes(kb: KnowledgeBase, n: int, seed: int) -> np.ndarray:
-    """Fully assessed generated cases, masked per query to the case's assessed set."""
-    return kb.schema.encode(generate(n, seed=seed, knowledge=kb, complete=True))
+def _reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fully assessed generated cases (masked per query to the case's assessed set) and each
+    one's weight 1 / (K prior of its class), which makes every class equally represented."""
+    frame = generate(n, seed=seed, knowledge=kb, complete=True)
+    priors = np.array([c.prior for c in kb.classes])
+    labels = frame["etiology"].cat.codes.to_numpy()
+    return kb.schema.encode(frame), 1.0 / (len(priors) * priors[labels])
+
+
+def _class_balanced_evidence(post: np.ndarray, evidence: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+    """log (1/K) sum_c p(x_S | c): the evidence were every class equally likely a priori,
+    from p(c | x_S) and log p(x_S) as ``log p(x_S) + log mean_c p(c | x_S) / prior_c``."""
+    priors = np.array([c.prior for c in kb.classes])
+    with np.errstate(divide="ignore"):
+        return evidence + np.log(np.nanmean(post / priors, axis=1))
 
 
 def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Mapping[str, tuple[float, float]] | None = None,
@@ -201,23 +214,30 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     Returns
     -------
     percentile : float
-        Mid-rank of the case's log p(x_S) among the reference cases restricted to the same
-        set of assessed findings: the fraction below it plus half the fraction equal to it
-        (so a case with nothing assessed sits at 0.5, not at 0).
+        Mid-rank of the case's class-balanced log-evidence, log (1/K) sum_c p(x_S | c), among
+        the reference cases restricted to the same set of assessed findings, each weighed
+        1 / (K prior of its class): the weighted fraction below it plus half the fraction
+        equal to it (so a case with nothing assessed sits at 0.5, not at 0). Balancing the
+        classes keeps a typical case of a rare cause from reading as atypical.
     log_evidence : float
         The case's log p(x_S).
     """
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     ranges = dict(ranges or {})
-    reference = _reference_codes(kb, n_reference, seed).copy()
+    reference, weight = _reference_cases(kb, n_reference, seed)
+    reference = reference.copy()
     reference_ranges = {fid: _partition_cells(reference[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
                         for fid, bounds in ranges.items()}
     reference[:, np.isnan(row[0])] = np.nan
     by_row = {i: {fid: cells[i] for fid, cells in reference_ranges.items()} for i in range(len(reference))} if ranges else {}
-    _, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
-    _, reference_evidence = class_posterior_and_evidence(reference, kb, by_row)
-    below = (reference_evidence < case_evidence[0]).mean()
-    tied = (reference_evidence == case_evidence[0]).mean()
+    case_post, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
+    reference_post, reference_evidence = class_posterior_and_evidence(reference, kb, by_row)
+    if not np.isfinite(case_evidence[0]):
+        return 0.0, float(case_evidence[0])
+    case_balanced = _class_balanced_evidence(case_post, case_evidence, kb)[0]
+    reference_balanced = _class_balanced_evidence(reference_post, reference_evidence, kb)
+    below = np.average(reference_balanced < case_balanced, weights=weight)
+    tied = np.average(reference_balanced == case_balanced, weights=weight)
     return float(below + tied / 2), float(case_evidence[0])
 
 

@@ -99,6 +99,13 @@ def cases(kb):
 
 
 @pytest.fixture(scope="session")
+def full_workup_cases(kb):
+    """100,000 cases all given the full workup: the panels at their declared rates, nothing
+    thinned by a brief workup (for the panel-level assessment rates)."""
+    return generate(N_CASES, seed=CASES_SEED + 1, knowledge=kb, workup="full")
+
+
+@pytest.fixture(scope="session")
 def complete_cases(kb):
     """100,000 cases with every finding reported (for class-conditional rates)."""
     return generate(N_CASES, seed=COMPLETE_SEED, knowledge=kb, complete=True)

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGES = Path(crampdx.dashboard.pages.__file__).parent
 TIMEOUT = 120
+SCHEMA = load_schema()
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +66,14 @@ def open_section(at: AppTest, name: str) -> AppTest:
 
 
 def value(at: AppTest, finding_id: str):
-    """A finding's entry (None for a number or an input never drawn)."""
+    """A finding's entry, measurements read back as numbers (None when empty or never drawn)."""
     try:
-        return at.session_state["f:" + finding_id]
+        entry = at.session_state["f:" + finding_id]
     except KeyError:
         return None
+    if SCHEMA[finding_id].is_numeric and isinstance(entry, str):
+        return float(entry) if entry else None
+    return entry
 
 
 def texts(elements) -> str:
@@ -84,19 +88,19 @@ def test_first_view_has_disclaimer_ranking_and_all_findings_not_assessed(at):
     assert at.selectbox(key="f:cramp_timing").value == "not_assessed"
     assert at.radio(key="f:urge_to_move").value == "not_assessed"
     open_section(at, "Laboratory")
-    potassium = at.number_input(key="f:potassium")
-    assert potassium.value is None
+    potassium = at.text_input(key="f:potassium")
+    assert potassium.value == ""
     assert "mmol/L" in potassium.label and "3.5–5.0" in potassium.label
     open_section(at, "Background & medications")
     assert at.radio(key="f:med_diuretic").value == "not_assessed"
-    assert at.number_input(key="f:age").value is None
+    assert at.text_input(key="f:age").value == ""
 
 
 def test_entering_findings_changes_the_ranking(at):
     before = ranking(at)
     at.radio(key="f:weakness_reported").set_value("present")
     open_section(at, "Laboratory")
-    at.number_input(key="f:potassium").set_value(2.6)
+    at.text_input(key="f:potassium").set_value("2.6")
     open_section(at, "Background & medications")
     at.radio(key="f:med_diuretic").set_value("present").run()
     assert not at.exception
@@ -107,6 +111,18 @@ def test_entering_findings_changes_the_ranking(at):
     assert "Potassium 2.6 mmol/L (low)" in texts(at.markdown)
     # the medication-review red flag is shown for the diuretic
     assert "Review medications" in texts(at.info)
+
+
+def test_a_result_known_only_in_words_or_with_a_decimal_comma_is_read_and_shown(at):
+    open_section(at, "Laboratory")
+    at.text_input(key="f:potassium").set_value("low").run()
+    assert not at.exception
+    assert "Read as: Potassium: low (no value)" in texts(at.tabs[2].caption)
+    assert "Potassium: low (no value)" in texts(at.markdown)  # the explanation says it in words
+    at.text_input(key="f:potassium").set_value("2,6").run()
+    assert "Read as: Potassium 2.6 mmol/L (low)" in texts(at.tabs[2].caption)
+    at.text_input(key="f:potassium").set_value("lowish").run()
+    assert "Potassium:" in texts(at.tabs[2].error) and "Not used until corrected: Potassium" in texts(at.warning)
 
 
 def test_choosing_another_cause_explains_it(at, kb):
@@ -131,13 +147,13 @@ def test_load_example_fills_its_findings_and_ranks_its_cause(at):
 
 def test_impossible_lab_value_shows_an_inline_error_naming_the_field(at):
     open_section(at, "Laboratory")
-    at.number_input(key="f:potassium").set_value(20).run()
+    at.text_input(key="f:potassium").set_value("20").run()
     assert not at.exception
     inline = texts(at.tabs[2].error)  # in the Laboratory tab, under the field
     assert "Potassium: 20 mmol/L is outside the plausible range" in inline
     assert "Not used until corrected: Potassium" in texts(at.warning)
     assert len(ranking(at)) == 10  # the rest of the case is still ranked
-    at.number_input(key="f:potassium").set_value(3.1).run()
+    at.text_input(key="f:potassium").set_value("3.1").run()
     assert "Potassium" not in texts(at.error)
 
 
@@ -145,7 +161,7 @@ def test_an_edited_example_can_be_loaded_again(at):
     at.selectbox(key="example").set_value("hypokalemia").run()
     assert "load_again" not in [b.key for b in at.button]  # nothing changed yet
     open_section(at, "Laboratory")
-    at.number_input(key="f:potassium").set_value(4.1).run()
+    at.text_input(key="f:potassium").set_value("4.1").run()
     assert "have changed since" in texts(at.sidebar.caption)
     at.button(key="load_again").click().run()
     assert not at.exception
@@ -184,7 +200,7 @@ def test_bad_json_import_shows_one_message_and_keeps_the_case(at):
 
 def test_import_of_an_unknown_finding_names_it_and_changes_nothing(at):
     open_section(at, "Laboratory")
-    at.number_input(key="f:sodium").set_value(128).run()
+    at.text_input(key="f:sodium").set_value("128").run()
     payload = json.dumps({"potassium": 2.5, "shoe_size": 44}).encode()
     at.file_uploader[0].set_value(("case.json", payload, "application/json")).run()
     assert "shoe_size" in texts(at.error) and "nothing was changed" in texts(at.error)
@@ -238,7 +254,7 @@ def test_typical_case_has_no_atypical_warning(at):
 
 def test_about_view_renders_model_card_and_knowledge_and_keeps_entries(at):
     open_section(at, "Laboratory")
-    at.number_input(key="f:magnesium").set_value(1.1).run()
+    at.text_input(key="f:magnesium").set_value("1.1").run()
     switch_page(at, "about")
     assert not at.exception
     assert DISCLAIMER in texts(at.warning)
@@ -290,7 +306,8 @@ def test_parse_import_messages():
     with pytest.raises(ValueError, match="JSON object"):
         parse_import(b"[1, 2]")
     with pytest.raises(ValueError, match="potassium"):
-        parse_import(b'{"potassium": "high"}')
+        parse_import(b'{"potassium": "plenty"}')
+    assert parse_import(b'{"potassium": "high"}').values["potassium"].text == "high"  # a result known in words
     case = parse_import(json.dumps({"findings": {"Potassium": "2.9", "sex": "female"}}).encode())
     assert dict(case.values) == {"potassium": 2.9, "sex": "female"}
 

@@ -41,7 +41,9 @@ def test_findings_lists_every_finding_with_what_it_accepts(capsys, schema):
     assert main(["findings"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {fid} " in out for fid in schema.ids)
-    assert "Potassium [mmol/L; reference 3.5–5, plausible 1.5–9]" in out
+    potassium = schema["potassium"]
+    assert f"Potassium [mmol/L; reference 3.5–5, plausible {potassium.hard[0]:g}–{potassium.hard[1]:g}]" in out
+    assert "low, normal, high" in out
     assert main(["findings", "--section", "laboratory", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert [f["id"] for f in listing["findings"]] == [f.id for f in schema.in_section("laboratory")]

@@ -10,10 +10,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from crampdx.contract import validate_case
+from crampdx.contract import CaseError, validate_case
 from crampdx.contract.schema_file import SCHEMA_PATH
 from crampdx.synthetic import KnowledgeBase, KnowledgeError, load_knowledge, posterior_from_codes, read_knowledge_document
 from crampdx.synthetic.load import KNOWLEDGE_DIR, parse_knowledge
@@ -235,7 +236,7 @@ def test_profile_weights_sum_to_one_in_every_class(kb):
 
 def _expected_component_weights(document, edges):
     """(class, profile, band, sex) -> weight, from the document alone (scipy for the age normal;
-    the declared age floor spreads that share of each profile over all bands)."""
+    the declared age floor spreads that share of each profile over the bands its min-max touches)."""
     age_floor = document.get("floors", {}).get("age", 0.0)
     classes = document["classes"]
     total = sum(c["prior"]["value"] for c in classes.values())
@@ -248,7 +249,9 @@ def _expected_component_weights(document, edges):
             lo, hi = age.get("min", edges[0]), age.get("max", edges[-1])
             dist = stats.truncnorm((lo - age["mean"]) / age["sd"], (hi - age["mean"]) / age["sd"], loc=age["mean"], scale=age["sd"])
             masses = np.diff(dist.cdf(np.asarray(edges, dtype=float)))
-            masses = (1 - age_floor) * masses / masses.sum() + age_floor / len(masses)
+            start, stop = np.asarray(edges[:-1], dtype=float), np.asarray(edges[1:], dtype=float)
+            inside = [s < hi and e > lo for s, e in zip(start, stop)]
+            masses = (1 - age_floor) * masses / masses.sum() + age_floor * np.asarray(inside) / sum(inside)
             for band, mass in enumerate(masses):
                 for sex, p_sex in enumerate((female, 1.0 - female)):
                     weight = raw["prior"]["value"] / total * profile["weight"]["value"] * mass * p_sex
@@ -392,20 +395,26 @@ def test_compiled_tables_follow_the_document(which, kb, knowledge_document, tiny
 
 
 def test_pregnancy_is_impossible_exactly_where_validation_refuses_it(kb):
-    """The schema's only_when (women aged 10-60) is the one source of truth: the knowledge
-    base gives a pregnancy probability zero for men and for age bands wholly outside 10-60,
+    """The schema's only_when (women aged 10-64) is the one source of truth: the knowledge
+    base gives a pregnancy probability zero for men and for age bands wholly outside 10-64,
     and a small but positive probability everywhere validation accepts one."""
     probs = kb.tables["pregnancy"].probs
     not_pregnant = kb.schema["pregnancy"].code("not_pregnant")
     start = kb.band_edges[kb.component_band]
     last_year = kb.band_edges[kb.component_band + 1] - 1
-    refused = (kb.component_sex == 1) | (last_year < 10) | (start > 60)
+    low, high = kb.schema["pregnancy"].only_when.age
+    refused = (kb.component_sex == 1) | (last_year < low) | (start > high)
     assert refused.any() and (~refused).any()
     np.testing.assert_array_equal(probs[refused, not_pregnant], 1.0)
     assert (probs[~refused, not_pregnant] < 1.0).all()
-    for age in (10, 14, 47, 58, 60):  # accepted by validation, so possible under the knowledge base
+    for age in (low, low + 4, 47, 58, high, high + 0.5):  # accepted by validation, so possible
         case = validate_case({"sex": "female", "age": age, "pregnancy": "trimester_2"})
         assert np.isfinite(posterior_from_codes(case.codes(), kb)).all(), age
+    for age in (low - 1, high + 1):  # refused by validation, and impossible under the knowledge base
+        with pytest.raises(CaseError, match="pregnancy|Pregnancy"):
+            validate_case({"sex": "female", "age": age, "pregnancy": "trimester_2"})
+        codes = kb.schema.encode(pd.DataFrame({"sex": ["female"], "age": [float(age)], "pregnancy": ["trimester_2"]}))
+        assert np.isnan(posterior_from_codes(codes.astype(float), kb)).all(), age
 
 
 def test_assessment_panels_cover_every_finding_once(kb, knowledge_document):

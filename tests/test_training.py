@@ -28,7 +28,7 @@ def test_temperature_scaling_keeps_the_ranking(tiny_diagnoser, kb):
     codes = kb.schema.encode(generate(500, seed=11))
     raw = tiny_diagnoser.estimator_.decision_function(codes)
     np.testing.assert_array_equal(tiny_diagnoser.predict_proba_codes(codes).argmax(axis=1), raw.argmax(axis=1))
-    np.testing.assert_allclose(tiny_diagnoser.scores(codes) * tiny_diagnoser.temperature_, raw, rtol=1e-12)
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes) * tiny_diagnoser.temperature_, raw, rtol=1e-12, atol=1e-12)
 
 
 def test_categorical_findings_enter_as_numeric_codes(tiny_diagnoser):

@@ -31,7 +31,7 @@ def regime_cases(kb: KnowledgeBase, regime: str, n: int, seed: int) -> tuple[np.
     --------
     >>> from crampdx.synthetic import load_knowledge
     >>> codes, labels = regime_cases(load_knowledge(), "4 findings", 50, seed=1)
-    >>> sorted(set((~np.isnan(codes)).sum(axis=1)))
+    >>> sorted(set((~np.isnan(codes)).sum(axis=1).tolist()))
     [4]
     """
     if regime not in REGIMES:
