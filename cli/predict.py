@@ -53,7 +53,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         case = validate_case(content)  # a bad case is reported even before a model exists
         diagnoser = Diagnoser.load(args.model)
         assessment = diagnoser.assess(case, top=args.top, explain=1 if args.explain else 0, next_findings=NEXT_FINDINGS)
-        document = json.dumps(assessment.to_dict(), indent=2, ensure_ascii=False)
+        document = json.dumps(assessment.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
         if out is not None:
             write_text_atomically(document + "\n", out)
         print(document if args.json else assessment_text(assessment))
@@ -82,9 +82,9 @@ def _predict_many(diagnoser: Diagnoser, frame, args: argparse.Namespace) -> int:
             write_table_atomically(out, target, example="ranked.csv")
         else:
             document = batch_document(out, diagnoser.identity, DISCLAIMER)
-            write_text_atomically(json.dumps(document, indent=2, ensure_ascii=False) + "\n", target, example="ranked.json")
+            write_text_atomically(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n", target, example="ranked.json")
     if args.json:
-        print(json.dumps(batch_document(out, diagnoser.identity, DISCLAIMER), ensure_ascii=False))
+        print(json.dumps(batch_document(out, diagnoser.identity, DISCLAIMER), ensure_ascii=False, allow_nan=False))
         if table_out:
             print(DISCLAIMER, file=sys.stderr)
         return 0

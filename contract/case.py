@@ -235,5 +235,7 @@ def validate_what_is_valid(mapping: Mapping[str, Any], *, schema: Schema | None 
     try:
         return validate_case(mapping, schema=schema), {}
     except CaseError as error:
-        valid = {key: value for key, value in mapping.items() if key not in error.problems}
+        names = finding_names(schema or load_schema())
+        valid = {key: value for key, value in mapping.items()
+                 if key not in error.problems and finding_id_for(key, names) not in error.problems}
         return validate_case(valid, schema=schema), error.problems

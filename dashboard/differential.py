@@ -152,7 +152,7 @@ def export_buttons(diagnoser: Diagnoser, case: Case, cause_id: str, problems: di
 
     st.divider()
     st.markdown("**Export this case**")
-    st.download_button("Download JSON", data=lambda: json.dumps(assessment().to_dict(), indent=2, ensure_ascii=False),
+    st.download_button("Download JSON", data=lambda: json.dumps(assessment().to_dict(), indent=2, ensure_ascii=False, allow_nan=False),
                        file_name="crampdx-case.json", mime="application/json", width="stretch")
     st.download_button("Printable report (Markdown)", data=lambda: assessment_markdown(assessment()),
                        file_name="crampdx-report.md", mime="text/markdown", width="stretch")

@@ -299,10 +299,16 @@ class Diagnoser:
         KeyError
             An unknown cause id in ``explain``.
         """
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ValueError(f"top must be a whole number of causes, at least 1 (got {top!r})")
+        if isinstance(explain, bool) or (isinstance(explain, int) and explain < 0):
+            raise ValueError(f"explain must be a number of causes (0 or more) or cause ids (got {explain!r})")
         case = self.case(case)
         scores = self.case_scores(case)
         causes = self._causes(scores)
-        explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(explain)
+        if isinstance(explain, str):
+            explain = [explain]
+        explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         differential = softmax(scores)
         return Assessment(
             case=case,

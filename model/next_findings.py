@@ -61,7 +61,8 @@ def next_best_findings(case: Case, differential: np.ndarray, kb: KnowledgeBase, 
     ranges = {fid: (value.low, value.high) for fid, value in case.intervals.items()}
     for answers in answer_distributions(case.codes(), kb, unentered, ranges):
         joint = prior[:, None] * answers.class_probabilities  # q(c, a)
-        marginal = joint.sum(axis=0)  # q(a)
+        marginal = np.clip(joint.sum(axis=0), 0.0, None)  # q(a)
+        marginal /= marginal.sum()
         seen = marginal > 0
         updated = joint[:, seen] / marginal[seen]  # q(c | a), one column per possible answer
         expected_entropy = float(marginal[seen] @ _entropy_bits(updated, axis=0))

@@ -6,6 +6,7 @@ bundles them for one case, and every front end renders that one object.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 __all__ = ["Atypicality", "Cause", "Contribution", "Explanation", "NextFinding", "WaterfallStep"]
@@ -148,4 +149,7 @@ class Atypicality:
     message: str | None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not math.isfinite(self.log_evidence):  # an impossible case: JSON has no -Infinity
+            out["log_evidence"] = None
+        return out

@@ -72,7 +72,8 @@ def read_knowledge_document(path: str | Path) -> tuple[dict[str, Any], str]:
     data = base_path.read_bytes()
     digest.update(BASE_FILE.encode() + b"\0" + data)
     document = _toml(base_path, data)
-    listed = document.pop("modules", {}).get("classes")
+    modules = document.pop("modules", {})
+    listed = modules.get("classes") if isinstance(modules, Mapping) else None
     if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
         raise KnowledgeError(f"{BASE_FILE}: modules.classes must list the class ids (one file each under {CLASSES_DIR}/)")
     present = {p.stem for p in (path / CLASSES_DIR).glob("*.toml")}

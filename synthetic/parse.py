@@ -112,6 +112,10 @@ def parse_document(document: Mapping, schema: Schema, *, source: str = "knowledg
             raise KnowledgeError(f"{source}: the schema must define the finding {fid!r}")
     edges = _band_edges(document, source)
     problems = Problems()
+    known = {"format_version", "title", "demographics", "references", "decisions", "assessment", "floors",
+             "constraints", "dependencies", "background", "classes"}
+    for key in document:  # a misspelt table ([constraint.pregnancy]) must not vanish without a word
+        problems.need(key in known, key, f"unknown top-level table (expected one of {', '.join(sorted(known))})")
     _check_demographics(document, schema, edges, problems)
     _check_references_and_decisions(document, problems)
     background = _parse_background(document, schema, edges, problems)

@@ -57,14 +57,14 @@ def component_posterior(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
 def class_component_weights(component_post: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
     """p(component | findings, class), shape (n_classes, K), from p(component | findings).
 
-    A class the findings rule out (all its components at probability 0) falls back to its
-    components' prior weights, so every row is a distribution.
+    A class the findings rule out (all its components at probability 0) falls back to the
+    whole posterior over components, so every row is a distribution and an answer the
+    findings make impossible (a pregnancy for a man) keeps probability 0.
     """
     membership = kb.component_class[None, :] == np.arange(len(kb.classes))[:, None]
     weights = np.where(membership, component_post[None, :], 0.0)
     totals = weights.sum(axis=1, keepdims=True)
-    prior = np.where(membership, np.exp(kb.component_log_weight)[None, :], 0.0)
-    weights = np.where(totals > 0, weights, prior)
+    weights = np.where(totals > 0, weights, component_post[None, :])
     return weights / weights.sum(axis=1, keepdims=True)
 
 

@@ -166,3 +166,39 @@ def test_assessment_json_schema_is_a_fresh_copy():
     schema["properties"].clear()
     assert assessment_json_schema()["properties"], "the cached schema must not be shared"
     assert copy.deepcopy(assessment_json_schema()) == assessment_json_schema()
+
+
+def test_an_impossible_case_is_valid_json_with_a_null_log_evidence(tiny_diagnoser, validator):
+    """A case the knowledge base deems impossible (a pregnant man, bypassing validation) must
+    still give strict JSON: no -Infinity, which JavaScript, Go and jq reject."""
+    from crampdx.model.results import Atypicality
+
+    atypical = Atypicality(True, 0.0, float("-inf"), "impossible")
+    assert atypical.to_dict()["log_evidence"] is None
+    document = tiny_diagnoser.assess(HYPOKALEMIA, next_findings=3).to_dict()
+    document["atypical"] = atypical.to_dict()
+    json.loads(json.dumps(document, allow_nan=False))
+    validator.validate(document)
+
+
+@pytest.mark.parametrize("arguments", [{"top": 0}, {"top": -1}, {"top": 2.5}, {"explain": -1}])
+def test_assess_refuses_arguments_that_would_corrupt_the_result(tiny_diagnoser, arguments):
+    with pytest.raises(ValueError, match="top|explain"):
+        tiny_diagnoser.assess(HYPOKALEMIA, **arguments)
+
+
+def test_assess_takes_one_cause_id_as_a_string_and_explains_each_id_once(tiny_diagnoser):
+    assessment = tiny_diagnoser.assess(HYPOKALEMIA, explain="hypokalemia", next_findings=0)
+    assert [e.cause_id for e in assessment.explanations] == ["hypokalemia"]
+    twice = tiny_diagnoser.assess(HYPOKALEMIA, explain=["hypokalemia", "hypokalemia"], next_findings=0)
+    assert len(twice.explanations) == 1
+
+
+def test_an_answer_the_entered_findings_rule_out_gets_no_probability(tiny_diagnoser):
+    """A man cannot be pregnant: the suggested question, if any, gives every trimester 0."""
+    suggestions = tiny_diagnoser.next_best_findings({"sex": "male", "age": 30}, k=200)
+    pregnancy = next(s for s in suggestions if s.finding_id == "pregnancy")
+    assert dict(pregnancy.answers)["not pregnant"] == pytest.approx(1.0)
+    assert all(p == 0.0 for label, p in pregnancy.answers if label != "not pregnant")
+    for suggestion in suggestions:
+        assert all(0.0 <= p <= 1.0 for _, p in suggestion.answers)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import possible_case
-from crampdx.contract import CaseError, load_schema, validate_case
+from crampdx.contract import CaseError, load_schema, validate_case, validate_what_is_valid
 from crampdx.synthetic import LABEL, generate
 
 SCHEMA = load_schema()
@@ -155,3 +155,8 @@ def test_a_form_keeps_its_valid_entries_and_names_the_wrong_ones():
     assert case.values == {"sodium": 131.0, "sex": "male"}
     assert set(problems) == {"potassium", "pregnancy"}
     assert validate_what_is_valid({"sodium": 131})[1] == {}
+
+
+def test_the_valid_part_of_a_case_drops_a_bad_entry_given_by_its_label():
+    case, problems = validate_what_is_valid({"Potassium": 20, "sodium": 130})
+    assert dict(case.values) == {"sodium": 130.0} and list(problems) == ["potassium"]

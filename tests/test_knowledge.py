@@ -653,8 +653,9 @@ def test_several_problems_are_reported_together(fresh_knowledge_document):
     ("edit", "words"),
     [(_set("format_version", 2), "format_version"),
      (_set("demographics.age_band_edges", [1, 45, 15, 106]), "age_band_edges"),
-     (_set("demographics.age_band_edges", [18, 45, 106]), "age_band_edges")],
-    ids=["format-version", "edges-not-increasing", "edges-not-covering-ages"],
+     (_set("demographics.age_band_edges", [18, 45, 106]), "age_band_edges"),
+     (_set("constraint", {"pregnancy": {"sex": "female"}}), "constraint: unknown top-level table")],
+    ids=["format-version", "edges-not-increasing", "edges-not-covering-ages", "misspelt-top-level-table"],
 )
 def test_structural_errors_raise_knowledge_error(fresh_knowledge_document, edit, words):
     edit(fresh_knowledge_document)
