@@ -23,7 +23,7 @@ import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine, median_seconds  # noqa: E402
 from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
 from crampdx.model.diagnoser import Diagnoser  # noqa: E402
-from crampdx.synthetic.predictive import _reference_codes  # noqa: E402
+from crampdx.synthetic.predictive import reference_cases  # noqa: E402
 
 
 def load_or_train() -> Diagnoser:
@@ -53,7 +53,7 @@ def main() -> None:
     start = time.perf_counter()
     diagnoser.explain(cases[0], diagnoser.class_ids_[0])
     warmup = time.perf_counter() - start
-    _reference_codes(synthetic.load_knowledge(), 4000, 20_011)  # atypical's reference, once
+    reference_cases(synthetic.load_knowledge(), 4000, 20_011)  # atypical's reference, once
 
     rank_explain, next_best, atypical = [], [], []
     for case in cases:

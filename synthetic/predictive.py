@@ -25,7 +25,7 @@ from crampdx.synthetic.posterior import Intervals, class_posterior_and_evidence,
 from crampdx.synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
 
 __all__ = ["AnswerSet", "answer_distributions", "class_component_weights", "component_posterior", "draw_within_ranges",
-           "evidence_percentile", "numeric_bins"]
+           "evidence_percentile", "numeric_bins", "reference_cases"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
 
 
 @lru_cache(maxsize=4)
-def _reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Fully assessed generated cases (masked per query to the case's assessed set) and each
     one's weight 1 / (K prior of its class), which makes every class equally represented."""
     frame = generate(n, seed=seed, knowledge=kb, complete=True)
@@ -224,7 +224,7 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     """
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     ranges = dict(ranges or {})
-    reference, weight = _reference_cases(kb, n_reference, seed)
+    reference, weight = reference_cases(kb, n_reference, seed)
     reference = reference.copy()
     reference_ranges = {fid: _partition_cells(reference[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
                         for fid, bounds in ranges.items()}

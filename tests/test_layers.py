@@ -60,7 +60,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path}:{node.lineno}: relative import; use the crampdx.* name"
-            found.append((node.lineno, node.module or ""))
+            module = node.module or ""
+            if module == "crampdx":  # from crampdx import training: the subpackage is the target
+                found += [(node.lineno, f"crampdx.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, module))
+            found += [(node.lineno, f"{module}:{alias.name}") for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.endswith("__")]
     return found
 
 
@@ -75,6 +81,11 @@ def test_imports_point_down_and_never_use_a_generic_top_level_name(path):
     own = _own_package(path)
     problems = []
     for line, name in _imports(path):
+        if ":" in name:  # a private name: only within its own package
+            module, private = name.split(":")
+            if _package_of(module) not in (None, own):
+                problems.append(f"line {line}: imports the private {private} from {module}")
+            continue
         top = name.split(".")[0]
         if top in GENERIC_NAMES:
             problems.append(f"line {line}: imports {name!r}; use crampdx.{name}")
@@ -87,6 +98,13 @@ def test_imports_point_down_and_never_use_a_generic_top_level_name(path):
         elif LAYER_OF[target] == LAYER_OF[own] == FRONT_END:
             problems.append(f"line {line}: front end {own} imports another front end, {name}")
     assert not problems, f"{path.relative_to(ROOT)}: " + "; ".join(problems)
+
+
+def test_the_checker_sees_an_aliased_upward_import_and_a_private_name(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from crampdx import training\nfrom crampdx.synthetic.predictive import _reference_cases\n")
+    names = [name for _, name in _imports(bad)]
+    assert "crampdx.training" in names and "crampdx.synthetic.predictive:_reference_cases" in names
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):
