@@ -29,7 +29,7 @@ from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, parse_level,
                                      parse_number, unknown_finding_message)
 
-__all__ = ["CaseTable", "LABEL", "findings_from_json", "read_case_table", "resolve_case_table"]
+__all__ = ["CaseTable", "LABEL", "csv_delimiter", "findings_from_json", "read_case_table", "resolve_case_table"]
 
 LABEL = "etiology"
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
@@ -74,6 +74,14 @@ class CaseTable:
         return validate_case(values, schema=schema)
 
 
+def csv_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file's header row: comma, semicolon or tab (spreadsheets in
+    many locales write semicolons), whichever splits it into the most columns."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        header = handle.readline()
+    return max((",", ";", "\t"), key=header.count)
+
+
 def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFrame:
     """Read a CSV or parquet file of cases, keeping every cell as written.
 
@@ -97,10 +105,11 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
         if parquet:
             frame = pd.read_parquet(path)
         else:
-            header = pd.read_csv(path, nrows=0)
+            sep = csv_delimiter(path)
+            header = pd.read_csv(path, nrows=0, sep=sep)
             names = finding_names(schema or load_schema())
             text = [c for c in header.columns if finding_id_for(c, names) is None]
-            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
+            frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
     except ImportError:
         raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
     except pd.errors.EmptyDataError:
@@ -163,6 +172,10 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         if problem:
             problems.append(problem)
         findings[fid] = series
+    if not findings and not problems:  # ranked, this would be the prior for every row
+        columns = ", ".join(repr(str(c)) for c in frame.columns[:8]) + (" …" if len(frame.columns) > 8 else "")
+        problems.append(f"no column is a finding (columns: {columns}); name the columns by finding id or label "
+                        "(`crampdx findings` lists them), separated by commas, semicolons or tabs")
     ordered = pd.DataFrame({fid: findings[fid] for fid in schema.ids if fid in findings}, index=frame.index)
     codes = None
     try:

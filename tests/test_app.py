@@ -114,6 +114,9 @@ def test_entering_findings_changes_the_ranking(at):
 
 
 def test_a_result_known_only_in_words_or_with_a_decimal_comma_is_read_and_shown(at):
+    at.radio(key="f:weakness_reported").set_value("present")
+    open_section(at, "Background & medications")
+    at.radio(key="f:med_diuretic").set_value("present")
     open_section(at, "Laboratory")
     at.text_input(key="f:potassium").set_value("low").run()
     assert not at.exception

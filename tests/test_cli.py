@@ -290,6 +290,29 @@ def test_predict_csv_accepts_labels_and_yes_no_and_carries_other_columns(tiny_mo
         assert all(abs(got[k] - expected[k]) < 1e-6 for k in expected)
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_predict_csv_with_semicolons_or_tabs_ranks_like_commas(tiny_model_dir, tmp_path, sep):
+    """Spreadsheets in many locales write semicolons (and decimal commas): never one column
+    read as nothing entered."""
+    rows = [["id", "potassium", "med_diuretic", "age"], ["a", "2.6", "yes", "71"]]
+    (tmp_path / "comma.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    local = [r if i == 0 else [r[0], r[1].replace(".", ","), *r[2:]] for i, r in enumerate(rows)]
+    (tmp_path / "other.csv").write_text("\n".join(sep.join(r) for r in local) + "\n")
+    for name in ("comma", "other"):
+        assert main(["predict", str(tmp_path / f"{name}.csv"), "--model", str(tiny_model_dir), "--top", "3",
+                     "--out", str(tmp_path / f"{name}-ranked.csv")]) == 0
+    comma, other = (pd.read_csv(tmp_path / f"{n}-ranked.csv") for n in ("comma", "other"))
+    assert comma.loc[0, "cause_1"] == "hypokalemia"
+    pd.testing.assert_frame_equal(comma, other)
+
+
+def test_predict_csv_without_a_finding_column_is_an_error_not_a_prior_ranking(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "cases.csv").write_text("id|kalium|diuretic\n1|2.6|yes\n")
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "no column is a finding" in err and "id|kalium|diuretic" in err
+
+
 def test_predict_csv_misspelt_or_bad_columns_get_suggestions_with_rows(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "cases.csv").write_text("Agee,pedal pulse,weakness_reported,sodium,notes\n70,absent,maybe,20,x\n")
     assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2

@@ -168,3 +168,18 @@ def test_about_and_knowledge_pages(page, shots):
     page.get_by_text("Seed references behind them").wait_for()
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(shots / "dashboard-knowledge.png"))
+
+
+def test_a_decimal_comma_in_a_lab_field_is_read_as_a_decimal(page):
+    """Browser number fields drop a comma (2,5 became 25); the text field reads it and says so."""
+    page.locator('[data-testid="stSidebar"]').get_by_text("Differential").click()
+    wait_idle(page)
+    page.get_by_role("tab", name="Laboratory").click()
+    wait_idle(page)
+    field = page.get_by_label(re.compile(r"^TSH \("))
+    field.fill("2,5")
+    field.press("Enter")
+    wait_idle(page)
+    page.get_by_text("Read as: TSH 2.50 mIU/L", exact=False).wait_for()
+    assert field.input_value() == "2,5"
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -58,9 +58,12 @@ def test_tiny_model_learns_far_above_chance(tiny_model_dir):
     import json
 
     metrics = json.loads((tiny_model_dir / "manifest.json").read_text())["metrics"]
-    # 25 classes, idiopathic 28 %: a model that learned nothing tops out near 0.28.
-    assert metrics["model"]["top1_accuracy"] > 0.5
-    assert metrics["model"]["top3_accuracy"] > 0.75
+    # 25 classes, idiopathic about 30 %: a model that learned nothing tops out near 0.3. The
+    # generator's mix is mostly brief workups, so the ceiling is the exact posterior's figure.
+    posterior = metrics["posterior"]
+    assert metrics["model"]["top1_accuracy"] > 0.45
+    assert metrics["model"]["top1_accuracy"] > 0.85 * posterior["posterior_top1_accuracy"]
+    assert metrics["model"]["top3_accuracy"] > 0.85 * posterior["posterior_top3_accuracy"]
 
 
 # ------------------------------------------------------------------- labelled data
