@@ -14,13 +14,13 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from crampdx.contract.schema import Finding, Interval, Schema
+from crampdx.contract.schema import Finding, Interval, Schema, describe_rows
 from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, parse_level, parse_number,
                                      unknown_finding_message)
 from crampdx.errors import UserFacingError
 
-__all__ = ["Case", "CaseError", "describe_value", "impossible_combinations", "validate_case",
+__all__ = ["Case", "CaseError", "describe_value", "impossible_combinations", "impossible_rows", "validate_case",
            "validate_what_is_valid"]
 
 
@@ -133,6 +133,30 @@ def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = N
             fix = "the sex" if because.startswith("sex") else "the age"
             problems[finding.id] = (f"{finding.label} {labels[value]} is not possible with {because}; "
                                     f"set it to {labels[rule.otherwise]} or correct {fix}")
+    return problems
+
+
+def impossible_rows(ordered: pd.DataFrame, schema: Schema) -> list[str]:
+    """Messages for the rows of a resolved table (level ids, numbers) that break the schema's
+    ``only_when`` rules, as :func:`impossible_combinations` does for one case."""
+    problems = []
+    for finding in schema:
+        rule = finding.only_when
+        if rule is None or finding.id not in ordered:
+            continue
+        values = ordered[finding.id].astype(object)
+        claimed = values.notna().to_numpy() & (values != rule.otherwise).to_numpy()
+        out = np.zeros(len(ordered), dtype=bool)
+        if rule.sex is not None and "sex" in ordered:
+            sex = ordered["sex"].astype(object)
+            out |= (sex.notna() & (sex != rule.sex)).to_numpy()
+        if rule.age is not None and "age" in ordered:
+            age = np.floor(pd.to_numeric(ordered["age"], errors="coerce").to_numpy(dtype=float))
+            out |= ~np.isnan(age) & ((age < rule.age[0]) | (age > rule.age[1]))
+        if (claimed & out).any():
+            otherwise = next(level.label for level in finding.levels if level.id == rule.otherwise)
+            problems.append(f"{finding.id}, {describe_rows(claimed & out)}: not possible with that row's sex or age; "
+                            f"set it to {otherwise} or correct the sex or age")
     return problems
 
 

@@ -15,6 +15,7 @@ with a suggestion.
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crampdx.contract.case import Case, validate_case
+from crampdx.contract.case import Case, impossible_rows, validate_case
 from crampdx.contract.schema import Finding, Interval, Schema, SchemaError, describe_rows
 from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, parse_level,
@@ -74,12 +75,18 @@ class CaseTable:
         return validate_case(values, schema=schema)
 
 
-def csv_delimiter(path: Path) -> str:
-    """The delimiter of a CSV file's header row: comma, semicolon or tab (spreadsheets in
-    many locales write semicolons), whichever splits it into the most columns."""
+def csv_delimiter(path: Path, names: dict[str, str]) -> str:
+    """The delimiter of a CSV file: comma, semicolon or tab (spreadsheets in many locales
+    write semicolons), whichever splits the header row into the most findings, then into the
+    most columns (labels may hold commas: "Shiny, hairless skin")."""
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
         header = handle.readline()
-    return max((",", ";", "\t"), key=header.count)
+
+    def fit(sep: str) -> tuple[int, int]:
+        fields = next(csv.reader([header], delimiter=sep), [])
+        return sum(finding_id_for(f.strip(), names) is not None for f in fields), len(fields)
+
+    return max((",", ";", "\t"), key=fit)
 
 
 def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFrame:
@@ -105,9 +112,9 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
         if parquet:
             frame = pd.read_parquet(path)
         else:
-            sep = csv_delimiter(path)
-            header = pd.read_csv(path, nrows=0, sep=sep)
             names = finding_names(schema or load_schema())
+            sep = csv_delimiter(path, names)
+            header = pd.read_csv(path, nrows=0, sep=sep)
             text = [c for c in header.columns if finding_id_for(c, names) is None]
             frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
     except ImportError:
@@ -177,6 +184,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         problems.append(f"no column is a finding (columns: {columns}); name the columns by finding id or label "
                         "(`crampdx findings` lists them), separated by commas, semicolons or tabs")
     ordered = pd.DataFrame({fid: findings[fid] for fid in schema.ids if fid in findings}, index=frame.index)
+    problems += impossible_rows(ordered, schema)
     codes = None
     try:
         codes = schema.encode(ordered)  # non-numbers and impossible values, with their rows

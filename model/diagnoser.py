@@ -12,6 +12,8 @@ from it, never from a different knowledge base than the model learned.
 
 from __future__ import annotations
 
+import operator
+
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -299,15 +301,15 @@ class Diagnoser:
         KeyError
             An unknown cause id in ``explain``.
         """
-        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-            raise ValueError(f"top must be a whole number of causes, at least 1 (got {top!r})")
-        if isinstance(explain, bool) or (isinstance(explain, int) and explain < 0):
-            raise ValueError(f"explain must be a number of causes (0 or more) or cause ids (got {explain!r})")
+        top = None if top is None else _whole_number(top, "top", least=1)
+        next_findings = _whole_number(next_findings, "next_findings", least=0)
+        if isinstance(explain, str):
+            explain = [explain]
+        elif not isinstance(explain, Sequence):
+            explain = _whole_number(explain, "explain", least=0)
         case = self.case(case)
         scores = self.case_scores(case)
         causes = self._causes(scores)
-        if isinstance(explain, str):
-            explain = [explain]
         explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         differential = softmax(scores)
         return Assessment(
@@ -322,3 +324,14 @@ class Diagnoser:
             top=top,
             not_used=dict(not_used or {}),
         )
+
+
+def _whole_number(value, name: str, *, least: int) -> int:
+    """An argument that counts something (numpy integers too), at least ``least``."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < least:
+        raise ValueError(f"{name} must be a whole number, at least {least} (got {value!r})")
+    return number

@@ -192,7 +192,9 @@ def reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, n
     frame = generate(n, seed=seed, knowledge=kb, complete=True)
     priors = np.array([c.prior for c in kb.classes])
     labels = frame["etiology"].cat.codes.to_numpy()
-    return kb.schema.encode(frame), 1.0 / (len(priors) * priors[labels])
+    codes, weights = kb.schema.encode(frame), 1.0 / (len(priors) * priors[labels])
+    codes.flags.writeable = weights.flags.writeable = False  # cached and shared: callers copy
+    return codes, weights
 
 
 def _class_balanced_evidence(post: np.ndarray, evidence: np.ndarray, kb: KnowledgeBase) -> np.ndarray:

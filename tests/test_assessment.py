@@ -181,10 +181,16 @@ def test_an_impossible_case_is_valid_json_with_a_null_log_evidence(tiny_diagnose
     validator.validate(document)
 
 
-@pytest.mark.parametrize("arguments", [{"top": 0}, {"top": -1}, {"top": 2.5}, {"explain": -1}])
+@pytest.mark.parametrize("arguments", [{"top": 0}, {"top": -1}, {"top": 2.5}, {"explain": -1}, {"explain": 2.0},
+                                       {"next_findings": -1}, {"top": True}])
 def test_assess_refuses_arguments_that_would_corrupt_the_result(tiny_diagnoser, arguments):
-    with pytest.raises(ValueError, match="top|explain"):
+    with pytest.raises(ValueError, match="top|explain|next_findings"):
         tiny_diagnoser.assess(HYPOKALEMIA, **arguments)
+
+
+def test_assess_takes_numpy_integers(tiny_diagnoser):
+    assessment = tiny_diagnoser.assess(HYPOKALEMIA, top=np.int64(3), explain=np.int64(2), next_findings=np.int64(2))
+    assert len(assessment.to_dict()["differential"]) == 3 and len(assessment.explanations) == 2
 
 
 def test_assess_takes_one_cause_id_as_a_string_and_explains_each_id_once(tiny_diagnoser):

@@ -313,6 +313,20 @@ def test_predict_csv_without_a_finding_column_is_an_error_not_a_prior_ranking(ti
     assert "no column is a finding" in err and "id|kalium|diuretic" in err
 
 
+def test_predict_csv_with_semicolons_and_labels_holding_commas(tiny_model_dir, schema, tmp_path):
+    labels = [f.label for f in schema if "," in f.label][:2]
+    (tmp_path / "cases.csv").write_text("age;" + ";".join(labels) + "\n70;yes;no\n")
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir),
+                 "--out", str(tmp_path / "ranked.csv")]) == 0
+
+
+def test_predict_csv_refuses_a_pregnancy_its_row_rules_out(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "cases.csv").write_text("age,sex,pregnancy\n70,male,trimester_2\n30,female,trimester_2\n")
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "pregnancy, row 1: not possible" in err and "row 2" not in err
+
+
 def test_predict_csv_misspelt_or_bad_columns_get_suggestions_with_rows(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "cases.csv").write_text("Agee,pedal pulse,weakness_reported,sodium,notes\n70,absent,maybe,20,x\n")
     assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir)]) == 2
