@@ -146,13 +146,13 @@ def impossible_rows(ordered: pd.DataFrame, schema: Schema) -> list[str]:
             continue
         values = ordered[finding.id].astype(object)
         claimed = values.notna().to_numpy() & (values != rule.otherwise).to_numpy()
+        sex = ordered["sex"].astype(object).to_numpy() if "sex" in ordered else np.full(len(ordered), None)
+        age = pd.to_numeric(ordered["age"], errors="coerce").to_numpy(dtype=float) if "age" in ordered \
+            else np.full(len(ordered), np.nan)
         out = np.zeros(len(ordered), dtype=bool)
-        if rule.sex is not None and "sex" in ordered:
-            sex = ordered["sex"].astype(object)
-            out |= (sex.notna() & (sex != rule.sex)).to_numpy()
-        if rule.age is not None and "age" in ordered:
-            age = np.floor(pd.to_numeric(ordered["age"], errors="coerce").to_numpy(dtype=float))
-            out |= ~np.isnan(age) & ((age < rule.age[0]) | (age > rule.age[1]))
+        for row in np.flatnonzero(claimed):  # the one rule, OnlyWhen.allows, row by row (claims are few)
+            known_sex = sex[row] if isinstance(sex[row], str) else None
+            out[row] = rule.allows(known_sex, None if np.isnan(age[row]) else float(age[row])) is not None
         if (claimed & out).any():
             otherwise = next(level.label for level in finding.levels if level.id == rule.otherwise)
             problems.append(f"{finding.id}, {describe_rows(claimed & out)}: not possible with that row's sex or age; "

@@ -96,13 +96,18 @@ def test_first_view_has_disclaimer_ranking_and_all_findings_not_assessed(at):
     assert at.text_input(key="f:age").value == ""
 
 
+def enter_hypokalemia(at: AppTest, potassium: str) -> AppTest:
+    """Leg weakness and a diuretic, then potassium as typed; ends on the Laboratory tab."""
+    at.radio(key="f:weakness_reported").set_value("present")
+    open_section(at, "Background & medications")
+    at.radio(key="f:med_diuretic").set_value("present")
+    open_section(at, "Laboratory")
+    return at.text_input(key="f:potassium").set_value(potassium).run()
+
+
 def test_entering_findings_changes_the_ranking(at):
     before = ranking(at)
-    at.radio(key="f:weakness_reported").set_value("present")
-    open_section(at, "Laboratory")
-    at.text_input(key="f:potassium").set_value("2.6")
-    open_section(at, "Background & medications")
-    at.radio(key="f:med_diuretic").set_value("present").run()
+    enter_hypokalemia(at, "2.6")
     assert not at.exception
     after = ranking(at)
     assert after != before
@@ -114,11 +119,7 @@ def test_entering_findings_changes_the_ranking(at):
 
 
 def test_a_result_known_only_in_words_or_with_a_decimal_comma_is_read_and_shown(at):
-    at.radio(key="f:weakness_reported").set_value("present")
-    open_section(at, "Background & medications")
-    at.radio(key="f:med_diuretic").set_value("present")
-    open_section(at, "Laboratory")
-    at.text_input(key="f:potassium").set_value("low").run()
+    enter_hypokalemia(at, "low")
     assert not at.exception
     assert "Read as: Potassium: low (no value)" in texts(at.tabs[2].caption)
     assert "Potassium: low (no value)" in texts(at.markdown)  # the explanation says it in words
