@@ -2,8 +2,8 @@
 
 Every Python file of the package is parsed and every import statement in it, at any line
 (inside functions too), is checked: a module may import only its own layer and the layers
-below it. Layers, bottom up: the root helpers (``crampdx/``), the contract, the knowledge
-layer, inference, renderers (of an Assessment and of evaluation figures), training (whose
+below it. Layers, bottom up: the root helpers (``crampdx/``), the contract, interoperability
+(FHIR records read into a case), the knowledge layer, inference, renderers (of an Assessment and of evaluation figures), training (whose
 model card uses the renderers), and the front ends (CLI, dashboard, service), which import
 one another not at all.
 """
@@ -20,6 +20,7 @@ FOLDERS = {  # folder -> (import name, layer)
     "crampdx": ("crampdx", 0),
     "data": ("crampdx.data", 0),
     "contract": ("crampdx.contract", 1),
+    "interop": ("crampdx.interop", 1.5),  # external records (FHIR) -> a case: the contract only
     "synthetic": ("crampdx.synthetic", 2),
     "model": ("crampdx.model", 3),
     "render": ("crampdx.render", 4),

@@ -1,0 +1,1 @@
+"""The explanation service: the Diagnoser over HTTP (``crampdx serve``) and CDS Hooks."""
