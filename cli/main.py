@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--explain", action="store_true", help="explain the top cause finding by finding")
     pr.add_argument("--json", action="store_true", help="print JSON")
     pr.add_argument("--out", help="write the result to this file (JSON for one case; CSV, parquet or JSON for many)")
+    pr.add_argument("--fhir", action="store_true",
+                    help="the file is a FHIR R4B Bundle or resource; its Patient, Observations, Conditions and "
+                         "medications are read into the case")
     return parser
 
 

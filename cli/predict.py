@@ -12,6 +12,7 @@ from crampdx.cli.data import write_table_atomically
 from crampdx.cli.errors import UserError
 from crampdx.contract import SchemaError, findings_from_json, read_case_table, resolve_case_table, validate_case
 from crampdx.files import check_output_path, write_text_atomically
+from crampdx.interop.fhir import FhirFindings, describe_provenance, findings_from_fhir, resources_from_json
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.render.batch import batch_document, ranked_table
 from crampdx.render.text import assessment_text
@@ -19,6 +20,7 @@ from crampdx.render.text import assessment_text
 __all__ = ["cmd_predict"]
 
 NEXT_FINDINGS = 5
+FHIR_MAX_BYTES = 10 * 1024 * 1024  # a patient's records; a larger file is an export, not one case
 
 
 def _read_case_file(path: Path):
@@ -40,9 +42,25 @@ def _read_case_file(path: Path):
     raise UserError(f"{path}: use a .json file for one case or a .csv/.parquet file for many")
 
 
+def _read_fhir_file(path: Path) -> FhirFindings:
+    """A FHIR R4B Bundle or resource (JSON, at most 10 MB) read into findings with their sources."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file" if not path.exists() else
+                        f"{path} is a directory, not a FHIR file; give a FHIR R4B Bundle or resource as JSON")
+    size = path.stat().st_size
+    if size > FHIR_MAX_BYTES:
+        raise UserError(f"{path} is {size / 1024 / 1024:.1f} MB, more than the 10 MB crampdx reads as one "
+                        "patient's records; export only this patient's recent records")
+    try:
+        return findings_from_fhir(resources_from_json(path.read_bytes()))
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
-    kind, content = _read_case_file(Path(args.file))
+    fhir = _read_fhir_file(Path(args.file)) if args.fhir else None
+    kind, content = ("one", fhir.findings) if fhir is not None else _read_case_file(Path(args.file))
     if out is not None:  # refuse an unwritable --out before any work is done
         check_output_path(out, "--out", "report.json" if kind == "one" else "ranked.csv")
         if out.exists() and out.samefile(args.file):
@@ -53,10 +71,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         case = validate_case(content)  # a bad case is reported even before a model exists
         diagnoser = Diagnoser.load(args.model)
         assessment = diagnoser.assess(case, top=args.top, explain=1 if args.explain else 0, next_findings=NEXT_FINDINGS)
-        document = json.dumps(assessment.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
+        report = assessment.to_dict() if fhir is None else {"assessment": assessment.to_dict(), "fhir": fhir.to_dict()}
+        document = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
         if out is not None:
             write_text_atomically(document + "\n", out)
-        print(document if args.json else assessment_text(assessment))
+        if args.json:
+            print(document)
+        else:
+            print("\n".join([*describe_provenance(fhir), "", assessment_text(assessment)]) if fhir is not None
+                  else assessment_text(assessment))
         return 0
     return _predict_many(Diagnoser.load(args.model), content, args)
 

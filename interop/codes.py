@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from crampdx.contract import Schema, load_schema
 from crampdx.contract.schema_file import read_toml
+from crampdx.contract.values import closest_finding, finding_names
 from crampdx.errors import UserFacingError
 
 __all__ = ["CODES_PATH", "CodeTable", "Conversion", "FhirCodes", "FhirCodesError", "Target", "load_codes",
@@ -127,9 +128,7 @@ def _unit(finding, unit: str, raw: Any, where: str, problems: list[str]) -> Conv
     if not isinstance(raw, Mapping):
         problems.append(f"{w}: must be a table {{ factor, offset?, typical, also?, src }}")
         return None
-    for key in raw:
-        if key not in ("factor", "offset", "typical", "also", "src"):
-            problems.append(f"{w}.{key}: unknown field")
+    problems += [f"{w}.{key}: unknown field" for key in raw if key not in ("factor", "offset", "typical", "also", "src")]
     factor, offset, typical = raw.get("factor"), raw.get("offset", 0), raw.get("typical")
     ok = True
     for name, value, positive in (("factor", factor, True), ("offset", offset, False), ("typical", typical, False)):
@@ -147,15 +146,13 @@ def _unit(finding, unit: str, raw: Any, where: str, problems: list[str]) -> Conv
     converted, (low, high) = conversion(typical), finding.reference
     if not low <= converted <= high:
         problems.append(f"{w}: a typical {typical:g} {unit} converts to {converted:g} {finding.unit}, outside the "
-                        f"reference range {low:g}–{high:g} {finding.unit}; check the factor and offset")
+                        f"reference range {low:g}–{high:g} {finding.unit} (check the factor and offset)")
     return conversion
 
 
 def _observation(fid: str, raw: Mapping, finding, out: dict, problems: list[str]) -> None:
     where = f"[observations.{fid}]"
-    for key in raw:
-        if key not in ("loinc", "units", "answers"):
-            problems.append(f"{where} {key}: unknown field")
+    problems += [f"{where} {key}: unknown field" for key in raw if key not in ("loinc", "units", "answers")]
     for code in _codes(raw.get("loinc"), "loinc", f"{where} loinc", problems):
         if code in out["observations"] and out["observations"][code] != fid:
             problems.append(f"{where} loinc: {code} already maps to {out['observations'][code]}")
@@ -208,21 +205,21 @@ def _coded_entries(raw: Mapping, kinds: tuple[str, ...], target: Target, where: 
     for kind in kinds:
         if kind in raw:
             for code in _codes(raw[kind], kind, f"{where} {kind}", problems):
-                claims.setdefault((kind, normalise(kind, code)), []).append((target, f"{where} {kind}"))
+                claims.setdefault((kind, normalise(kind, code)), []).append((target, f"{where} {kind}", code))
 
 
 def _conflicts(claims: dict, problems: list[str]) -> None:
     """No code (nor, for prefix kinds, a code and a longer one it begins) maps to two findings."""
     items = sorted(claims.items())
     for (kind, code), holders in items:
-        if len({target.finding for target, _ in holders}) > 1:
-            problems.append(f"{holders[1][1]}: {code} also maps to {holders[0][0].finding}")
+        if len({target.finding for target, _, _ in holders}) > 1:
+            problems.append(f"{holders[1][1]}: {holders[1][2]} also maps to {holders[0][0].finding}")
         if kind in PREFIX_KINDS:
             for (other_kind, other), other_holders in items:
                 if other_kind == kind and other != code and other.startswith(code) \
                         and other_holders[0][0].finding != holders[0][0].finding:
-                    problems.append(f"{other_holders[0][1]}: {other} lies within {code}, which maps to "
-                                    f"{holders[0][0].finding}")
+                    problems.append(f"{other_holders[0][1]}: {other_holders[0][2]} lies within {holders[0][2]}, "
+                                    f"which maps to {holders[0][0].finding}")
 
 
 def _table(claims: dict) -> CodeTable:
@@ -239,11 +236,12 @@ def _section(document: Mapping, name: str, problems: list[str]) -> Mapping:
 
 def _finding(schema: Schema, fid: str, where: str, kinds: tuple[str, ...], problems: list[str]):
     if fid not in schema:
-        problems.append(f"{where}: {fid!r} is not a finding of the schema (`crampdx findings` lists them)")
+        close = closest_finding(fid, finding_names(schema))
+        problems.append(f"{where}: {fid!r} is not a finding of the schema" + (f" (did you mean {close!r}?)" if close else ""))
         return None
     finding = schema[fid]
     if finding.kind not in kinds:
-        problems.append(f"{where}: {fid} is {finding.kind}; this table maps to {' or '.join(kinds)} findings")
+        problems.append(f"{where}: {fid} is {finding.kind}, and this table maps only to {' or '.join(kinds)} findings")
         return None
     return finding
 
@@ -288,7 +286,7 @@ def parse_codes(document: Mapping, schema: Schema | None = None, *, source: str 
     ...     parse_codes(document)
     ... except FhirCodesError as error:
     ...     print(error)
-    fhir_codes.toml: [observations.potassium] units."mmol/L": a typical 4.2 mmol/L converts to 42 mmol/L, outside the reference range 3.5–5 mmol/L; check the factor and offset
+    fhir_codes.toml: [observations.potassium] units."mmol/L": a typical 4.2 mmol/L converts to 42 mmol/L, outside the reference range 3.5–5 mmol/L (check the factor and offset)
     """
     schema = schema or load_schema()
     if document.get("format_version") != CODES_FORMAT_VERSION:
