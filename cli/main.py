@@ -128,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--fhir", action="store_true",
                     help="the file is a FHIR R4B Bundle or resource; its Patient, Observations, Conditions and "
                          "medications are read into the case")
+
+    # The service is a front end of its own: the command line only names its entry point.
+    se = _command(sub, "serve", "crampdx.service.serve:cmd_serve",
+                  "serve assessments over HTTP (JSON API and CDS Hooks) with the verified model")
+    se.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
+    se.add_argument("--port", type=_at_least(1, meaning="a port number, 1 to 65535"), default=8000,
+                    help="port (default 8000)")
+    se.add_argument("--model", help=_MODEL_HELP)
+    se.add_argument("--token-file", help="require 'Authorization: Bearer <token>' with the token in this file")
+    se.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                    help="a browser origin allowed to call the service (repeat for more; default none: CORS off)")
+    se.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from crampdx.model.results import Cause
 
-__all__ = ["cause_label", "percent"]
+__all__ = ["cause_label", "literal_markdown", "percent"]
+
+_MARKDOWN_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
 
 
 def percent(probability: float) -> str:
@@ -33,3 +35,19 @@ def cause_label(cause: Cause) -> str:
     'Hypokalemia · E87.6'
     """
     return f"{cause.name} · {cause.icd10 or '—'}"
+
+
+def literal_markdown(text: object) -> str:
+    """Text from outside crampdx (a field name, a FHIR display) as Markdown that shows it literally.
+
+    Every Markdown punctuation character is backslash-escaped and line breaks become spaces, so
+    an imported value can never become a link, an image (which a browser would fetch) or a
+    heading.
+
+    Examples
+    --------
+    >>> print(literal_markdown("![x](http://evil.example/t.png)"))
+    \\!\\[x\\]\\(http\\://evil\\.example/t\\.png\\)
+    """
+    flat = " ".join(str(text).split())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in flat)

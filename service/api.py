@@ -1,0 +1,113 @@
+"""The ``/v1`` routes: assess, explain, next findings, and what the model knows.
+
+Stateless, like a case file: every request carries the whole case. Routes are plain
+(synchronous) functions: FastAPI runs them in its thread pool, and the one shared
+Diagnoser is thread-safe (its SHAP explainer has its own lock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from crampdx import DISCLAIMER
+from crampdx.contract import CaseError, validate_case
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.service.guards import error_response
+from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
+
+__all__ = ["router", "health_router"]
+
+router = APIRouter(prefix="/v1", tags=["crampdx"])
+health_router = APIRouter(tags=["health"])
+
+_ERRORS = {
+    401: {"description": "a bearer token is required (the service was started with --token-file)"},
+    413: {"description": "the body is larger than 64 kB"},
+    422: {"description": "a field is wrong: `problems` names each one (the same words as `crampdx predict`)"},
+}
+
+
+def _diagnoser(request: Request) -> Diagnoser:
+    return request.app.state.diagnoser
+
+
+def _case(diagnoser: Diagnoser, findings: dict):
+    return validate_case(findings, schema=diagnoser.schema)
+
+
+def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
+    return {"disclaimer": DISCLAIMER, "model": diagnoser.identity.to_dict(), "findings": case.to_dict()}
+
+
+@router.post("/assess", responses=_ERRORS, summary="Rank, explain and advise on one case")
+def assess(body: AssessRequest, request: Request) -> dict:
+    """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
+    asked) the next best findings, as the versioned `crampdx-assessment` JSON
+    (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
+    diagnoser = _diagnoser(request)
+    case = _case(diagnoser, body.findings)
+    explain = body.explain
+    if isinstance(explain, list):
+        unknown = [c for c in explain if c not in diagnoser.class_ids_]
+        if unknown:
+            raise CaseError({"explain": f"unknown cause {unknown[0][:80]!r}; the causes are listed at GET /v1/classes"})
+    elif explain < 0:
+        raise CaseError({"explain": "must be a number of causes (0 or more) or a list of cause ids"})
+    return diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
+                            atypical=body.atypical).to_dict()
+
+
+@router.post("/explain", responses=_ERRORS, summary="Why one cause has its probability, finding by finding")
+def explain(body: ExplainRequest, request: Request) -> dict:
+    """SHAP contributions of every entered finding to one cause's score, with the average case's
+    score and one line for everything not assessed; they add up exactly to the score, whose
+    softmax over the causes is the probability shown."""
+    diagnoser = _diagnoser(request)
+    case = _case(diagnoser, body.findings)
+    if body.cause not in diagnoser.class_ids_:
+        raise CaseError({"cause": f"unknown cause {body.cause[:80]!r}; the causes are listed at GET /v1/classes"})
+    return {**_about(diagnoser, case), "explanation": diagnoser.explain(case, body.cause).to_dict()}
+
+
+@router.post("/next-findings", responses=_ERRORS, summary="What to ask or examine next")
+def next_findings(body: NextFindingsRequest, request: Request) -> dict:
+    """The findings not yet entered whose answer is expected to narrow the differential most
+    (expected information gain in bits), with the chance that the top cause changes."""
+    diagnoser = _diagnoser(request)
+    case = _case(diagnoser, body.findings)
+    found = diagnoser.next_best_findings(case, body.k)
+    return {**_about(diagnoser, case), "next_best_findings": [n.to_dict() for n in found]}
+
+
+@router.get("/findings", summary="The findings a case can hold")
+def findings(request: Request) -> dict:
+    """Ids, labels, kinds, levels, units, reference and plausible ranges, sections."""
+    return {"disclaimer": DISCLAIMER, **_diagnoser(request).schema.to_dict()}
+
+
+@router.get("/classes", summary="The causes crampdx ranks")
+def classes(request: Request) -> dict:
+    """Ids, names, ICD-10 codes, priors and where each prior comes from."""
+    return {"disclaimer": DISCLAIMER, **request.app.state.knowledge_summary}
+
+
+@router.get("/model", summary="The model: manifest, metrics and model card")
+def model(request: Request) -> dict:
+    """What was trained, on what, and how it measured against the exact posterior."""
+    return {"disclaimer": DISCLAIMER, "identity": _diagnoser(request).identity.to_dict(),
+            "manifest": request.app.state.public_manifest, "model_card": request.app.state.model_card}
+
+
+@health_router.get("/healthz", summary="The process is up")
+def healthz() -> dict:
+    return {"status": "ok", "disclaimer": DISCLAIMER}
+
+
+@health_router.get("/readyz", summary="The model is loaded and warmed up",
+                   responses={503: {"description": "still warming up"}})
+def readyz(request: Request):
+    if not request.app.state.ready.is_set():
+        return error_response(503, "crampdx is still warming up the model; try again in a few seconds")
+    return {"status": "ready", "disclaimer": DISCLAIMER}

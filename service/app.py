@@ -1,0 +1,119 @@
+"""The explanation service as one ASGI application (FastAPI).
+
+:func:`create_app` takes a Diagnoser that is already loaded and verified (``crampdx serve``
+refuses to start without one), so a running service always has a model. The model's
+forest and SHAP explainer are warmed up in a background thread after start-up; ``/readyz``
+answers 503 until they are, ``/healthz`` as soon as the process serves.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Iterable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crampdx import DISCLAIMER, __version__
+from crampdx.contract import validate_case
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.service import api, cds_hooks
+from crampdx.service.guards import MAX_BODY_BYTES, DeclaredBodyLimit, error_response, install_error_handlers, token_matches
+from crampdx.synthetic.summary import knowledge_summary
+
+__all__ = ["create_app", "public_manifest"]
+
+DISCLAIMER_HEADER = "X-Crampdx-Disclaimer"
+_bearer = HTTPBearer(auto_error=False, description="the token in the file given to `crampdx serve --token-file`")
+
+
+class _Unauthorised(Exception):
+    pass
+
+
+def public_manifest(manifest: dict) -> dict:
+    """The manifest as the service shows it: the finding schema is left to ``/v1/findings``."""
+    return {key: value for key, value in manifest.items() if key != "schema"}
+
+
+def _model_card(diagnoser: Diagnoser) -> str | None:
+    card = Path(diagnoser.path_) / "model_card.md" if diagnoser.path_ is not None else None
+    return card.read_text(encoding="utf-8") if card is not None and card.is_file() else None
+
+
+def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
+    """Compile the forest and build the explainer before the first real request needs them."""
+    diagnoser.assess(validate_case({}, schema=diagnoser.schema), explain=1, next_findings=1)
+    ready.set()
+
+
+def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: Iterable[str] = (),
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The service around one loaded Diagnoser.
+
+    Parameters
+    ----------
+    diagnoser : Diagnoser
+        Loaded and verified (:meth:`Diagnoser.load`).
+    token : str, optional
+        When given, every ``/v1`` and ``/cds-services`` route needs ``Authorization: Bearer <token>``.
+    cors_origins : iterable of str
+        Browser origins allowed to call the service (none by default: CORS stays off).
+    max_body_bytes : int
+        Larger request bodies are refused with 413.
+    """
+    ready = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
+        yield
+
+    async def require_token(request: Request,
+                            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        if token is not None and not token_matches(request.headers.get("authorization"), token):
+            raise _Unauthorised
+
+    app = FastAPI(
+        title="crampdx explanation service",
+        version=__version__,
+        description=(f"**{DISCLAIMER}**\n\nRank the causes of leg cramps for one case, explain each cause finding "
+                     "by finding (SHAP contributions that add up to the score), suggest what to ask or examine "
+                     "next, and answer CDS Hooks `patient-view` requests with cards."),
+        lifespan=lifespan,
+    )
+    app.state.diagnoser = diagnoser
+    app.state.ready = ready
+    app.state.knowledge_summary = knowledge_summary(diagnoser.knowledge_)
+    app.state.public_manifest = public_manifest(diagnoser.manifest_)
+    app.state.model_card = _model_card(diagnoser)
+    install_error_handlers(app)
+
+    @app.exception_handler(_Unauthorised)
+    async def unauthorised(request: Request, error: _Unauthorised):
+        return error_response(401, "this service needs a bearer token: send the header "
+                                   "'Authorization: Bearer <token>' with the token its operator gave you",
+                              headers={"WWW-Authenticate": "Bearer"})
+
+    guarded = [Depends(require_token)]
+    # FastAPI's own limit on each route also counts chunked bodies as they arrive; its 413
+    # then reaches the service's error handlers (the app-wide limit would answer in plain text).
+    app.include_router(api.router, dependencies=guarded, max_body_size=max_body_bytes)
+    app.include_router(cds_hooks.router, dependencies=guarded, max_body_size=max_body_bytes)
+    app.include_router(api.health_router)
+
+    @app.middleware("http")
+    async def disclaimer_header(request: Request, call_next):
+        response = await call_next(request)
+        response.headers[DISCLAIMER_HEADER] = DISCLAIMER
+        return response
+
+    origins = list(cors_origins)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes)
+    return app

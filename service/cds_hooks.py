@@ -1,0 +1,133 @@
+"""CDS Hooks 2.0: discovery and the ``patient-view`` service that answers with cards.
+
+The EHR calls ``POST /cds-services/crampdx-leg-cramps`` with the patient, their recent
+Observations, Conditions and medications already fetched (``prefetch``); crampdx never
+calls back into the EHR's FHIR server. The records are read into a case by the declarative
+mapping of :mod:`crampdx.interop`, the case is assessed, and the answer is cards
+(:func:`crampdx.render.cds_cards.assessment_cards`). Without the patient or the observations
+the service answers 412, as the specification says for prefetch it cannot do without.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from crampdx.contract import CaseError, validate_what_is_valid
+from crampdx.interop.fhir import FhirError, findings_from_fhir, resources_from_json
+from crampdx.render.cds_cards import CAUSES_ON_CARD, assessment_cards
+from crampdx.service.guards import error_response
+
+__all__ = ["SERVICE_ID", "discovery_document", "router"]
+
+SERVICE_ID = "crampdx-leg-cramps"
+HOOK = "patient-view"
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}&_sort=-date&_count=200",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}&status=active",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
+}
+REQUIRED_PREFETCH = ("patient", "observations")
+_WITHOUT = {
+    "conditions": "Conditions were not sent, so no background diagnosis is assessed",
+    "medicationStatements": "MedicationStatements were not sent, so medications may be missing",
+    "medicationRequests": "MedicationRequests were not sent, so medications may be missing",
+}
+
+router = APIRouter(tags=["CDS Hooks"])
+
+
+def discovery_document() -> dict:
+    """The CDS Hooks discovery response: one ``patient-view`` service with its prefetch."""
+    return {"services": [{
+        "hook": HOOK,
+        "id": SERVICE_ID,
+        "title": "crampdx: leg cramps differential",
+        "description": ("Ranks the causes of leg cramps from the patient's laboratory results, conditions and "
+                        "medications, with red flags and the findings behind each cause. Decision support trained "
+                        "on synthetic cases; not validated on patients."),
+        "prefetch": dict(PREFETCH),
+        "usageRequirements": "Open for a patient who reports leg cramps; the history and examination findings "
+                             "the record does not hold can be added in the crampdx dashboard.",
+    }]}
+
+
+class HookRequest(BaseModel):
+    """A CDS Hooks 2.0 request (fields crampdx does not use are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "hook": HOOK, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/example", "patientId": "p1"},
+        "prefetch": {"patient": {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1956-04-02"},
+                     "observations": {"resourceType": "Bundle", "type": "searchset", "entry": []}}}]})
+    hook: str
+    hookInstance: str
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = Field(None, description="the resources named in discovery, by key")
+
+
+def _patient_reference(resource: Any) -> str | None:
+    for attribute in ("subject", "patient"):
+        reference = getattr(getattr(resource, attribute, None), "reference", None)
+        if reference:
+            return reference
+    return None
+
+
+def _read_prefetch(prefetch: dict[str, Any], patient_id: str | None) -> tuple[list, list[str]]:
+    """The usable resources of the prefetch, and a sentence for each one left out."""
+    resources, left_out = [], []
+    for key in PREFETCH:
+        if prefetch.get(key) is None:
+            if key in _WITHOUT:
+                left_out.append(_WITHOUT[key])
+            continue
+        try:
+            found = resources_from_json(prefetch[key])
+        except FhirError as error:
+            raise CaseError({f"prefetch.{key}": str(error)}) from None
+        for resource in found:
+            reference = _patient_reference(resource)
+            if patient_id and reference and reference.split("/")[-1] != patient_id:
+                left_out.append(f"{resource.get_resource_type()}/{resource.id}: belongs to {reference[:80]}, "
+                                f"not to this patient")
+            else:
+                resources.append(resource)
+    return resources, left_out
+
+
+@router.get("/cds-services", summary="CDS Hooks discovery")
+def discovery() -> dict:
+    return discovery_document()
+
+
+@router.post(f"/cds-services/{SERVICE_ID}", summary="CDS Hooks patient-view: cards for leg cramps",
+             responses={412: {"description": "the patient or observations prefetch is missing"},
+                        422: {"description": "the request or a prefetched resource is not valid"}})
+def patient_view(body: HookRequest, request: Request):
+    """Red flags as `critical`/`warning` cards citing the seed, and one `info` card with the top
+    causes, their probabilities, the findings behind each and what could not be used."""
+    if body.hook != HOOK:
+        raise CaseError({"hook": f"this service answers the {HOOK} hook, not {body.hook[:80]!r}"})
+    prefetch = body.prefetch or {}
+    missing = [key for key in REQUIRED_PREFETCH if prefetch.get(key) is None]
+    if missing:
+        return error_response(412, f"prefetch {', '.join(missing)} missing: crampdx does not query the FHIR server "
+                                   "itself, so send the prefetch named in GET /cds-services")
+    patient_id = body.context.get("patientId")
+    patient = prefetch["patient"]
+    if isinstance(patient, dict) and patient_id and patient.get("id") not in (None, patient_id):
+        raise CaseError({"prefetch.patient": f"is Patient/{str(patient.get('id'))[:80]} but context.patientId is "
+                                             f"{str(patient_id)[:80]}; send the record of the patient in view"})
+    diagnoser = request.app.state.diagnoser
+    resources, left_out = _read_prefetch(prefetch, patient_id)
+    mapped = findings_from_fhir(resources, schema=diagnoser.schema, today=date.today())
+    case, problems = validate_what_is_valid(mapped.findings, schema=diagnoser.schema)
+    assessment = diagnoser.assess(case, top=CAUSES_ON_CARD, explain=CAUSES_ON_CARD, next_findings=0, not_used=problems)
+    unused = [f"{record.reference}: {record.reason}" for record in mapped.unused] + left_out
+    return {"cards": assessment_cards(assessment, unused)}

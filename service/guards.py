@@ -1,0 +1,129 @@
+"""What stands between a request and the Diagnoser: size limit, bearer token, error shapes.
+
+Every error the service returns is JSON ``{"error": one sentence, "problems": {...},
+"disclaimer": ...}``: a bad case is 422 with ``problems`` naming every bad field in the
+same words as the command line; an oversized body 413; an unknown route 404; a missing or
+wrong token 401. Nothing in a response ever carries a traceback or a server path: an
+unexpected error is logged on the server and answered with a 500 sentence.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Mapping
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crampdx import DISCLAIMER
+from crampdx.contract import CaseError
+
+__all__ = ["DeclaredBodyLimit", "MAX_BODY_BYTES", "error_response", "install_error_handlers", "token_matches"]
+
+MAX_BODY_BYTES = 64 * 1024
+logger = logging.getLogger("crampdx.service")
+
+
+def error_response(status: int, error: str, problems: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The one JSON shape of every error."""
+    body: dict[str, Any] = {"error": error, "problems": dict(problems or {}), "disclaimer": DISCLAIMER}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _field(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_problems(error: RequestValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for item in error.errors():
+        if item.get("type") == "json_invalid":
+            problems["body"] = f"is not valid JSON ({item.get('ctx', {}).get('error', 'unreadable')})"
+        elif item.get("type") == "extra_forbidden":
+            problems[_field(item["loc"])] = "is not an option of this route; see /docs for the accepted fields"
+        elif item.get("type") == "missing":
+            problems[_field(item["loc"])] = "is required"
+        else:
+            problems.setdefault(_field(item["loc"]), item.get("msg", "is not valid"))
+    return problems
+
+
+def install_error_handlers(app) -> None:
+    """Turn every error into the one JSON shape (and never a traceback)."""
+
+    @app.exception_handler(CaseError)
+    async def bad_case(request: Request, error: CaseError):
+        return error_response(422, "the case has findings crampdx cannot use; correct the fields named in problems",
+                              error.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError):
+        problems = _validation_problems(error)
+        return error_response(422, "the request does not fit this route; correct the fields named in problems "
+                                   "(see /docs)", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 404:
+            message = f"no such route: {request.method} {request.url.path[:80]}; the routes are listed at /docs"
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path[:80]}; see /docs"
+        elif error.status_code == 413:
+            message = _too_large(MAX_BODY_BYTES)
+        elif error.status_code == 400:
+            message = "the request body could not be read as JSON (too deeply nested or malformed)"
+        else:
+            message = str(error.detail)
+        return error_response(error.status_code, message, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "crampdx failed on this request because of an internal error; "
+                                   "the server's log has the details")
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries the bearer ``token`` (constant-time).
+
+    Examples
+    --------
+    >>> token_matches("Bearer s3cret", "s3cret"), token_matches("Bearer wrong", "s3cret"), token_matches(None, "s3cret")
+    (True, False, False)
+    """
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit // 1024} kB; send one case per request"
+
+
+class DeclaredBodyLimit:
+    """ASGI middleware: a declared ``Content-Length`` over ``limit`` is answered 413 in the
+    service's JSON shape before anything is read (FastAPI's own limit, which also counts
+    chunked bodies as they arrive, would answer in plain text)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope.get("headers") or []).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+                await error_response(413, _too_large(self.limit))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def json_text(document: Any) -> str:
+    """Strict JSON (no NaN), as every response is."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False)

@@ -1,0 +1,82 @@
+"""``crampdx serve``: load and verify the model, then run the service with uvicorn.
+
+The command line names this function as the handler of ``serve`` (it imports handlers by
+name only when their subcommand runs), so the service stays a front end of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from crampdx import DISCLAIMER
+from crampdx.errors import UserFacingError
+from crampdx.model.diagnoser import Diagnoser
+from crampdx.service.app import create_app
+
+__all__ = ["ServeError", "cmd_serve", "read_token"]
+
+
+class ServeError(ValueError, UserFacingError):
+    """The service cannot start as asked; the message says why and how to fix it."""
+
+
+def read_token(path: str | Path) -> str:
+    """The bearer token in ``path`` (its first line, surrounding spaces removed).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp(); path = os.path.join(folder, "token")
+    >>> _ = open(path, "w").write("s3cret-token-value\\n")
+    >>> read_token(path)
+    's3cret-token-value'
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ServeError(f"--token-file {path}: could not be read ({getattr(error, 'strerror', None) or error}); "
+                         "give a text file holding the token") from None
+    token = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if len(token) < 16:
+        raise ServeError(f"--token-file {path}: the token must be one line of at least 16 characters "
+                         "(for example the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    return token
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ServeError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                             "choose another --port or stop what is using it") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    token = read_token(args.token_file) if args.token_file else None
+    _check_port_free(args.host, args.port)
+    diagnoser = Diagnoser.load(args.model)  # ArtifactError: one sentence with the fix; nothing is served
+    if not _is_loopback(args.host) and token is None:
+        print(f"warning: serving on {args.host} without --token-file: anyone who can reach this machine can use "
+              "the service", file=sys.stderr)
+    app = create_app(diagnoser, token=token, cors_origins=args.cors_origin or ())
+    print(f"crampdx service on http://{args.host}:{args.port} (routes at /docs). {DISCLAIMER}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0

@@ -1,0 +1,155 @@
+"""CDS Hooks 2.0: discovery, the patient-view cards, 412 without prefetch, and the README's
+example request and response (which must stay true)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from crampdx import DISCLAIMER
+from crampdx.render.cds_cards import CARD_SUMMARY_LIMIT
+from crampdx.service.app import create_app
+from crampdx.service.cds_hooks import PREFETCH, SERVICE_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOK_URL = f"/cds-services/{SERVICE_ID}"
+
+
+def _observation(oid: str, loinc: str, value: float, unit: str, when: str, patient: str = "p1") -> dict:
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+            "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+
+def _searchset(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def _request(**prefetch_changes) -> dict:
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-03-01"},
+        "observations": _searchset(
+            _observation("k1", "2823-3", 2.3, "mmol/L", "2026-11-30T08:00:00Z"),
+            _observation("k0", "2823-3", 3.9, "mmol/L", "2026-01-10T08:00:00Z"),
+            _observation("x9", "2823-3", 5.0, "mmol/L", "2026-11-30T09:00:00Z", patient="someone-else"),
+        ),
+        "conditions": _searchset({
+            "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}}),
+        "medicationStatements": None,
+        "medicationRequests": None,
+    }
+    prefetch.update(prefetch_changes)
+    return {"hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/example", "patientId": "p1"}, "prefetch": prefetch}
+
+
+@pytest.fixture(scope="module")
+def client(tiny_diagnoser):
+    with TestClient(create_app(tiny_diagnoser), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _check_cards(cards: list[dict]) -> None:
+    """The CDS Hooks 2.0 card shape: required summary (< 140 characters), indicator and source.label."""
+    assert cards
+    for card in cards:
+        assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < CARD_SUMMARY_LIMIT
+        assert card["indicator"] in {"info", "warning", "critical"}
+        assert card["source"]["label"] and isinstance(card["detail"], str)
+        assert set(card) <= {"uuid", "summary", "detail", "indicator", "source", "suggestions",
+                             "selectionBehavior", "overrideReasons", "links"}
+
+
+def test_discovery_names_the_service_and_its_prefetch(client):
+    services = client.get("/cds-services").json()["services"]
+    (service,) = services
+    assert service["id"] == SERVICE_ID and service["hook"] == "patient-view" and service["description"]
+    assert service["prefetch"] == PREFETCH
+    assert all("{{context.patientId}}" in template for template in service["prefetch"].values())
+
+
+def test_patient_view_answers_with_red_flag_and_differential_cards(client, tiny_diagnoser):
+    response = client.post(HOOK_URL, json=_request())
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    _check_cards(cards)
+    critical = [c for c in cards if c["indicator"] == "critical"]
+    assert critical and re.search(r"seed:\d", critical[0]["detail"]), critical  # potassium 2.3 mmol/L cites the seed
+    info = cards[-1]
+    assert info["indicator"] == "info" and info["summary"].startswith("Leg cramps, most likely:")
+    assert "Potassium 2.3 mmol/L" in info["detail"]  # the newest potassium, not January's 3.9
+    assert "Potassium 3.9" not in info["detail"]
+    assert "Observation/x9" in info["detail"]  # another patient's result is reported, never used
+    assert DISCLAIMER in info["detail"]
+    top = tiny_diagnoser.rank({"potassium": 2.3, "sex": "female", "age": 76, "diabetes": "present"})[0]
+    assert top.name in info["summary"] or top.name in info["detail"]
+
+
+def test_missing_prefetch_is_412(client):
+    for key in ("patient", "observations"):
+        body = _request(**{key: None})
+        response = client.post(HOOK_URL, json=body)
+        assert response.status_code == 412, response.text
+        assert key in response.json()["error"]
+    no_prefetch = _request()
+    del no_prefetch["prefetch"]
+    assert client.post(HOOK_URL, json=no_prefetch).status_code == 412
+
+
+def test_wrong_hook_patient_or_resource_is_422_naming_it(client):
+    wrong_hook = {**_request(), "hook": "order-select"}
+    response = client.post(HOOK_URL, json=wrong_hook)
+    assert response.status_code == 422 and "hook" in response.json()["problems"]
+    other = _request(patient={"resourceType": "Patient", "id": "p2", "gender": "male"})
+    response = client.post(HOOK_URL, json=other)
+    assert response.status_code == 422 and "prefetch.patient" in response.json()["problems"]
+    for not_fhir in ("a string", {"resourceType": "NoSuchResource"}, [1, 2]):
+        response = client.post(HOOK_URL, json=_request(observations=not_fhir))
+        assert response.status_code == 422 and "prefetch.observations" in response.json()["problems"], response.text
+        assert "Traceback" not in response.text
+
+
+def test_one_invalid_resource_is_reported_not_fatal(client):
+    """An EHR's one malformed Observation must not hide the cards: it is listed as not used."""
+    broken = {"resourceType": "Observation", "id": "bad", "status": "not-a-status", "code": {}}
+    response = client.post(HOOK_URL, json=_request(observations=_searchset(
+        broken, _observation("k1", "2823-3", 2.3, "mmol/L", "2026-11-30T08:00:00Z"))))
+    assert response.status_code == 200, response.text
+    detail = response.json()["cards"][-1]["detail"]
+    assert "Observation/bad" in detail and "Potassium 2.3 mmol/L" in detail
+
+
+def test_strings_from_the_record_are_shown_literally(client):
+    sneaky = _observation("img", "2823-3", 4.0, "![x](https://evil.example/p.png)", "2026-11-30T10:00:00Z")
+    body = _request(observations=_searchset(sneaky))
+    response = client.post(HOOK_URL, json=body)
+    assert response.status_code == 200, response.text
+    detail = response.json()["cards"][-1]["detail"]
+    assert "](https://evil" not in detail and "![" not in detail
+
+
+def _readme_example(name: str) -> dict:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- {name} -->\s*```json\n(.*?)```", text, re.S)
+    assert match, f"README.md has no ```json block after <!-- {name} -->"
+    return json.loads(match.group(1))
+
+
+def test_the_readme_example_request_gives_the_readme_example_response_shape(client):
+    request, documented = _readme_example("cds-hooks-request"), _readme_example("cds-hooks-response")
+    response = client.post(HOOK_URL, json=copy.deepcopy(request))
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    _check_cards(cards)
+    _check_cards(documented["cards"])
+    assert [c["indicator"] for c in cards] == [c["indicator"] for c in documented["cards"]]
+    assert [set(c) for c in cards] == [set(c) for c in documented["cards"]]

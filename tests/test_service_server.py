@@ -1,0 +1,106 @@
+"""`crampdx serve` for real: uvicorn on a free localhost port, driven over HTTP; and the
+service refusing to start, in one sentence, without a valid model."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from crampdx import DISCLAIMER
+from crampdx.cli.main import main
+from crampdx.service.requests import EXAMPLE_FINDINGS
+
+TOKEN = "served-token-of-enough-length"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    token_file = tmp_path_factory.mktemp("token") / "token"
+    token_file.write_text(TOKEN + "\n")
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crampdx.cli.main", "serve", "--model", str(tiny_model_dir), "--port", str(port),
+         "--token-file", str(token_file), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"crampdx serve exited: {process.stderr.read()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("crampdx serve did not become ready within 90 s")
+    yield base, process
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_the_real_server_assesses_over_http(server, tiny_diagnoser):
+    base, _ = server
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    response = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [c["id"] for c in body["differential"]] == [c.id for c in tiny_diagnoser.rank(EXAMPLE_FINDINGS, top=3)]
+    assert response.headers["x-crampdx-disclaimer"] == DISCLAIMER
+    assert httpx.post(f"{base}/v1/assess", json={"findings": {}}, timeout=30).status_code == 401
+    bad = httpx.post(f"{base}/v1/assess", json={"findings": {"potassium": "lots"}}, headers=headers, timeout=30)
+    assert bad.status_code == 422 and "potassium" in bad.json()["problems"]
+
+
+def test_the_server_listens_on_localhost_only_by_default(server):
+    base, process = server
+    assert base.startswith("http://127.0.0.1:")
+    addresses = [a for a in _own_addresses() if not a.startswith("127.")]
+    port = int(base.rsplit(":", 1)[1])
+    for address in addresses[:1]:
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://{address}:{port}/healthz", timeout=2)
+
+
+def _own_addresses() -> list[str]:
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)})
+    except OSError:
+        return []
+
+
+def test_serve_refuses_to_start_without_a_valid_model(tmp_path, capsys):
+    code = main(["serve", "--model", str(tmp_path / "no-model"), "--port", str(_free_port())])
+    err = capsys.readouterr().err
+    assert code == 2 and "crampdx train" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_serve_refuses_a_short_token_and_a_busy_port(tiny_model_dir, tmp_path, capsys):
+    short = tmp_path / "token"
+    short.write_text("abc\n")
+    assert main(["serve", "--model", str(tiny_model_dir), "--token-file", str(short)]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--model", str(tiny_model_dir), "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
