@@ -3,3 +3,10 @@
 The mapping from codes (LOINC, SNOMED CT, ICD-10, RxNorm) to findings is data
 (``fhir_codes.toml``); this package holds only the engine that applies it.
 """
+
+from crampdx.interop.codes import FhirCodes, FhirCodesError, load_codes
+from crampdx.interop.fhir import (FhirError, FhirFindings, UnusedRecord, describe_provenance, findings_from_fhir,
+                                  resources_from_json)
+
+__all__ = ["FhirCodes", "FhirCodesError", "FhirError", "FhirFindings", "UnusedRecord", "describe_provenance",
+           "findings_from_fhir", "load_codes", "resources_from_json"]

@@ -125,6 +125,9 @@ def _parse(raw: Any, where: str) -> Resource:
         return get_fhir_model_class(raw["resourceType"]).model_validate(raw)
     except ValueError as error:  # pydantic's ValidationError is a ValueError
         raise _field_error(raw, where, error) from None
+    except (KeyError, TypeError):  # fhir.resources meets a nested resource of a type it does not know
+        raise FhirError(f"{_name(raw, where)} holds a resource of a type that is not FHIR R4B (in a contained "
+                        "resource or a Bundle entry); correct the record or leave it out") from None
 
 
 def _opened(resource: Resource) -> Iterator[Resource]:

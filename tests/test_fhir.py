@@ -254,6 +254,8 @@ def test_not_fhir_is_one_sentence_naming_the_resource_and_field():
             {"resource": lab("2823-3", 2.6, "mmol/L", rid="k1", when=long_date)}]})
     assert str(raised.value).startswith("Observation/k1, field effectiveDateTime:")
     assert "xxxxxxxxxx" not in str(raised.value)
+    with pytest.raises(FhirError, match="Observation/o holds a resource of a type that is not FHIR R4B"):
+        resources_from_json({**lab("2823-3", 2.6, "mmol/L", rid="o"), "contained": [{"resourceType": "Foo"}]})
     with pytest.raises(FhirError) as raised:
         resources_from_json([{"resourceType": "Z" * 300}])
     assert len(str(raised.value)) < 160 and "not a FHIR R4B resource type" in str(raised.value)
