@@ -54,11 +54,18 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
         (``NaN`` in ``codes`` at those places).
     """
     schema = kb.schema
+    intervals = intervals or {}
     grouped = set(kb.children) | {c for kids in kb.children.values() for c in kids}
-    designs = [kb.tables[f].design(codes[:, schema.position(f)]) for f in schema.ids if f not in grouped]
-    weights = [kb.tables[f].log_weights() for f in schema.ids if f not in grouped]
+    # A finding no case assessed contributes log 1 = 0: leave it out of the product (a sparse
+    # batch, or the reference cases of the atypical check, then costs what it assesses).
+    ranged = {fid for entries in intervals.values() for fid in entries}
+    seen = {f for f in schema.ids if f in ranged or not np.isnan(codes[:, schema.position(f)]).all()}
+    designs = [kb.tables[f].design(codes[:, schema.position(f)]) for f in schema.ids if f not in grouped and f in seen]
+    weights = [kb.tables[f].log_weights() for f in schema.ids if f not in grouped and f in seen]
     families = []
     for parent, kids in kb.children.items():
+        if parent not in seen and not seen.intersection(kids):
+            continue
         parent_onehot = kb.tables[parent].design(codes[:, schema.position(parent)])
         parent_log = safe_log(kb.tables[parent].probs)  # (K, L_parent)
         kid_design = np.hstack([kb.tables[c].design(codes[:, schema.position(c)]) for c in kids])
@@ -70,14 +77,21 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
             designs += [indicator, indicator * kid_design]
             weights += [parent_log[None, :, level], level_weights]
         families.append((parent, parent_onehot.sum(axis=1) == 0, kid_design, parent_log, kid_weights))
-    out = np.hstack(designs) @ np.vstack(weights) + kb.component_log_weight
-    per_level = _add_interval_terms(out, codes, kb, intervals or {})
+    out = np.zeros((len(codes), kb.n_components)) + kb.component_log_weight
+    if designs:
+        out += np.hstack(designs) @ np.vstack(weights)
+    per_level = _add_interval_terms(out, codes, kb, intervals)
     for parent, missing, kid_design, parent_log, kid_weights in families:
         extra = per_level.get(parent, {})
         rows = np.flatnonzero(missing & kid_design.any(axis=1))
         rows = np.union1d(rows, [r for r in extra if missing[r]]).astype(int)
         if len(rows):
-            terms = np.stack([extra.get(r, np.zeros((len(kid_weights), kb.n_components))) for r in rows])
+            terms = None
+            if extra:  # only rows with a child's range carry extra terms
+                terms = np.zeros((len(rows), len(kid_weights), kb.n_components))
+                for i, r in enumerate(rows):
+                    if r in extra:
+                        terms[i] = extra[r]
             out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights, terms)
     return out
 
@@ -106,10 +120,15 @@ def _add_interval_terms(out: np.ndarray, codes: np.ndarray, kb: KnowledgeBase, i
 
 def _sum_out_parent(kid_design, parent_log, kid_weights, extra) -> np.ndarray:
     """log sum_p p(parent = p | k) p(children | p, k), for cases whose parent is not assessed;
-    ``extra[:, p]`` adds the children's range terms under level p."""
-    total = kid_design @ kid_weights[0] + parent_log[:, 0] + extra[:, 0]
+    ``extra[:, p]`` (if not None) adds the children's range terms under level p."""
+    total = kid_design @ kid_weights[0] + parent_log[:, 0]
+    if extra is not None:
+        total += extra[:, 0]
     for level in range(1, len(kid_weights)):
-        np.logaddexp(total, kid_design @ kid_weights[level] + parent_log[:, level] + extra[:, level], out=total)
+        term = kid_design @ kid_weights[level] + parent_log[:, level]
+        if extra is not None:
+            term += extra[:, level]
+        np.logaddexp(total, term, out=total)
     return total
 
 
