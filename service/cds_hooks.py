@@ -126,7 +126,10 @@ def patient_view(body: HookRequest, request: Request):
                                              f"{str(patient_id)[:80]}; send the record of the patient in view"})
     diagnoser = request.app.state.diagnoser
     resources, left_out = _read_prefetch(prefetch, patient_id)
-    mapped = findings_from_fhir(resources, schema=diagnoser.schema, today=date.today())
+    try:
+        mapped = findings_from_fhir(resources, schema=diagnoser.schema, today=date.today())
+    except FhirError as error:  # e.g. records of two patients that no reference told apart
+        raise CaseError({"prefetch": str(error)}) from None
     case, problems = validate_what_is_valid(mapped.findings, schema=diagnoser.schema)
     assessment = diagnoser.assess(case, top=CAUSES_ON_CARD, explain=CAUSES_ON_CARD, next_findings=0, not_used=problems)
     unused = [f"{record.reference}: {record.reason}" for record in mapped.unused] + left_out
