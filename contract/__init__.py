@@ -4,7 +4,8 @@ The bottom layer of crampdx: it imports no other crampdx package.
 """
 
 from crampdx.contract.case import Case, CaseError, describe_value, validate_case, validate_what_is_valid
-from crampdx.contract.casefile import CaseTable, findings_from_json, read_case_table, resolve_case_table
+from crampdx.contract.casefile import CaseTable, read_case_table, resolve_case_table
+from crampdx.contract.casejson import findings_from_json
 from crampdx.contract.schema import Finding, Level, Schema, SchemaError
 from crampdx.contract.schema_file import load_schema, parse_schema
 

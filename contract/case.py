@@ -14,14 +14,17 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from crampdx.contract.limits import MAX_CASE_FIELDS
 from crampdx.contract.schema import Finding, Interval, Schema, describe_rows
 from crampdx.contract.schema_file import load_schema
-from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, parse_level, parse_number,
-                                     unknown_finding_message)
-from crampdx.errors import UserFacingError
+from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, name_problem, parse_level,
+                                     parse_number, unknown_finding_message)
+from crampdx.errors import QUOTE_CHARS, UserFacingError, quote
 
 __all__ = ["Case", "CaseError", "describe_value", "impossible_combinations", "impossible_rows", "validate_case",
            "validate_what_is_valid"]
+
+SHOWN_PROBLEMS = 10  # a message names this many problems and counts the rest; ``problems`` keeps all
 
 
 class CaseError(ValueError, UserFacingError):
@@ -29,7 +32,9 @@ class CaseError(ValueError, UserFacingError):
 
     def __init__(self, problems: Mapping[str, str]):
         self.problems = dict(problems)
-        super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems.items()))
+        shown = [f"{name}: {message}" for name, message in list(self.problems.items())[:SHOWN_PROBLEMS]]
+        more = len(self.problems) - SHOWN_PROBLEMS
+        super().__init__("; ".join(shown) + (f"; and {more:,} more problems" if more > 0 else ""))
 
 
 @dataclass(frozen=True)
@@ -204,14 +209,18 @@ def validate_case(mapping: Mapping[str, Any] | Case, *, schema: Schema | None = 
     schema = schema or load_schema()
     if not isinstance(mapping, Mapping):
         raise CaseError({"case": f"expected a mapping of finding -> value, got {type(mapping).__name__}"})
+    if len(mapping) > MAX_CASE_FIELDS:  # refused before any work: a case has 129 findings
+        raise CaseError({"case": f"{len(mapping):,} fields given; a case has at most {MAX_CASE_FIELDS:,} "
+                                 "(one per finding, by id or label)"})
     names = finding_names(schema)
     problems: dict[str, str] = {}
     found: dict[str, Any] = {}
     flags: dict[str, str] = {}
     for key, raw in mapping.items():
         fid = finding_id_for(key, names)
-        if fid is None:
-            problems[str(key)] = unknown_finding_message(str(key), names)
+        if fid is None:  # a suggestion for the first few only: each costs a fuzzy search
+            suggest = len(problems) < SHOWN_PROBLEMS
+            problems[field_name(key)] = name_problem(key) or unknown_finding_message(key, names, suggest=suggest)
             continue
         if is_not_assessed(raw):
             continue
@@ -259,7 +268,15 @@ def validate_what_is_valid(mapping: Mapping[str, Any], *, schema: Schema | None 
     try:
         return validate_case(mapping, schema=schema), {}
     except CaseError as error:
+        if not isinstance(mapping, Mapping) or len(mapping) > MAX_CASE_FIELDS:
+            raise  # nothing in it is valid on its own
         names = finding_names(schema or load_schema())
         valid = {key: value for key, value in mapping.items()
-                 if key not in error.problems and finding_id_for(key, names) not in error.problems}
+                 if finding_id_for(key, names) not in (None, *error.problems) and key not in error.problems}
         return validate_case(valid, schema=schema), error.problems
+
+
+def field_name(key: Any) -> str:
+    """How a message names a field the user gave: as written when it is short, printable text,
+    else through :func:`~crampdx.errors.quote`."""
+    return key if isinstance(key, str) and len(key) <= QUOTE_CHARS and key.isprintable() else quote(key)

@@ -5,7 +5,7 @@ binary findings take yes/no, true/false, 1/0; :func:`crampdx.contract.validate_c
 promise for one case. This module keeps it for a table of cases, with the same name and level
 resolution (:mod:`crampdx.contract.values`), resolving each column once and each distinct
 value once, so a file of 100,000 cases costs no more than a few vectorised passes. A case in
-JSON is read by :func:`findings_from_json`.
+JSON is read by :func:`crampdx.contract.casejson.findings_from_json`.
 
 Columns that are neither findings nor ``etiology`` (an ``id`` column, a site, a date) are
 returned apart, unchanged, so the caller can carry them through to its output; a column whose
@@ -16,7 +16,6 @@ with a suggestion.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crampdx.contract.case import Case, impossible_rows, validate_case
+from crampdx.contract.case import Case, field_name, impossible_rows, validate_case
+from crampdx.contract.limits import MAX_HEADER_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_ROWS, MAX_VALUE_CHARS
 from crampdx.contract.schema import Finding, Interval, Schema, SchemaError, describe_rows
 from crampdx.contract.schema_file import load_schema
-from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, parse_level,
-                                     parse_number, unknown_finding_message)
+from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, name_problem,
+                                     parse_level, parse_number, unknown_finding_message)
+from crampdx.errors import clip, quote
 
-__all__ = ["CaseTable", "LABEL", "csv_delimiter", "findings_from_json", "read_case_table", "resolve_case_table"]
+__all__ = ["CaseTable", "LABEL", "csv_delimiter", "read_case_table", "resolve_case_table"]
 
 LABEL = "etiology"
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
@@ -78,12 +79,24 @@ class CaseTable:
 def csv_delimiter(path: Path, names: dict[str, str]) -> str:
     """The delimiter of a CSV file: comma, semicolon or tab (spreadsheets in many locales
     write semicolons), whichever splits the header row into the most findings, then into the
-    most columns (labels may hold commas: "Shiny, hairless skin")."""
+    most columns (labels may hold commas: "Shiny, hairless skin").
+
+    Raises
+    ------
+    SchemaError
+        When the header row is longer than :data:`~crampdx.contract.limits.MAX_HEADER_CHARS`.
+    """
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        header = handle.readline()
+        header = handle.readline(MAX_HEADER_CHARS + 1)
+    if len(header) > MAX_HEADER_CHARS:
+        raise SchemaError(f"{path}: the header row is longer than {MAX_HEADER_CHARS:,} characters; the first row "
+                          f"names the columns (at most {MAX_TABLE_COLUMNS:,}), by finding id or label")
 
     def fit(sep: str) -> tuple[int, int]:
-        fields = next(csv.reader([header], delimiter=sep), [])
+        try:
+            fields = next(csv.reader([header], delimiter=sep), [])
+        except csv.Error:  # a field beyond the csv module's limit: not this delimiter's header
+            return 0, 0
         return sum(finding_id_for(f.strip(), names) is not None for f in fields), len(fields)
 
     return max((",", ";", "\t"), key=fit)
@@ -100,7 +113,9 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     Raises
     ------
     SchemaError
-        One sentence: a directory, no such file, unreadable, or no cases in it.
+        One sentence: a directory, no such file, unreadable, no cases in it, or more than
+        :data:`~crampdx.contract.limits.MAX_TABLE_ROWS` rows or
+        :data:`~crampdx.contract.limits.MAX_TABLE_COLUMNS` columns.
     """
     path = Path(path)
     if path.is_dir():
@@ -115,8 +130,12 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
             names = finding_names(schema or load_schema())
             sep = csv_delimiter(path, names)
             header = pd.read_csv(path, nrows=0, sep=sep)
+            _check_columns(header, path)
             text = [c for c in header.columns if finding_id_for(c, names) is None]
-            frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text})
+            frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text},
+                                nrows=MAX_TABLE_ROWS + 1)  # one more tells a file that is too long
+    except SchemaError:
+        raise
     except ImportError:
         raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
     except pd.errors.EmptyDataError:
@@ -124,10 +143,20 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     except OSError as error:
         raise SchemaError(f"{path}: could not be read ({error.strerror or error})") from None
     except Exception as error:  # pandas and pyarrow raise many kinds for a malformed file
-        raise SchemaError(f"{path}: could not be read as {'parquet' if parquet else 'CSV'} ({error})") from None
+        raise SchemaError(f"{path}: could not be read as {'parquet' if parquet else 'CSV'} ({clip(str(error))})") from None
     if len(frame) == 0:
         raise SchemaError(f"{path} holds no cases: it has a header but no rows; add one case per row")
+    if len(frame) > MAX_TABLE_ROWS:
+        raise SchemaError(f"{path} holds more than {MAX_TABLE_ROWS:,} cases; split it into files of at most "
+                          f"{MAX_TABLE_ROWS:,} rows")
+    _check_columns(frame, path)
     return frame
+
+
+def _check_columns(frame: pd.DataFrame, where: Any) -> None:
+    if frame.shape[1] > MAX_TABLE_COLUMNS:  # each column's name is looked up: bound that work
+        raise SchemaError(f"{where} has {frame.shape[1]:,} columns; a file of cases has at most "
+                          f"{MAX_TABLE_COLUMNS:,} (one per finding, the etiology and a few carried through)")
 
 
 def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool) -> CaseTable:
@@ -149,6 +178,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         One message naming every unknown or duplicated column, every unknown level, every
         non-number and every impossible value, each with its rows.
     """
+    _check_columns(frame, "the table")
     names = finding_names(schema)
     problems: list[str] = []
     findings: dict[str, pd.Series] = {}
@@ -161,16 +191,16 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
             continue
         fid = finding_id_for(name, names)
         if fid is None:
-            if keep_other and closest_finding(name, names) is None:
+            if keep_other and name_problem(name) is None and closest_finding(name, names) is None:
                 other.append(column)
             elif keep_other:
-                problems.append(f"{name}: {unknown_finding_message(name, names)}")
+                problems.append(f"{field_name(name)}: {name_problem(name) or unknown_finding_message(name, names)}")
             else:
-                hint = unknown_finding_message(name, names).removeprefix("unknown finding; ")
-                problems.append(f"unknown column {name!r}; {hint}")
+                hint = name_problem(name) or unknown_finding_message(name, names).removeprefix("unknown finding; ")
+                problems.append(f"unknown column {quote(name)}; {hint}")
             continue
         if fid in given_as:
-            problems.append(f"columns {given_as[fid]!r} and {name!r} both give {fid}; keep one")
+            problems.append(f"columns {quote(given_as[fid])} and {quote(name)} both give {fid}; keep one")
             continue
         given_as[fid] = name
         series, problem, column_ranges = _resolve_column(schema[fid], frame[column], name)
@@ -180,7 +210,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
             problems.append(problem)
         findings[fid] = series
     if not findings and not problems:  # ranked, this would be the prior for every row
-        columns = ", ".join(repr(str(c)) for c in frame.columns[:8]) + (" …" if len(frame.columns) > 8 else "")
+        columns = ", ".join(quote(str(c)) for c in frame.columns[:8]) + (" …" if len(frame.columns) > 8 else "")
         problems.append(f"no column is a finding (columns: {columns}); name the columns by finding id or label "
                         "(`crampdx findings` lists them), separated by commas, semicolons or tabs")
     ordered = pd.DataFrame({fid: findings[fid] for fid in schema.ids if fid in findings}, index=frame.index)
@@ -190,6 +220,8 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         codes = schema.encode(ordered)  # non-numbers and impossible values, with their rows
     except SchemaError as error:
         problems.append(str(error))
+    if not problems:  # a row that gives nothing would be ranked by the prior alone
+        problems += _rows_without_findings(frame, codes, ranges, list(given_as.values()))
     if problems:
         raise SchemaError("; ".join(problems))
     return CaseTable(
@@ -201,10 +233,33 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
     )
 
 
+def _rows_without_findings(frame: pd.DataFrame, codes: np.ndarray, ranges: dict, columns: list[str]) -> list[str]:
+    """Messages for the rows in which no finding was given: entirely empty rows (a
+    spreadsheet's trailing ``,,,`` lines), and rows whose finding cells are all empty or
+    "not assessed" while the row holds something else (often a row whose delimiters or
+    quotes went wrong). Ranking either would show only how common each cause is, so both are
+    refused rather than dropped (dropping would shift every later row of the output)."""
+    nothing = np.isnan(codes).all(axis=1)
+    nothing[list(ranges)] = False
+    if not nothing.any():
+        return []
+    blank = nothing & frame.isna().all(axis=1).to_numpy()
+    problems = []
+    if blank.any():
+        problems.append(f"{describe_rows(blank)} of the table {'are' if blank.sum() > 1 else 'is'} empty; delete "
+                        f"{'them' if blank.sum() > 1 else 'it'}")
+    if (nothing & ~blank).any():
+        named = ", ".join(quote(c) for c in columns[:5]) + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+        problems.append(f"{describe_rows(nothing & ~blank)}: no finding given (the finding columns {named} are all "
+                        "empty or not assessed there); fill in at least one finding or delete the row, and check its "
+                        "delimiters and quotes")
+    return problems
+
+
 def _is_not_assessed(finding: Finding, value: Any) -> bool:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return True
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
         return False
     text = value.strip().lower()
     if text not in _NOT_ASSESSED:
@@ -284,45 +339,3 @@ def _as_number_if_binary(finding: Finding, raw: Any) -> Any:
             return raw
         return number if number in (0.0, 1.0) else raw
     return raw
-
-
-def findings_from_json(data: str | bytes) -> dict:
-    """The findings of a case file: a JSON object of finding -> value, or an assessment
-    exported by crampdx (its ``findings``). Values are validated later, by ``validate_case``.
-
-    Raises
-    ------
-    ValueError
-        One sentence: not UTF-8 JSON, or not an object of findings.
-
-    Examples
-    --------
-    >>> findings_from_json('{"potassium": 2.9, "Leg weakness": "yes"}')
-    {'potassium': 2.9, 'Leg weakness': 'yes'}
-    >>> try:
-    ...     findings_from_json('{"age": 70, "age": 71}')
-    ... except ValueError as error:
-    ...     print(error)
-    'age' given twice; keep one value for each finding
-    """
-    try:
-        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless
-        document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"not valid JSON ({error})") from None
-    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
-        document = document["findings"]
-    if not isinstance(document, dict) or not document:
-        raise ValueError("expected a JSON object of finding -> value, or an assessment exported by crampdx")
-    return document
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    seen: set[str] = set()
-    twice: set[str] = set()
-    for key, _ in pairs:  # linear: a large file with many keys must not take minutes
-        (twice if key in seen else seen).add(key)
-    twice = sorted(twice)
-    if twice:
-        raise ValueError(f"{', '.join(map(repr, twice))} given twice; keep one value for each finding")
-    return dict(pairs)

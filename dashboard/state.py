@@ -12,7 +12,9 @@ from typing import Any
 import streamlit as st
 
 from crampdx.contract import Case, CaseError, findings_from_json, load_schema, validate_case
+from crampdx.contract.limits import MAX_CASE_JSON_BYTES
 from crampdx.contract.schema import Interval
+from crampdx.errors import UserFacingError
 from crampdx.synthetic.examples import load_examples
 
 __all__ = ["ASK_NEXT", "FINDING", "MAX_IMPORT_BYTES", "NA", "SCHEMA", "adopt", "as_entry", "clear_all", "default_of", "entered",
@@ -22,7 +24,7 @@ SCHEMA = load_schema()
 NA = "not_assessed"  # the first option of every finding: nothing entered
 FINDING = "f:"
 ASK_NEXT = "ask:"
-MAX_IMPORT_BYTES = 100_000
+MAX_IMPORT_BYTES = MAX_CASE_JSON_BYTES  # the contract's bound on a case file, checked by findings_from_json
 
 
 def default_of(finding) -> Any:
@@ -86,13 +88,12 @@ def parse_import(data: bytes) -> Case:
     Raises
     ------
     ValueError
-        One clear sentence; the caller keeps the current findings.
+        One clear sentence (every bound of the contract's: size, depth, numbers, lengths);
+        the caller keeps the current findings.
     """
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ValueError(f"The file is {len(data):,} bytes; a case file is at most {MAX_IMPORT_BYTES:,} bytes.")
     try:
         document = findings_from_json(data)
-    except ValueError as error:
+    except (ValueError, UserFacingError) as error:
         raise ValueError(f"The case was not imported: {error}.") from None
     try:
         return validate_case(document, schema=SCHEMA)
@@ -109,7 +110,7 @@ def import_case() -> None:
         return
     try:
         case = parse_import(upload.getvalue())
-    except ValueError as error:
+    except (ValueError, UserFacingError) as error:  # the one sentence; the entered findings stay as they are
         st.session_state["import_message"] = ("error", str(error))
         return
     load_case(dict(case.values), upload.name)

@@ -1,0 +1,26 @@
+"""How much input crampdx reads: every bound on a case, a case file and a table of cases.
+
+A case is small (129 findings, each one short value), so anything far larger is a mistake
+or an attack, refused with one sentence before it costs time or memory. A table of cases
+for batch prediction is bounded by its rows, its columns and each cell, not by its size in
+bytes: a file of millions of cases is a legitimate batch (4.7 million rows have been
+ranked), and its cost grows linearly with its size, so it needs no byte limit; what must be
+bounded is a single cell (a value, a header) and the work per column.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["MAX_CASE_FIELDS", "MAX_CASE_JSON_BYTES", "MAX_HEADER_CHARS", "MAX_JSON_DEPTH", "MAX_NAME_CHARS",
+           "MAX_NUMBER", "MAX_TABLE_COLUMNS", "MAX_TABLE_ROWS", "MAX_VALUE_CHARS"]
+
+MAX_CASE_JSON_BYTES = 1_000_000  # one case, or one exported assessment (about 30 kB), as JSON
+MAX_JSON_DEPTH = 20  # a case is flat; an exported assessment nests 5 levels deep
+MAX_CASE_FIELDS = 1_000  # 129 findings, each by id or label: a few hundred keys at the very most
+MAX_NAME_CHARS = 200  # a finding's name (the longest label has 75 characters), key or column
+MAX_VALUE_CHARS = 1_000  # one value of one finding ("markedly raised", "<3", "2.9")
+MAX_NUMBER = sys.float_info.max  # about 1.8e308: an integer beyond it has no float value
+MAX_TABLE_COLUMNS = 1_000  # findings and carried columns (an id, a site, a date) together
+MAX_HEADER_CHARS = MAX_TABLE_COLUMNS * (MAX_NAME_CHARS + 3)  # the header row of a CSV file
+MAX_TABLE_ROWS = 10_000_000  # cases in one file; more are refused before being read in full: split the file
