@@ -18,7 +18,7 @@ from crampdx.dashboard.widgets import finding_input, finding_label, findings_for
 from crampdx.model import Assessment, Diagnoser
 from crampdx.model.results import Explanation, NextFinding
 from crampdx.render.charts import ranking_chart, waterfall_chart
-from crampdx.render.format import cause_label, percent
+from crampdx.render.format import cause_label, literal_markdown, percent
 from crampdx.render.markdown import assessment_markdown
 from crampdx.synthetic.examples import load_examples
 
@@ -39,25 +39,23 @@ def show_alerts(assessment: Assessment, problems: dict[str, str]) -> None:
         st.warning(f"Not used until corrected: {names}.")
 
 
-@st.fragment(run_every=0.3)
-def await_atypical(future: Future) -> None:
-    """Polls until the atypical-case check is done, then redraws the page with it."""
-    if future.done():
-        st.rerun(scope="app")
-    st.caption("Checking how typical this combination of findings is…")
+def show_atypical(slot, future: Future) -> None:
+    """The atypical-case check's answer in its place on the page, the last thing a run does.
 
-
-def show_atypical(future: Future) -> None:
+    The check takes about a second (it scores thousands of reference cases), so the page is
+    drawn first and this run waits for the answer at its end: no polling, no extra reruns.
+    """
     if not future.done():
-        await_atypical(future)
-        return
+        slot.caption("Checking how typical this combination of findings is…")
     try:
         atypical = future.result()
     except Exception as error:  # never a traceback: say the check is unavailable
-        st.caption(f"The atypical-case check failed ({type(error).__name__}).")
+        slot.caption(f"The atypical-case check failed ({type(error).__name__}).")
         return
     if atypical.is_atypical:
-        st.warning(atypical.message, icon=":material/help:")
+        slot.warning(atypical.message, icon=":material/help:")
+    else:
+        slot.empty()
 
 
 def choose_cause(causes, values: tuple) -> str:
@@ -130,7 +128,7 @@ def case_sidebar() -> None:
     loaded = st.session_state.get("loaded")
     changed = loaded is not None and entered() != loaded[1]
     if changed:
-        st.caption(f"The findings have changed since *{loaded[0]}* was loaded.")
+        st.caption(f"The findings have changed since *{literal_markdown(loaded[0])}* was loaded.")
         st.button("Load it again", on_click=load_again, key="load_again", width="stretch")
     st.button("Clear all", on_click=clear_all, key="clear_all", width="stretch")
     st.divider()
@@ -138,7 +136,7 @@ def case_sidebar() -> None:
                      help="A finding → value object, or an assessment exported here.")
     message = st.session_state.get("import_message")
     if message and not (message[0] == "success" and changed):
-        (st.error if message[0] == "error" else st.success)(message[1])
+        (st.error if message[0] == "error" else st.success)(literal_markdown(message[1]))  # it quotes the file
 
 
 def export_buttons(diagnoser: Diagnoser, case: Case, cause_id: str, problems: dict[str, str]) -> None:
@@ -173,7 +171,7 @@ def differential_page(diagnoser: Diagnoser) -> None:
         st.subheader("Differential")
         assessment = resources.assess(diagnoser, key, values)
         show_alerts(assessment, problems)
-        atypical_slot = st.container()
+        atypical_slot = st.empty()
         if not case and not problems:
             st.info("No findings entered yet: the ranking is that of an average synthetic case. "
                     "Enter findings or load an example case.")
@@ -186,7 +184,6 @@ def differential_page(diagnoser: Diagnoser) -> None:
         explanation = assessment.explanation(cause_id) or resources.explained(diagnoser, key, values, cause_id)
         show_explanation(explanation, prior)
         show_next(assessment.next_findings)
-    with atypical_slot:  # asked last, so that it never delays the rest of the page
-        show_atypical(resources.atypical_check(diagnoser, key, values))
     with st.sidebar:
         export_buttons(diagnoser, case, cause_id, problems)
+    show_atypical(atypical_slot, resources.atypical_check(diagnoser, key, values))  # last: it never delays the page

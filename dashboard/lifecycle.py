@@ -1,16 +1,42 @@
-"""The model's life in the dashboard: load the verified default model, or offer to train it."""
+"""The model's life in the dashboard: load the verified default model, or offer to train it.
+
+Visitors never see a server path: an error whose text names the model directory is shown
+as a public sentence, and the full sentence goes to the server log for the operator.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
 
 from crampdx.model import ArtifactError, Diagnoser, default_artifact_dir
+from crampdx.model.artifact import MANIFEST_FILE
 from crampdx.dashboard.resources import load_diagnoser, training_lock
 from crampdx.training.train import train
 
-__all__ = ["get_diagnoser"]
+__all__ = ["get_diagnoser", "public_line"]
+
+LOG = logging.getLogger(__name__)
+MODEL_DIRECTORY = "the dashboard's model directory"
+NO_MODEL = ("No trained model yet: the dashboard's model directory holds none (the server log names the "
+            "directory).")
+UNUSABLE_MODEL = ("The trained model could not be used (it is damaged, of an older format or from another version "
+                  "of crampdx); the server log says why. Train it again below, or with `crampdx train`.")
+
+
+def public_line(text: str, directory: Path) -> str:
+    """A line about the model directory with the directory's path replaced by words.
+
+    Examples
+    --------
+    >>> public_line("[5/5] save      /srv/crampdx/model", Path("/srv/crampdx/model"))
+    "[5/5] save      the dashboard's model directory"
+    """
+    for spelling in sorted({str(directory), str(directory.expanduser().resolve())}, key=len, reverse=True):
+        text = text.replace(spelling, MODEL_DIRECTORY)
+    return text
 
 
 def get_diagnoser() -> Diagnoser | None:
@@ -18,10 +44,11 @@ def get_diagnoser() -> Diagnoser | None:
     path = default_artifact_dir()
     try:
         return load_diagnoser(str(path))
-    except ArtifactError as error:
-        st.error(str(error))
-    st.write(f"The dashboard needs a trained model. It can train the default one now from synthetic cases "
-             f"into `{path}` (a few minutes on two cores), as `crampdx train` does.")
+    except ArtifactError as error:  # its sentence names the directory: the log only
+        LOG.warning("The dashboard has no usable model: %s", error)
+        st.error(UNUSABLE_MODEL if (path / MANIFEST_FILE).exists() else NO_MODEL)
+    st.write(f"The dashboard needs a trained model. It can train one now from synthetic cases into {MODEL_DIRECTORY} "
+             "(a few minutes on two cores), as `crampdx train` does for the default model.")
     if st.button("Train the default model", type="primary"):
         _train_default(path)
     return None
@@ -35,12 +62,14 @@ def _train_default(path: Path) -> None:
     try:
         with st.status("Training the default model…", expanded=True) as status:
             try:
-                train(path, report=lambda line: st.text(line))
-            except Exception as error:  # shown in one sentence, never as a traceback
+                train(path, report=lambda line: st.text(public_line(line, path)))
+            except Exception as error:  # one sentence without a path for the visitor; the details in the log
+                LOG.exception("Training the dashboard's model into %s failed", path)
                 status.update(label="Training failed", state="error")
-                st.error(f"Training failed ({type(error).__name__}: {error}); try `crampdx train` in a terminal.")
+                st.error(f"Training failed ({type(error).__name__}); the server log says why. "
+                         "Try `crampdx train` in a terminal.")
                 return
-            status.update(label=f"Default model trained into {path}", state="complete", expanded=False)
+            status.update(label=f"Default model trained into {MODEL_DIRECTORY}", state="complete", expanded=False)
     finally:
         lock.release()
     load_diagnoser.clear()

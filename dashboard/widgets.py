@@ -6,6 +6,7 @@ import streamlit as st
 
 from crampdx.contract import Case
 from crampdx.dashboard.state import FINDING, NA, SCHEMA
+from crampdx.render.format import literal_markdown
 
 __all__ = ["finding_input", "finding_label", "findings_form"]
 
@@ -66,6 +67,6 @@ def findings_form(case: Case, problems: dict[str, str]) -> None:
                     st.markdown(f"**{GROUPS.get(group, group)}**")
                 finding_input(finding, FINDING + finding.id)
                 if finding.id in problems:
-                    st.error(f"{finding.label}: {problems[finding.id]}")
+                    st.error(f"{finding.label}: {literal_markdown(problems[finding.id])}")  # it quotes the entry
                 elif finding.is_numeric and finding.id in case:
                     st.caption(f"Read as: {case.describe(finding.id)}")
