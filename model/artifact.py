@@ -1,8 +1,12 @@
-"""Trained-model artifacts: a directory with ``model.joblib`` and ``manifest.json``.
+"""Trained-model artifacts: a directory with ``model.npz``, ``manifest.json`` and the model card.
 
-Writing is atomic: the artifact is built in a temporary directory beside its destination
-and moved into place with ``os.replace``, so a crash never leaves half an artifact and a
-reader never sees one. Reading and verifying is :mod:`crampdx.model.loading`.
+``model.npz`` is plain arrays (:mod:`crampdx.model.persistence`, never a pickle) and holds
+the manifest's content too; ``manifest.json`` is a readable copy of it plus the SHA-256 of
+every other file of the artifact. Writing is atomic: the artifact is built in a staging
+directory beside its destination and moved into place with ``os.replace``, so a crash never
+leaves half an artifact and a reader never sees one; the next write removes the staging
+directories of killed runs (:mod:`crampdx.model.staging`). Reading and verifying is
+:mod:`crampdx.model.loading`.
 
 The default model directory is a per-user data directory (``platformdirs``), never inside
 the installed package; ``$CRAMPDX_MODEL`` overrides it, and the command line, the dashboard
@@ -20,19 +24,17 @@ import json
 import os
 import platform
 import shlex
-import shutil
-import tempfile
-import warnings
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import joblib
 import platformdirs
 
 from crampdx.errors import UserFacingError
 from crampdx.files import current_umask
+from crampdx.model.persistence import model_file_bytes
+from crampdx.model.staging import staging_beside, swap_into_place
 
 __all__ = [
     "ARTIFACT_FORMAT_VERSION",
@@ -47,15 +49,18 @@ __all__ = [
     "write_artifact",
 ]
 
-ARTIFACT_FORMAT_VERSION = 1
-MODEL_FILE = "model.joblib"
+ARTIFACT_FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # model.joblib, a pickle: refused, never loaded
+MODEL_FILE = "model.npz"
+LEGACY_MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
-FILES_KEY = "files"  # manifest entry listing every file the artifact was written with
+FILES_KEY = "files"  # manifest entry: every other file of the artifact -> its SHA-256
+HASH_KEYS = ("model_sha256", FILES_KEY)  # the manifest entries the record inside model.npz cannot hold
 ENV_VAR = "CRAMPDX_MODEL"
-_LIBRARIES = ("scikit-learn", "shap", "numpy", "pandas", "joblib")
+_LIBRARIES = ("scikit-learn", "shap", "numpy", "pandas")
 # What a model directory may hold besides the files its manifest lists: what artifacts
 # written before the manifest listed its files hold, plus desktop clutter nobody misses.
-_ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE, "model_card.md", "confusion_matrix.png", "calibration.png")
+_ARTIFACT_FILES = (MODEL_FILE, LEGACY_MODEL_FILE, MANIFEST_FILE, "model_card.md", "confusion_matrix.png", "calibration.png")
 _CLUTTER = (".DS_Store", "Thumbs.db", "desktop.ini")
 _TARGET_FIX = "choose an empty or new directory, or an existing crampdx model directory"
 
@@ -126,7 +131,7 @@ def check_artifact_target(directory: str | Path) -> Path:
 
     Writing an artifact replaces whatever is at ``directory``. That is allowed only if it
     does not exist (its parent folders are created), is an empty directory, or is an existing
-    crampdx model directory (holding ``manifest.json`` or ``model.joblib``, even damaged,
+    crampdx model directory (holding ``manifest.json`` or a model file, even damaged,
     and nothing but the files a model is written with). Call it before training, so a wrong
     ``--out`` fails at once; :func:`write_artifact` checks again before it replaces anything.
 
@@ -162,7 +167,7 @@ def check_artifact_target(directory: str | Path) -> Path:
             raise ArtifactError(f"Cannot write the model to {given}: the directory cannot be read ({error.strerror or error}); "
                                 f"{_TARGET_FIX}.") from None
         if entries:
-            if MANIFEST_FILE not in entries and MODEL_FILE not in entries:
+            if not {MANIFEST_FILE, MODEL_FILE, LEGACY_MODEL_FILE} & set(entries):
                 shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
                 raise ArtifactError(f"Cannot write the model to {given}: it is a directory of other files ({shown}), not a "
                                     f"crampdx model, and was left untouched; {_TARGET_FIX}.")
@@ -186,7 +191,7 @@ def check_artifact_target(directory: str | Path) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries a pickled model depends on."""
+    """Versions of Python and the libraries a model's file and outputs depend on."""
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:
@@ -217,15 +222,17 @@ def write_artifact(
     ----------
     directory : path
         Destination directory: new, empty, or an existing artifact, which is replaced only
-        once the new one is complete (see :func:`check_artifact_target`).
-    estimator : object
-        The fitted estimator to pickle with joblib.
+        once the new one is complete (see :func:`check_artifact_target`). Staging
+        directories that killed runs left beside it are removed.
+    estimator : sklearn.ensemble.HistGradientBoostingClassifier
+        The fitted multi-class model, saved as plain arrays.
     manifest : mapping
         Everything the manifest should say besides what this function adds (format
-        version, creation time, model hash, library versions).
+        version, creation time, library versions, the files' hashes); JSON-ready. It is
+        saved inside ``model.npz`` as well, so the model file's hash covers it.
     extra_files : callable, optional
-        Called with the temporary directory to add files (model card, plots) before the
-        artifact is moved into place.
+        Called with the staging directory to add files (model card, plots) before the
+        artifact is moved into place; the manifest records their hashes too.
 
     Returns
     -------
@@ -240,50 +247,27 @@ def write_artifact(
     """
     given = Path(directory)
     directory = check_artifact_target(given)
+    record = {
+        "format_version": ARTIFACT_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model_file": MODEL_FILE,
+        "versions": library_versions(),
+        **manifest,
+    }
+    content = model_file_bytes(estimator, record)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
+        with staging_beside(directory) as staging:
+            os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from other users
+            (staging / MODEL_FILE).write_bytes(content)
+            if extra_files is not None:
+                extra_files(staging)
+            files = {entry.name: sha256_of(entry) for entry in sorted(staging.iterdir())}
+            full = {**record, "model_sha256": files[MODEL_FILE], FILES_KEY: files}
+            (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            check_artifact_target(given)  # again: something may have appeared while this was written
+            swap_into_place(staging, directory)
     except OSError as error:
         raise ArtifactError(f"Cannot write the model to {given} ({error.strerror or error}); {_TARGET_FIX} "
                             "in a folder you can write to.") from None
-    try:
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the model from other users
-        joblib.dump(estimator, staging / MODEL_FILE)
-        full = {
-            "format_version": ARTIFACT_FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model_file": MODEL_FILE,
-            "model_sha256": sha256_of(staging / MODEL_FILE),
-            "versions": library_versions(),
-            **manifest,
-        }
-        if extra_files is not None:
-            extra_files(staging)
-        full[FILES_KEY] = sorted({*(entry.name for entry in staging.iterdir()), MANIFEST_FILE})
-        (staging / MANIFEST_FILE).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        check_artifact_target(given)  # again: something may have appeared while this was written
-        _swap_into_place(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return given
-
-
-def _swap_into_place(staging: Path, directory: Path) -> None:
-    """Move ``staging`` to ``directory``; the old artifact stays until the new one is there.
-
-    Only call it on a ``directory`` that :func:`check_artifact_target` accepted: whatever is
-    there is deleted.
-    """
-    if not directory.exists():
-        os.replace(staging, directory)
-        return
-    retired = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.retired-"))
-    os.rmdir(retired)
-    os.replace(directory, retired)
-    try:
-        os.replace(staging, directory)
-    except BaseException:
-        os.replace(retired, directory)  # put the previous artifact back
-        raise
-    shutil.rmtree(retired, ignore_errors=True)

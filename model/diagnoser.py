@@ -13,7 +13,6 @@ from it, never from a different knowledge base than the model learned.
 from __future__ import annotations
 
 import operator
-
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -62,7 +61,7 @@ class Diagnoser:
     ----------
     estimator : sklearn.ensemble.HistGradientBoostingClassifier
     manifest : mapping
-        The artifact's manifest (temperature, classes in the model's order, ...).
+        The artifact's verified manifest (temperature, metrics, ...).
     knowledge : KnowledgeBase
         The knowledge base the model was trained under.
     path : pathlib.Path, optional
@@ -87,7 +86,8 @@ class Diagnoser:
         self.knowledge_ = knowledge
         self.schema = knowledge.schema
         self.temperature_ = float(manifest["temperature"])
-        self.class_ids_ = tuple(c["id"] for c in manifest["classes"])
+        # ids (and so names and ICD-10 codes) from the model's class positions in the knowledge base
+        self.class_ids_ = tuple(knowledge.class_ids[int(code)] for code in estimator.classes_)
         self.path_ = path
         # TreeExplainer.shap_values mutates the explainer: one lock for every thread
         # (dashboard sessions and service requests share one Diagnoser).
