@@ -157,6 +157,8 @@ def read_artifact(directory: str | Path, *, expected: Mapping[str, str] | None =
                                 f"installed; run `{retrain_command(directory)}` to retrain it.")
     files = manifest[FILES_KEY]
     model_path = directory / MODEL_FILE
+    if not model_path.is_file():  # never read a FIFO or a device, whatever the link says
+        raise _hash_mismatch(model_path, directory)
     try:
         content = model_path.read_bytes()
     except OSError as error:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 import pickle
 import shutil
@@ -201,6 +202,12 @@ def test_a_pickle_named_model_joblib_with_an_old_manifest_is_never_loaded(model_
     edit_manifest(model_copy, lambda m: m.__setitem__("format_version", 1))
     _refusal(model_copy, "earlier crampdx as a pickle")
     assert not sentinel.exists()
+
+
+def test_a_model_file_that_is_a_fifo_is_refused_without_blocking(model_copy):
+    (model_copy / "model.npz").unlink()
+    os.mkfifo(model_copy / "model.npz")  # reading it would wait forever for a writer
+    _refusal(model_copy, "model.npz is missing or does not match the hash")
 
 
 def test_loading_a_good_model_unpickles_nothing(model_copy, monkeypatch):
