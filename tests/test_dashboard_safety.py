@@ -186,3 +186,71 @@ def test_the_atypical_check_is_answered_in_the_same_run_without_polling(at):
     assert not any("Checking how typical" in str(c.value) for c in at.caption)
     source = (ROOT / "dashboard" / "differential.py").read_text(encoding="utf-8")
     assert "st.fragment" not in source and "run_every" not in source
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def served(tiny_model_dir, tmp_path):
+    """`streamlit run app.py` with the repository's config on a free localhost port (no
+    --server.address: the config's binding is the one under test)."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                                   cwd=ROOT, env={**os.environ, "CRAMPDX_MODEL": str(tiny_model_dir)}, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                assert process.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.5)
+        yield url, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_in_a_browser_an_imported_image_or_link_fetches_nothing(served):
+    from playwright.sync_api import sync_playwright
+
+    url, log = served
+    assert "127.0.0.1" in log.read_text() and "0.0.0.0" not in log.read_text()
+    name = "[reload the model](https:evil.example).json"  # a file name cannot hold a slash
+    outside = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox"])
+        context = browser.new_context()
+        context.route(re.compile(r"evil\.example"), lambda route: (outside.append(route.request.url), route.abort()))
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        page.goto(url)
+        page.get_by_text("Explain a cause").first.wait_for()
+        uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+        alerts = []
+        for document, message in (({IMAGE: 1, "sex": LINK}, "not imported"), ({"potassium": 2.5}, "Imported 1 findings")):
+            uploader.set_input_files(files=[{"name": name, "mimeType": "application/json",
+                                             "buffer": json.dumps(document).encode()}])
+            alert = page.locator('[data-testid="stAlert"]', has_text=message).first
+            alert.wait_for()
+            page.wait_for_timeout(1500)  # time for any image to be requested
+            alerts.append(alert.inner_text())
+        links = page.locator('a[href*="evil"], img[src*="evil"]').count()
+        context.close()
+        browser.close()
+    assert not outside, outside  # no request left for the outside address
+    assert links == 0
+    assert IMAGE in alerts[0] and LINK in alerts[0] and name in alerts[1], alerts  # shown literally
