@@ -42,8 +42,9 @@ def show_alerts(assessment: Assessment, problems: dict[str, str]) -> None:
 def show_atypical(slot, future: Future) -> None:
     """The atypical-case check's answer in its place on the page, the last thing a run does.
 
-    The check takes about a second (it scores thousands of reference cases), so the page is
-    drawn first and this run waits for the answer at its end: no polling, no extra reruns.
+    The check takes 0.1–0.6 s on idle cores and up to several seconds on busy ones (it scores
+    thousands of reference cases), so the page is drawn first and this run waits for the
+    answer at its end: no polling, no extra reruns.
     """
     if not future.done():
         slot.caption("Checking how typical this combination of findings is…")
