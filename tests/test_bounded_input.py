@@ -27,6 +27,8 @@ from crampdx.contract.values import QUALITATIVE_WORDS
 from crampdx.errors import QUOTE_CHARS, UserFacingError, quote
 
 SCHEMA = load_schema()
+# hypothesis warns when a drawn example (a 300,000-character name) has a large repr: intended here
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 # A message quotes at most QUOTE_CHARS characters of a value; with the field name, the
 # accepted levels and repr escapes, one problem stays well under this.
 PROBLEM_CHARS = 2_000
