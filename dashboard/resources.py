@@ -82,6 +82,7 @@ def _atypical(diagnoser: Diagnoser, values: dict) -> Atypicality:
 def atypical_check(_diagnoser: Diagnoser, key: str, values: tuple) -> Future:
     """The atypical-case check of a case (the slowest question: median 0.09 s on idle cores,
     0.6 s with a result known only in words, about 1 s and 5.6 s on two busy cores; it scores
-    thousands of reference cases), run once per case and shared by all sessions, one at a time so that it never
-    takes both cores from the rankings; the page waits for it after everything else is drawn."""
+    thousands of reference cases), run once per case and shared by all sessions, one at a
+    time so that it never takes both cores from the rankings; the page waits for it after
+    everything else is drawn."""
     return _background().submit(_atypical, _diagnoser, dict(values))
