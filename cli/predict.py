@@ -11,6 +11,7 @@ from crampdx import DISCLAIMER
 from crampdx.cli.data import write_table_atomically
 from crampdx.cli.errors import UserError
 from crampdx.contract import SchemaError, findings_from_json, read_case_table, resolve_case_table, validate_case
+from crampdx.contract.limits import MAX_CASE_JSON_BYTES
 from crampdx.files import check_output_path, write_text_atomically
 from crampdx.interop.fhir import FhirFindings, describe_provenance, findings_from_fhir, resources_from_json
 from crampdx.model.diagnoser import Diagnoser
@@ -31,8 +32,12 @@ def _read_case_file(path: Path):
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".json":
+        if path.stat().st_size > MAX_CASE_JSON_BYTES:  # refused before it is read
+            raise UserError(f"{path} has {path.stat().st_size:,} bytes; a case is at most {MAX_CASE_JSON_BYTES:,} bytes "
+                            "of JSON (a table of many cases goes in a .csv or .parquet file)")
         try:
-            return "one", findings_from_json(path.read_bytes())
+            with path.open("rb") as handle:  # bounded even if the file grows after the check
+                return "one", findings_from_json(handle.read(MAX_CASE_JSON_BYTES + 1))
         except OSError as error:
             raise UserError(f"{path}: could not be read ({error.strerror or error})") from None
         except ValueError as error:

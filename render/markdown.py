@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crampdx.model.assessment import Assessment
-from crampdx.render.format import percent
+from crampdx.render.format import literal_markdown, percent
 
 __all__ = ["assessment_markdown"]
 
@@ -27,7 +27,7 @@ def assessment_markdown(assessment: Assessment) -> str:
     lines += [f"- {a.case.describe(fid)}" for fid in a.case] or ["- none"]
     if a.not_used:
         lines += ["", "## Entered but not used (invalid; correct them and assess again)", ""]
-        lines += [f"- {field}: {message}" for field, message in a.not_used.items()]
+        lines += [f"- {literal_markdown(field)}: {literal_markdown(message)}" for field, message in a.not_used.items()]
     lines += ["", "## Differential", "", "| # | cause | ICD-10 | probability |", "|---|---|---|---|"]
     lines += [f"| {i} | {c.name} | {c.icd10 or '—'} | {percent(c.probability)} |" for i, c in enumerate(a.shown_causes, 1)]
     if a.atypicality is not None and a.atypicality.is_atypical:

@@ -475,3 +475,16 @@ def test_the_case_table_readers_give_a_table_or_a_schema_error(text, keep_other)
         case = table.case(row, SCHEMA)
         assert len(case) > 0
         _check_case(case)
+
+
+def test_predict_refuses_a_huge_case_file_before_reading_it(tmp_path, capsys, monkeypatch):
+    from crampdx.cli.main import main
+
+    huge = tmp_path / "case.json"
+    with huge.open("wb") as handle:  # sparse: 100 MB on disk costs nothing
+        handle.truncate(100_000_000)
+    read = []
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or b"")
+    assert main(["predict", str(huge)]) == 2
+    err = capsys.readouterr().err
+    assert "100,000,000 bytes" in err and len(err.strip().splitlines()) == 1 and not read

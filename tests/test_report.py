@@ -42,6 +42,15 @@ def test_the_markdown_report_keeps_entries_that_were_not_used_and_the_reasons_of
                                        not_used={"potassium": "1.2 mmol/L is outside"})
     assert assessment.to_dict()["entries_not_used"] == {"potassium": "1.2 mmol/L is outside"}
     text = assessment_markdown(assessment)
-    assert "Entered but not used" in text and "potassium: 1.2 mmol/L is outside" in text
+    assert "Entered but not used" in text and "potassium: 1\\.2 mmol/L is outside" in text
     assert "*Because: diabetes, burning feet" in text
     assert "must not replace clinical judgement" in text
+
+
+def test_the_markdown_report_shows_a_not_used_entry_literally(tiny_diagnoser):
+    """A typed image link or link in a field or its message can never become live Markdown."""
+    from crampdx.render.markdown import assessment_markdown
+
+    assessment = tiny_diagnoser.assess({}, top=1, not_used={"![x](https://evil.example/p.png)": "[reload](https://evil.example)"})
+    text = assessment_markdown(assessment)
+    assert "![" not in text and "](https://evil" not in text and "evil\\.example" in text
