@@ -151,5 +151,11 @@ def test_the_readme_example_request_gives_the_readme_example_response_shape(clie
     cards = response.json()["cards"]
     _check_cards(cards)
     _check_cards(documented["cards"])
-    assert [c["indicator"] for c in cards] == [c["indicator"] for c in documented["cards"]]
-    assert [set(c) for c in cards] == [set(c) for c in documented["cards"]]
+    # The rule-driven critical cards and the card shape do not depend on which model answers
+    # (the README shows the default model, the test runs the tiny one).
+    def critical(some):
+        return [c["summary"] for c in some if c["indicator"] == "critical"]
+    assert critical(cards) == critical(documented["cards"]) and critical(cards)
+    assert {frozenset(c) for c in cards} == {frozenset(c) for c in documented["cards"]}
+    for some in (cards, documented["cards"]):
+        assert some[-1]["indicator"] == "info" and some[-1]["summary"].startswith("Leg cramps, most likely:")
