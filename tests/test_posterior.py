@@ -387,3 +387,29 @@ def test_posterior_is_sharper_with_more_findings(cases_posterior, cases, complet
     accuracy_missing = (np.asarray(kb.class_ids)[cases_posterior.to_numpy().argmax(axis=1)] == cases[LABEL].astype(str).to_numpy()).mean()
     prior_accuracy = max(c.prior for c in kb.classes)
     assert accuracy_complete > accuracy_missing > prior_accuracy
+
+
+def test_the_atypical_reference_has_every_class_equally(kb):
+    from crampdx.synthetic.predictive import reference_cases
+
+    codes, weights = reference_cases(kb, 1000, 20_011)
+    assert len(codes) == 1000 and np.all(weights == 1.0)
+    assert not np.isnan(codes[:, kb.schema.position("potassium")]).any()  # fully assessed
+    again, _ = reference_cases(kb, 1000, 20_011)
+    np.testing.assert_array_equal(codes, again)
+
+
+def test_the_atypical_percentile_is_uniform_over_class_balanced_cases(kb):
+    """Fresh cases drawn equally from every class, with one assessed set, fall below the
+    10th percentile about 10 % of the time. Tolerance 0.06: binomial sd of 500 cases 0.013
+    plus the reference's own sampling error (1,000 cases, sd about 0.01), with room."""
+    from crampdx.synthetic.predictive import evidence_percentile, reference_cases
+
+    fresh, _ = reference_cases(kb, 500, 4242)  # a different seed: independent of the reference
+    assessed = [kb.schema.position(f) for f in ("cramp_timing", "potassium", "pedal_pulses", "urge_to_move",
+                                                "age", "sex", "med_diuretic", "tsh")]
+    rows = np.full_like(fresh, np.nan)
+    rows[:, assessed] = fresh[:, assessed]
+    percentiles = np.array([evidence_percentile(row, kb)[0] for row in rows])
+    assert abs((percentiles < 0.10).mean() - 0.10) < 0.06
+    assert abs(np.median(percentiles) - 0.5) < 0.08
