@@ -3,8 +3,9 @@
 Starts ``crampdx serve`` (uvicorn, the default model) on a free localhost port, then runs
 ``--clients`` concurrent clients (asyncio tasks sharing one httpx connection pool, so the
 clients cost the 2 cores as little as possible) that each post one synthetic case after the
-other to ``POST /v1/assess`` (no next best findings) for ``--seconds``. Repeated ``--runs``
-times; prints each run's throughput, p50/p95 latency and errors, and the medians.
+other to ``POST /v1/assess`` (no next best findings) for ``--seconds``, with the default
+options and, alternately, without the atypical-case check. Repeated ``--runs`` times; prints
+each run's throughput, p50/p95 latency and errors, and the medians side by side.
 Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients.
 
     python bench/bench_service.py [--clients 20] [--seconds 15] [--runs 3]
@@ -63,7 +64,7 @@ def _start_server(model: str | None) -> tuple[subprocess.Popen, str]:
     sys.exit("crampdx serve did not become ready within 120 s")
 
 
-async def _run(base: str, cases: list[dict], clients: int, seconds: float) -> tuple[list[float], int, float]:
+async def _run(base: str, cases: list[dict], clients: int, seconds: float, atypical: bool) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -76,7 +77,8 @@ async def _run(base: str, cases: list[dict], clients: int, seconds: float) -> tu
             nonlocal errors
             i = index
             while time.perf_counter() < stop:
-                body = {"findings": cases[i % len(cases)], "top": 10, "explain": 1, "next_findings": 0}
+                body = {"findings": cases[i % len(cases)], "top": 10, "explain": 1, "next_findings": 0,
+                        "atypical": atypical}
                 start = time.perf_counter()
                 try:
                     response = await http.post("/v1/assess", json=body)
@@ -103,23 +105,27 @@ def main() -> None:
     print(f"machine: {machine()}")
     cases = _cases(2000)
     process, base = _start_server(args.model)
-    rows = []
+    results = {True: [], False: []}
     try:
         for run in range(1, args.runs + 1):
-            latencies, errors, elapsed = asyncio.run(_run(base, cases, args.clients, args.seconds))
-            ms = 1000 * np.asarray(latencies)
-            row = (len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), errors)
-            rows.append(row)
-            print(f"run {run}: {len(latencies):,} requests, {row[0]:.0f}/s, p50 {row[1]:.1f} ms, p95 {row[2]:.1f} ms, "
-                  f"errors {errors}")
+            for atypical in (True, False):  # the default request, and without the atypical check, alternately
+                latencies, errors, elapsed = asyncio.run(_run(base, cases, args.clients, args.seconds, atypical))
+                ms = 1000 * np.asarray(latencies)
+                row = (len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), errors)
+                results[atypical].append(row)
+                print(f"run {run}, atypical check {'on ' if atypical else 'off'}: {len(latencies):,} requests, "
+                      f"{row[0]:.0f}/s, p50 {row[1]:.1f} ms, p95 {row[2]:.1f} ms, errors {errors}")
     finally:
         process.terminate()
         process.wait(timeout=20)
-    throughput, p50, p95 = (statistics.median(r[i] for r in rows) for i in range(3))
-    errors = sum(r[3] for r in rows)
-    print(f"median of {args.runs} runs at {args.clients} clients: {throughput:.0f} requests/s, p50 {p50:.1f} ms, "
-          f"p95 {p95:.1f} ms (target <= 50), errors {errors} (target 0)")
-    sys.exit(0 if errors == 0 and p95 <= 50 else 1)
+    ok = True
+    for atypical, rows in results.items():
+        throughput, p50, p95 = (statistics.median(r[i] for r in rows) for i in range(3))
+        errors = sum(r[3] for r in rows)
+        print(f"median of {args.runs} runs at {args.clients} clients, atypical check {'on ' if atypical else 'off'}: "
+              f"{throughput:.0f} requests/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms (target <= 50), errors {errors} (target 0)")
+        ok &= errors == 0 and (p95 <= 50 or not atypical)  # the target is the default request
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
