@@ -53,6 +53,14 @@ positive_float = _at_least(0.0, float, exclusive=True, meaning="a positive numbe
 non_negative_float = _at_least(0.0, float, meaning="zero or a positive number")
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    value = _parse_number(text, int)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535 (got {text})")
+    return value
+
+
 def _command(sub, name: str, handler: str, help: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=DISCLAIMER)
     parser.set_defaults(handler=handler)
@@ -133,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     se = _command(sub, "serve", "crampdx.service.serve:cmd_serve",
                   "serve assessments over HTTP (JSON API and CDS Hooks) with the verified model")
     se.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
-    se.add_argument("--port", type=_at_least(1, meaning="a port number, 1 to 65535"), default=8000,
+    se.add_argument("--port", type=_port, default=8000,
                     help="port (default 8000)")
     se.add_argument("--model", help=_MODEL_HELP)
     se.add_argument("--token-file", help="require 'Authorization: Bearer <token>' with the token in this file")

@@ -19,7 +19,7 @@ from crampdx.contract.schema import SchemaError
 from crampdx.contract.values import is_not_assessed
 from crampdx.errors import clip, quote
 
-__all__ = ["findings_from_json", "json_depth"]
+__all__ = ["findings_from_json", "json_depth", "strict_json"]
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string (unrolled: linear, no backtracking)
 _DIGITS = len(str(int(MAX_NUMBER)))  # 309: an integer with more digits cannot be a float
@@ -73,6 +73,32 @@ def findings_from_json(data: str | bytes) -> dict:
     if len(data) > MAX_CASE_JSON_BYTES:
         raise SchemaError(f"the case file has {len(data):,} {'bytes' if isinstance(data, bytes) else 'characters'}; "
                           f"a case is at most {MAX_CASE_JSON_BYTES:,} bytes of JSON")
+    document = strict_json(data)
+    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
+        document = document["findings"]
+    if not isinstance(document, dict) or not document:
+        raise SchemaError("expected a JSON object of finding -> value, or an assessment exported by crampdx")
+    if all(is_not_assessed(value) for value in document.values()):
+        raise SchemaError("the case gives no finding: every value is null or not assessed; enter at least one "
+                          "finding, as ranking nothing would show only how common each cause is")
+    return document
+
+
+def strict_json(data: str | bytes) -> object:
+    """JSON read strictly: UTF-8, nesting checked in one pass before parsing, no NaN or
+    Infinity, no number beyond the float range, no key given twice (any document shape;
+    used for case files and for the service's request bodies).
+
+    Examples
+    --------
+    >>> strict_json(b'{"k": [1, 2.5]}')
+    {'k': [1, 2.5]}
+    >>> try:
+    ...     strict_json('{"potassium": NaN}')
+    ... except ValueError as error:
+    ...     print(error)
+    NaN is not a number JSON allows; write null for a finding not assessed, or leave it out
+    """
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless
     except UnicodeDecodeError as error:
@@ -87,13 +113,6 @@ def findings_from_json(data: str | bytes) -> dict:
         raise SchemaError(f"not valid JSON ({clip(str(error))})") from None
     except RecursionError:  # not reached after json_depth; kept so that no input can end in a traceback
         raise SchemaError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
-    if isinstance(document, dict) and isinstance(document.get("findings"), dict):
-        document = document["findings"]
-    if not isinstance(document, dict) or not document:
-        raise SchemaError("expected a JSON object of finding -> value, or an assessment exported by crampdx")
-    if all(is_not_assessed(value) for value in document.values()):
-        raise SchemaError("the case gives no finding: every value is null or not assessed; enter at least one "
-                          "finding, as ranking nothing would show only how common each cause is")
     return document
 
 

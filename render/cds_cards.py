@@ -40,6 +40,15 @@ def _summary(text: str) -> str:
     return text if len(text) < CARD_SUMMARY_LIMIT else text[: CARD_SUMMARY_LIMIT - 2].rstrip() + "…"
 
 
+def _summary_of_causes(causes) -> str:
+    """The most likely causes that fit a summary whole (never a probability cut in two)."""
+    for shown in range(len(causes), 0, -1):
+        text = "Leg cramps, most likely: " + ", ".join(f"{c.name} {percent(c.probability)}" for c in causes[:shown])
+        if len(text) < CARD_SUMMARY_LIMIT:
+            return text
+    return _summary(f"Leg cramps, most likely: {causes[0].name} {percent(causes[0].probability)}")
+
+
 def _red_flag_card(flag: RedFlag, disclaimer: str) -> dict:
     detail = [flag.message]
     if flag.because:
@@ -64,7 +73,7 @@ def _reasons(explanation: Explanation | None) -> str:
 
 def _differential_card(assessment: Assessment, not_used: Sequence[str]) -> dict:
     causes = assessment.causes[:CAUSES_ON_CARD]
-    summary = "Leg cramps, most likely: " + ", ".join(f"{c.name} {percent(c.probability)}" for c in causes)
+    summary = _summary_of_causes(causes)
     detail = ["**Most likely causes** (probabilities add up over all "
               f"{len(assessment.causes)} causes crampdx knows):", ""]
     for rank, cause in enumerate(causes, 1):

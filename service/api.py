@@ -14,12 +14,12 @@ from fastapi import APIRouter, Request
 from crampdx import DISCLAIMER
 from crampdx.contract import CaseError, validate_case
 from crampdx.model.diagnoser import Diagnoser
-from crampdx.service.guards import error_response
+from crampdx.service.guards import StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
 
 __all__ = ["router", "health_router"]
 
-router = APIRouter(prefix="/v1", tags=["crampdx"])
+router = APIRouter(prefix="/v1", tags=["crampdx"], route_class=StrictJSONRoute)
 health_router = APIRouter(tags=["health"])
 
 _ERRORS = {
@@ -48,7 +48,7 @@ def assess(body: AssessRequest, request: Request) -> dict:
     (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
     diagnoser = _diagnoser(request)
     case = _case(diagnoser, body.findings)
-    explain = body.explain
+    explain = [body.explain] if isinstance(body.explain, str) else body.explain
     if isinstance(explain, list):
         unknown = [c for c in explain if c not in diagnoser.class_ids_]
         if unknown:

@@ -17,16 +17,20 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+import logging
+
 from crampdx import DISCLAIMER, __version__
 from crampdx.contract import validate_case
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service import api, cds_hooks
-from crampdx.service.guards import MAX_BODY_BYTES, DeclaredBodyLimit, error_response, install_error_handlers, token_matches
+from crampdx.service.guards import (DISCLAIMER_HEADER, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit,
+                                    error_response, install_error_handlers, token_matches)
 from crampdx.synthetic.summary import knowledge_summary
 
-__all__ = ["create_app", "public_manifest"]
+__all__ = ["DISCLAIMER_HEADER", "create_app", "public_manifest"]
 
-DISCLAIMER_HEADER = "X-Crampdx-Disclaimer"
+logger = logging.getLogger("crampdx.service")
+
 _bearer = HTTPBearer(auto_error=False, description="the token in the file given to `crampdx serve --token-file`")
 
 
@@ -46,7 +50,11 @@ def _model_card(diagnoser: Diagnoser) -> str | None:
 
 def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
     """Compile the forest and build the explainer before the first real request needs them."""
-    diagnoser.assess(validate_case({}, schema=diagnoser.schema), explain=1, next_findings=1)
+    try:
+        diagnoser.assess(validate_case({}, schema=diagnoser.schema), explain=1, next_findings=1)
+    except Exception:  # /readyz then stays 503: say why in the log
+        logger.exception("warming up the model failed; /readyz will answer 503")
+        return
     ready.set()
 
 
@@ -102,7 +110,7 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     # FastAPI's own limit on each route also counts chunked bodies as they arrive; its 413
     # then reaches the service's error handlers (the app-wide limit would answer in plain text).
     app.include_router(api.router, dependencies=guarded, max_body_size=max_body_bytes)
-    app.include_router(cds_hooks.router, dependencies=guarded, max_body_size=max_body_bytes)
+    app.include_router(cds_hooks.router, dependencies=guarded, max_body_size=MAX_CDS_BODY_BYTES)
     app.include_router(api.health_router)
 
     @app.middleware("http")
@@ -114,6 +122,6 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     origins = list(cors_origins)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes)
+                           allow_headers=["Authorization", "Content-Type"], expose_headers=[DISCLAIMER_HEADER])
+    app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes, cds_limit=MAX_CDS_BODY_BYTES)
     return app

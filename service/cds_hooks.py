@@ -34,9 +34,9 @@ PREFETCH = {
 }
 REQUIRED_PREFETCH = ("patient", "observations")
 _WITHOUT = {
-    "conditions": "Conditions were not sent, so no background diagnosis is assessed",
-    "medicationStatements": "MedicationStatements were not sent, so medications may be missing",
-    "medicationRequests": "MedicationRequests were not sent, so medications may be missing",
+    "conditions": "Conditions were not prefetched, so no background diagnosis is assessed",
+    "medicationStatements": "MedicationStatements were not prefetched, so medications may be missing",
+    "medicationRequests": "MedicationRequests were not prefetched, so medications may be missing",
 }
 
 router = APIRouter(tags=["CDS Hooks"])
@@ -79,13 +79,34 @@ def _patient_reference(resource: Any) -> str | None:
     return None
 
 
-def _read_prefetch(prefetch: dict[str, Any], patient_id: str | None) -> tuple[list, list[str]]:
-    """The usable resources of the prefetch, and a sentence for each one left out."""
+def _is_patient(reference: str, patient_id: str) -> bool:
+    """Whether a FHIR reference (relative, absolute or versioned) points to ``Patient/<patient_id>``.
+
+    Examples
+    --------
+    >>> [_is_patient(r, "p1") for r in ("Patient/p1", "https://ehr.example/fhir/Patient/p1/_history/3",
+    ...                                  "Group/p1", "Patient/p10")]
+    [True, True, False, False]
+    """
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    return len(parts) >= 2 and parts[-2] == "Patient" and parts[-1] == patient_id
+
+
+def _read_prefetch(prefetch: dict[str, Any], patient_id: str) -> tuple[list, list[str]]:
+    """The usable resources of the prefetch, and a sentence for each one left out.
+
+    A key the EHR left out could not be fetched (said on the card); ``null`` means the
+    patient has no such records (CDS Hooks 2.0), so there is nothing to read or to say.
+    """
     resources, left_out = [], []
     for key in PREFETCH:
-        if prefetch.get(key) is None:
+        if key not in prefetch:
             if key in _WITHOUT:
                 left_out.append(_WITHOUT[key])
+            continue
+        if prefetch[key] is None:
             continue
         try:
             found = resources_from_json(prefetch[key])
@@ -93,7 +114,7 @@ def _read_prefetch(prefetch: dict[str, Any], patient_id: str | None) -> tuple[li
             raise CaseError({f"prefetch.{key}": str(error)}) from None
         for resource in found:
             reference = _patient_reference(resource)
-            if patient_id and reference and reference.split("/")[-1] != patient_id:
+            if reference and not _is_patient(reference, patient_id):
                 left_out.append(f"{resource.get_resource_type()}/{resource.id}: belongs to {reference[:80]}, "
                                 f"not to this patient")
             else:
@@ -114,16 +135,22 @@ def patient_view(body: HookRequest, request: Request):
     causes, their probabilities, the findings behind each and what could not be used."""
     if body.hook != HOOK:
         raise CaseError({"hook": f"this service answers the {HOOK} hook, not {body.hook[:80]!r}"})
+    patient_id = body.context.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise CaseError({"context.patientId": "is required by the patient-view hook (the id of the patient in view)"})
     prefetch = body.prefetch or {}
-    missing = [key for key in REQUIRED_PREFETCH if prefetch.get(key) is None]
+    # A key left out could not be fetched; null means "no such records", which for the
+    # observations is an answer and for the patient is impossible.
+    missing = [key for key in REQUIRED_PREFETCH if key not in prefetch or (key == "patient" and prefetch[key] is None)]
     if missing:
         return error_response(412, f"prefetch {', '.join(missing)} missing: crampdx does not query the FHIR server "
                                    "itself, so send the prefetch named in GET /cds-services")
-    patient_id = body.context.get("patientId")
     patient = prefetch["patient"]
-    if isinstance(patient, dict) and patient_id and patient.get("id") not in (None, patient_id):
+    if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
+        raise CaseError({"prefetch.patient": "must be the Patient resource of the patient in view"})
+    if patient.get("id") not in (None, patient_id):
         raise CaseError({"prefetch.patient": f"is Patient/{str(patient.get('id'))[:80]} but context.patientId is "
-                                             f"{str(patient_id)[:80]}; send the record of the patient in view"})
+                                             f"{patient_id[:80]}; send the record of the patient in view"})
     diagnoser = request.app.state.diagnoser
     resources, left_out = _read_prefetch(prefetch, patient_id)
     try:

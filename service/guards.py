@@ -14,7 +14,8 @@ import json
 import logging
 from typing import Any, Mapping
 
-from fastapi import Request
+from fastapi import HTTPException, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,11 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crampdx import DISCLAIMER
-from crampdx.contract import CaseError
+from crampdx.contract import CaseError, SchemaError
+from crampdx.contract.casejson import strict_json
 
-__all__ = ["DeclaredBodyLimit", "MAX_BODY_BYTES", "error_response", "install_error_handlers", "token_matches"]
+__all__ = ["DeclaredBodyLimit", "MAX_BODY_BYTES", "MAX_CDS_BODY_BYTES", "StrictJSONRoute", "error_response", "install_error_handlers", "token_matches"]
 
+DISCLAIMER_HEADER = "X-Crampdx-Disclaimer"
 MAX_BODY_BYTES = 64 * 1024
+# A CDS Hooks prefetch carries a patient's records (up to 200 Observations of 1-3 kB each, and
+# more): the limit of `crampdx predict --fhir`.
+MAX_CDS_BODY_BYTES = 10 * 1024 * 1024
 logger = logging.getLogger("crampdx.service")
 
 
@@ -34,12 +40,13 @@ def error_response(status: int, error: str, problems: Mapping[str, str] | None =
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The one JSON shape of every error."""
     body: dict[str, Any] = {"error": error, "problems": dict(problems or {}), "disclaimer": DISCLAIMER}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    return JSONResponse(body, status_code=status, headers={DISCLAIMER_HEADER: DISCLAIMER, **dict(headers or {})})
 
 
 def _field(location: tuple) -> str:
+    """The request field an error is about (pydantic adds union member names such as ``int``)."""
     parts = [str(p) for p in location if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+    return parts[0] if parts else "body"
 
 
 def _validation_problems(error: RequestValidationError) -> dict[str, str]:
@@ -77,7 +84,9 @@ def install_error_handlers(app) -> None:
         elif error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path[:80]}; see /docs"
         elif error.status_code == 413:
-            message = _too_large(MAX_BODY_BYTES)
+            message = _too_large(MAX_CDS_BODY_BYTES if request.url.path.startswith("/cds-services") else MAX_BODY_BYTES)
+        elif error.status_code == 422:  # the strict JSON reader refused the body
+            return error_response(422, "the request body is not JSON crampdx reads; correct it", {"body": str(error.detail)})
         elif error.status_code == 400:
             message = "the request body could not be read as JSON (too deeply nested or malformed)"
         else:
@@ -108,20 +117,47 @@ def _too_large(limit: int) -> str:
 
 
 class DeclaredBodyLimit:
-    """ASGI middleware: a declared ``Content-Length`` over ``limit`` is answered 413 in the
-    service's JSON shape before anything is read (FastAPI's own limit, which also counts
-    chunked bodies as they arrive, would answer in plain text)."""
+    """ASGI middleware: a declared ``Content-Length`` over the route's limit is answered 413 in
+    the service's JSON shape before anything is read (FastAPI's own per-route limit, which also
+    counts chunked bodies as they arrive, would answer in plain text). ``cds_limit`` applies
+    under ``/cds-services``, ``limit`` everywhere else."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, cds_limit: int = MAX_CDS_BODY_BYTES):
+        self.app, self.limit, self.cds_limit = app, limit, cds_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            limit = self.cds_limit if scope.get("path", "").startswith("/cds-services") else self.limit
             declared = dict(scope.get("headers") or []).get(b"content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-                await error_response(413, _too_large(self.limit))(scope, receive, send)
+            if declared is not None and not declared.isdigit():
+                await error_response(400, "the Content-Length header is not a number")(scope, receive, send)
+                return
+            if declared is not None and int(declared) > limit:
+                await error_response(413, _too_large(limit))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class _StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = strict_json(await self.body())
+            except SchemaError as error:  # FastAPI re-raises an HTTPException met while reading the body
+                raise HTTPException(422, detail=str(error)) from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body is read as case files are (:func:`crampdx.contract.casejson.strict_json`):
+    no NaN, no key given twice, no number beyond the float range, nesting checked first."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict(request: Request):
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+        return strict
 
 
 def json_text(document: Any) -> str:

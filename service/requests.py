@@ -37,18 +37,19 @@ _FINDINGS = Field(
 class CaseRequest(BaseModel):
     """One patient's findings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     findings: dict[str, Any] = _FINDINGS
 
 
 class AssessRequest(CaseRequest):
     """A case and what to say about it."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"findings": EXAMPLE_FINDINGS, "top": 5, "explain": 1, "next_findings": 0}]})
-    top: int = Field(10, ge=1, description="how many causes to list (the ranking is over all of them)")
-    explain: int | list[str] = Field(
-        1, description="explain this many of the most probable causes, or these cause ids (`GET /v1/classes`)")
+    top: int = Field(10, ge=1, le=1000, description="how many causes to list (the ranking is over all of them)")
+    explain: int | str | list[str] = Field(
+        1, description="explain this many of the most probable causes, or this cause id, or these cause ids "
+                       "(`GET /v1/classes`)")
     next_findings: int = Field(0, ge=0, le=MAX_NEXT_FINDINGS,
                                description="how many findings to suggest asking or examining next (0: none; slower)")
     atypical: bool = Field(True, description="run the atypical-case check against generated cases")
@@ -57,7 +58,7 @@ class AssessRequest(CaseRequest):
 class ExplainRequest(CaseRequest):
     """A case and the cause to explain."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"findings": EXAMPLE_FINDINGS, "cause": "hypokalemia"}]})
     cause: str = Field(..., description="a cause id from `GET /v1/classes`", examples=["hypokalemia"])
 
@@ -65,5 +66,5 @@ class ExplainRequest(CaseRequest):
 class NextFindingsRequest(CaseRequest):
     """A case and how many next findings to suggest."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"findings": EXAMPLE_FINDINGS, "k": 5}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"findings": EXAMPLE_FINDINGS, "k": 5}]})
     k: int = Field(5, ge=1, le=MAX_NEXT_FINDINGS, description="how many findings to suggest")

@@ -37,6 +37,8 @@ def read_token(path: str | Path) -> str:
     >>> read_token(path)
     's3cret-token-value'
     """
+    if not Path(path).is_file():  # a FIFO would block the start, a directory cannot hold a token
+        raise ServeError(f"--token-file {path}: not a regular file; give a text file holding the token")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

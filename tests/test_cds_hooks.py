@@ -94,15 +94,65 @@ def test_patient_view_answers_with_red_flag_and_differential_cards(client, tiny_
     assert top.name in info["summary"] or top.name in info["detail"]
 
 
-def test_missing_prefetch_is_412(client):
+def test_prefetch_left_out_is_412_but_null_means_no_records(client):
     for key in ("patient", "observations"):
-        body = _request(**{key: None})
+        body = _request()
+        del body["prefetch"][key]
         response = client.post(HOOK_URL, json=body)
         assert response.status_code == 412, response.text
         assert key in response.json()["error"]
     no_prefetch = _request()
     del no_prefetch["prefetch"]
     assert client.post(HOOK_URL, json=no_prefetch).status_code == 412
+    assert client.post(HOOK_URL, json=_request(patient=None)).status_code == 412  # a patient always exists
+    # CDS Hooks 2.0: null is "no such records" (a patient with no observations), not a failure
+    body = _request(observations=None)
+    del body["prefetch"]["conditions"]  # left out: could not be fetched, which the card says
+    response = client.post(HOOK_URL, json=body)
+    assert response.status_code == 200, response.text
+    detail = response.json()["cards"][-1]["detail"]
+    assert "Conditions were not prefetched" in detail and "MedicationStatements were" not in detail  # null: nothing to say
+
+
+def test_references_are_matched_to_the_patient_in_view(client):
+    versioned = _observation("kv", "2823-3", 2.3, "mmol/L", "2026-11-30T08:00:00Z")
+    versioned["subject"]["reference"] = "https://ehr.example/fhir/Patient/p1/_history/3"
+    group = _observation("kg", "2823-3", 5.9, "mmol/L", "2026-12-01T08:00:00Z")
+    group["subject"]["reference"] = "Group/p1"
+    response = client.post(HOOK_URL, json=_request(observations=_searchset(versioned, group)))
+    cards = response.json()["cards"]
+    assert any(c["indicator"] == "critical" for c in cards)  # the versioned reference is this patient's
+    assert "Potassium 2.3 mmol/L" in cards[-1]["detail"] and "Observation/kg" in cards[-1]["detail"]
+    no_patient = _request()
+    del no_patient["context"]["patientId"]
+    response = client.post(HOOK_URL, json=no_patient)
+    assert response.status_code == 422 and "context.patientId" in response.json()["problems"]
+    not_a_patient = _request(patient={"resourceType": "Observation", "id": "p1"})
+    response = client.post(HOOK_URL, json=not_a_patient)
+    assert response.status_code == 422 and "prefetch.patient" in response.json()["problems"]
+
+
+def test_a_realistic_prefetch_fits_while_a_v1_body_of_that_size_does_not(client):
+    padded = []
+    for i in range(200):  # 200 Observations of about 1.5 kB each, as an EHR sends them
+        observation = _observation(f"o{i}", "2951-2", 139.0, "mmol/L", f"2026-0{1 + i % 9}-01T08:00:00Z")
+        observation["note"] = [{"text": "x" * 1200}]
+        padded.append(observation)
+    body = _request(observations=_searchset(*padded))
+    assert len(json.dumps(body)) > 250_000
+    response = client.post(HOOK_URL, json=body)
+    assert response.status_code == 200, response.text[:300]
+    too_big = client.post("/v1/assess", json={"findings": {"notes": "x" * 250_000}})
+    assert too_big.status_code == 413
+
+
+def test_the_summary_never_cuts_a_probability():
+    from crampdx.model.results import Cause
+    from crampdx.render.cds_cards import _summary_of_causes
+
+    causes = [Cause(f"c{i}", "A cause with a very long name indeed, " * 2 + str(i), None, 0.123, 0.0) for i in range(3)]
+    summary = _summary_of_causes(causes)
+    assert len(summary) < CARD_SUMMARY_LIMIT and summary.endswith("12.3%")
 
 
 def test_wrong_hook_patient_or_resource_is_422_naming_it(client):

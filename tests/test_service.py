@@ -77,6 +77,9 @@ def test_a_bad_case_is_422_naming_every_field_in_the_words_of_the_command_line(c
     ({"findings": {}, "explain": -1}, "explain"),
     ({"top": 3}, "findings"),
     ({"findings": ["potassium", 2.5]}, "findings"),
+    ({"findings": {}, "top": "3"}, "top"),
+    ({"findings": {}, "atypical": "yes"}, "atypical"),
+    ({"findings": {}, "top": 10_000}, "top"),
 ])
 def test_a_bad_option_is_422_naming_it(client, request_body, field):
     response = client.post("/v1/assess", json=request_body)
@@ -201,3 +204,25 @@ def test_every_route_is_documented_with_an_example(client):
         assert schemas[name].get("examples"), name
     assert DISCLAIMER in spec["info"]["description"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b'{"findings": {"potassium": NaN}}', "NaN"),
+    (b'{"findings": {"potassium": 2.5, "potassium": 3.9}}', "given twice"),
+    (b'{"findings": {"potassium": 1' + b"0" * 400 + b'}}', "beyond the range"),
+])
+def test_the_body_is_read_as_strictly_as_a_case_file(client, raw, words):
+    response = client.post("/v1/assess", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert words in response.json()["problems"]["body"]
+
+
+def test_one_cause_id_can_be_explained_by_name(client):
+    response = client.post("/v1/assess", json={"findings": EXAMPLE_FINDINGS, "explain": "hypokalemia"})
+    assert response.status_code == 200 and response.json()["explanations"][0]["cause_id"] == "hypokalemia"
+
+
+def test_errors_before_the_routes_carry_the_disclaimer_header(client):
+    big = client.post("/v1/assess", content=b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}",
+                      headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.headers[DISCLAIMER_HEADER] == DISCLAIMER
