@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from crampdx import DISCLAIMER
-from crampdx.contract import CaseError, validate_case
+from crampdx.contract import CaseError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.guards import StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
@@ -33,8 +33,8 @@ def _diagnoser(request: Request) -> Diagnoser:
     return request.app.state.diagnoser
 
 
-def _case(diagnoser: Diagnoser, findings: dict):
-    return validate_case(findings, schema=diagnoser.schema)
+def _unknown_cause(cause_id: str) -> str:
+    return f"unknown cause {cause_id[:80]!r}; the causes are listed at GET /v1/classes"
 
 
 def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
@@ -47,12 +47,12 @@ def assess(body: AssessRequest, request: Request) -> dict:
     asked) the next best findings, as the versioned `crampdx-assessment` JSON
     (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
     diagnoser = _diagnoser(request)
-    case = _case(diagnoser, body.findings)
+    case = diagnoser.case(body.findings)
     explain = [body.explain] if isinstance(body.explain, str) else body.explain
     if isinstance(explain, list):
         unknown = [c for c in explain if c not in diagnoser.class_ids_]
         if unknown:
-            raise CaseError({"explain": f"unknown cause {unknown[0][:80]!r}; the causes are listed at GET /v1/classes"})
+            raise CaseError({"explain": _unknown_cause(unknown[0])})
     elif explain < 0:
         raise CaseError({"explain": "must be a number of causes (0 or more) or a list of cause ids"})
     return diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
@@ -65,9 +65,9 @@ def explain(body: ExplainRequest, request: Request) -> dict:
     score and one line for everything not assessed; they add up exactly to the score, whose
     softmax over the causes is the probability shown."""
     diagnoser = _diagnoser(request)
-    case = _case(diagnoser, body.findings)
+    case = diagnoser.case(body.findings)
     if body.cause not in diagnoser.class_ids_:
-        raise CaseError({"cause": f"unknown cause {body.cause[:80]!r}; the causes are listed at GET /v1/classes"})
+        raise CaseError({"cause": _unknown_cause(body.cause)})
     return {**_about(diagnoser, case), "explanation": diagnoser.explain(case, body.cause).to_dict()}
 
 
@@ -76,7 +76,7 @@ def next_findings(body: NextFindingsRequest, request: Request) -> dict:
     """The findings not yet entered whose answer is expected to narrow the differential most
     (expected information gain in bits), with the chance that the top cause changes."""
     diagnoser = _diagnoser(request)
-    case = _case(diagnoser, body.findings)
+    case = diagnoser.case(body.findings)
     found = diagnoser.next_best_findings(case, body.k)
     return {**_about(diagnoser, case), "next_best_findings": [n.to_dict() for n in found]}
 

@@ -8,6 +8,7 @@ answers 503 until they are, ``/healthz`` as soon as the process serves.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,10 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-import logging
-
 from crampdx import DISCLAIMER, __version__
-from crampdx.contract import validate_case
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service import api, cds_hooks
 from crampdx.service.guards import (DISCLAIMER_HEADER, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit,
@@ -51,7 +49,7 @@ def _model_card(diagnoser: Diagnoser) -> str | None:
 def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
     """Compile the forest and build the explainer before the first real request needs them."""
     try:
-        diagnoser.assess(validate_case({}, schema=diagnoser.schema), explain=1, next_findings=1)
+        diagnoser.assess({}, explain=1, next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")
         return

@@ -10,7 +10,6 @@ unexpected error is logged on the server and answered with a 500 sentence.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any, Mapping
 
@@ -158,8 +157,3 @@ class StrictJSONRoute(APIRoute):
         async def strict(request: Request):
             return await handler(_StrictJSONRequest(request.scope, request.receive))
         return strict
-
-
-def json_text(document: Any) -> str:
-    """Strict JSON (no NaN), as every response is."""
-    return json.dumps(document, ensure_ascii=False, allow_nan=False)
