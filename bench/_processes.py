@@ -1,5 +1,5 @@
-"""CPU seconds of processes from /proc (Linux), and the dashboard served on a free port,
-for bench/bench_dashboard_load.py."""
+"""CPU seconds of processes from /proc (Linux), and the dashboard (or another Streamlit
+script) served on a free port, for bench/bench_dashboard_load.py and bench/bench_cold_start.py."""
 
 from __future__ import annotations
 
@@ -71,12 +71,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(model: str, env: dict[str, str]):
-    """`streamlit run app.py` on a free localhost port with the repository's config (``env``
-    may override options, as STREAMLIT_* variables do); yields (url, pid, log path)."""
+def serve(model: str, env: dict[str, str], script: str = "app.py", poll: float = 0.5):
+    """`streamlit run app.py` (or ``script``) on a free localhost port with the repository's
+    config (``env`` may override options, as STREAMLIT_* variables do), its health checked
+    every ``poll`` seconds; yields (url, pid, log path)."""
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="crampdx-bench-streamlit-", suffix=".log", delete=False)
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "CRAMPDX_MODEL": model, **env},
                                stdout=log, stderr=subprocess.STDOUT)
@@ -92,7 +93,7 @@ def serve(model: str, env: dict[str, str]):
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"streamlit did not start (exit {process.poll()}); log: {log.name}")
-            time.sleep(0.5)
+            time.sleep(poll)
         yield url, process.pid, log.name
     finally:
         process.terminate()
