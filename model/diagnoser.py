@@ -13,7 +13,6 @@ from it, never from a different knowledge base than the model learned.
 from __future__ import annotations
 
 import operator
-import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,6 +26,7 @@ from crampdx.contract.case import Case, validate_case
 from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
+from crampdx.model.attribution import TreeAttribution
 from crampdx.model.explain import atypicality, explanations
 from crampdx.model.forest import CompiledForest
 from crampdx.model.loading import load_model
@@ -89,9 +89,6 @@ class Diagnoser:
         # ids (and so names and ICD-10 codes) from the model's class positions in the knowledge base
         self.class_ids_ = tuple(knowledge.class_ids[int(code)] for code in estimator.classes_)
         self.path_ = path
-        # TreeExplainer.shap_values mutates the explainer: one lock for every thread
-        # (dashboard sessions and service requests share one Diagnoser).
-        self._shap_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, knowledge: KnowledgeBase | None = None) -> "Diagnoser":
@@ -214,18 +211,14 @@ class Diagnoser:
         return causes[:top] if top is not None else causes
 
     @cached_property
-    def explainer_(self):
-        """shap's TreeExplainer on the model (path-dependent: no background data needed,
-        and "not assessed" follows the trees' learned missing-value branches)."""
-        import shap  # about a second to import, and only explanations need it (not batch ranking)
+    def attribution_(self) -> TreeAttribution:
+        """The model's SHAP explainers (all classes, or one class's trees), thread-safe."""
+        return TreeAttribution(self.estimator_)
 
-        return shap.TreeExplainer(self.estimator_, feature_perturbation="tree_path_dependent", model_output="raw")
-
-    def shap_values(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated SHAP values (n, n_findings, n_classes) and base values (n_classes,)."""
-        with self._shap_lock:
-            values = np.asarray(self.explainer_.shap_values(np.asarray(codes, dtype=float), check_additivity=False))
-            base = np.asarray(self.explainer_.expected_value, dtype=float).reshape(-1)
+    def shap_values(self, codes: np.ndarray, classes: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated SHAP values (n, n_findings, n_classes) and base values (n_classes,), or
+        only for the class positions ``classes`` (the last axis in that order)."""
+        values, base = self.attribution_.shap_values(codes, classes)
         return values / self.temperature_, base / self.temperature_
 
     def explain(self, case: CaseLike, cause_id: str) -> Explanation:
@@ -248,7 +241,7 @@ class Diagnoser:
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
         rows = self._rows(case)
-        values, base = self.shap_values(rows)
+        values, base = self.shap_values(rows, [self.class_ids_.index(c) for c in cause_ids])
         return explanations(case, self.scores(rows).mean(axis=0), values.mean(axis=0), base, self.class_ids_,
                             self.knowledge_, cause_ids)
 

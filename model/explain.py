@@ -31,24 +31,25 @@ def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: 
     scores : numpy.ndarray
         The case's calibrated scores, shape (n_classes,), in ``class_ids`` order.
     shap_values : numpy.ndarray
-        Calibrated SHAP values, shape (n_findings, n_classes); ``base`` their expected values.
+        Calibrated SHAP values of the causes explained, shape (n_findings, len(cause_ids)), a
+        column per cause in ``cause_ids`` order; ``base`` their expected values.
     """
     probabilities = softmax(scores)
     out = []
-    for cause_id in cause_ids:
+    for i, cause_id in enumerate(cause_ids):
         k = list(class_ids).index(cause_id)
         contributions, not_assessed = [], 0.0
         for j, finding in enumerate(knowledge.schema):
             if finding.id in case:
                 contributions.append(Contribution(finding.id, finding.label, finding.section, case.describe(finding.id),
-                                                  float(shap_values[j, k])))
+                                                  float(shap_values[j, i])))
             else:
-                not_assessed += float(shap_values[j, k])
+                not_assessed += float(shap_values[j, i])
         contributions.sort(key=lambda c: -abs(c.contribution))
         etiology = knowledge.class_of(cause_id)
         out.append(Explanation(
             cause_id=cause_id, cause_name=etiology.name, icd10=etiology.icd10,
-            probability=float(probabilities[k]), value=float(scores[k]), base_value=float(base[k]),
+            probability=float(probabilities[k]), value=float(scores[k]), base_value=float(base[i]),
             contributions=tuple(contributions), not_assessed=not_assessed,
             n_not_assessed=len(knowledge.schema) - len(case)))
     return out
