@@ -22,11 +22,16 @@ from scipy.special import ndtr
 
 from crampdx.synthetic.generate import generate
 from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.lumping import class_balanced_log_evidence
 from crampdx.synthetic.posterior import Intervals, class_posterior_and_evidence, component_log_joint
 from crampdx.synthetic.tables import ConditionalTable, LevelTable, NormalTable, safe_log
 
 __all__ = ["AnswerSet", "answer_distributions", "class_component_weights", "component_posterior", "draw_within_ranges",
-           "evidence_percentile", "numeric_bins", "reference_cases"]
+           "evidence_percentile", "numeric_bins", "reference_cases", "TIE_TOLERANCE"]
+
+# Log-evidences this close (relative, at least 1 nat) are the same combination of findings
+# computed along different paths (a mixture sum in another order); they tie.
+TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -221,14 +226,6 @@ def reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, n
     return codes, weights
 
 
-def _class_balanced_evidence(post: np.ndarray, evidence: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
-    """log (1/K) sum_c p(x_S | c): the evidence were every class equally likely a priori,
-    from p(c | x_S) and log p(x_S) as ``log p(x_S) + log mean_c p(c | x_S) / prior_c``."""
-    priors = np.array([c.prior for c in kb.classes])
-    with np.errstate(divide="ignore"):
-        return evidence + np.log(np.nanmean(post / priors, axis=1))
-
-
 def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Mapping[str, tuple[float, float]] | None = None,
                         n_reference: int = 1000, seed: int = 20_011) -> tuple[float, float]:
     """Where a case's log-evidence falls among generated cases with the same assessed findings.
@@ -236,6 +233,9 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     A finding known only as a range is compared like with like: each reference case gives
     that finding as the cell of the same partition (below, within or above the range) its
     value falls in, so probabilities are compared with probabilities, not with densities.
+    The case is scored in one batch with its references, over the mixture components lumped
+    for its assessed findings (:mod:`crampdx.synthetic.lumping`: exact, and a fraction of the
+    cost of all 867 components), so a reference with the case's very findings ties with it.
 
     Returns
     -------
@@ -243,27 +243,31 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
         Mid-rank of the case's class-balanced log-evidence, log (1/K) sum_c p(x_S | c), among
         the reference cases (the same number from every class) restricted to the same set of
         assessed findings: the fraction below it plus half the fraction equal to it (so a
-        case with nothing assessed sits at 0.5, not at 0). Balancing the classes keeps a
-        typical case of a rare cause from reading as atypical.
+        case with nothing assessed sits at 0.5, not at 0); equal means within
+        :data:`TIE_TOLERANCE` (relative), so rounding never splits a tie. Balancing the
+        classes keeps a typical case of a rare cause from reading as atypical.
     log_evidence : float
         The case's log p(x_S).
     """
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     ranges = dict(ranges or {})
-    reference, weight = reference_cases(kb, n_reference, seed)
-    reference = reference.copy()
-    reference_ranges = {fid: _partition_cells(reference[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
-                        for fid, bounds in ranges.items()}
-    reference[:, np.isnan(row[0])] = np.nan
-    by_row = {i: {fid: cells[i] for fid, cells in reference_ranges.items()} for i in range(len(reference))} if ranges else {}
-    case_post, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
-    reference_post, reference_evidence = class_posterior_and_evidence(reference, kb, by_row)
+    _, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
     if not np.isfinite(case_evidence[0]):
         return 0.0, float(case_evidence[0])
-    case_balanced = _class_balanced_evidence(case_post, case_evidence, kb)[0]
-    reference_balanced = _class_balanced_evidence(reference_post, reference_evidence, kb)
-    below = np.average(reference_balanced < case_balanced, weights=weight)
-    tied = np.average(reference_balanced == case_balanced, weights=weight)
+    reference, weight = reference_cases(kb, n_reference, seed)
+    batch = np.vstack([row, reference])
+    batch[1:, np.isnan(row[0])] = np.nan
+    intervals = {0: ranges}
+    for fid, bounds in ranges.items():
+        cells = _partition_cells(reference[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
+        for i, cell in enumerate(cells, start=1):
+            intervals.setdefault(i, {})[fid] = cell
+    assessed = [fid for fid in kb.schema.ids if fid in ranges or not np.isnan(row[0, kb.schema.position(fid)])]
+    balanced = class_balanced_log_evidence(batch, kb, assessed, intervals)
+    case_balanced, reference_balanced = balanced[0], balanced[1:]
+    tolerance = TIE_TOLERANCE * max(1.0, abs(case_balanced))  # equal findings, equal up to rounding
+    below = np.average(reference_balanced < case_balanced - tolerance, weights=weight)
+    tied = np.average(np.abs(reference_balanced - case_balanced) <= tolerance, weights=weight)
     return float(below + tied / 2), float(case_evidence[0])
 
 

@@ -1,0 +1,148 @@
+"""Lumping mixture components that a set of findings cannot tell apart.
+
+Two components of the same class whose tables give every finding of a set ``S`` the same
+distribution (the same levels' probabilities, the same normal, the same age band) have
+likelihoods ``p(x_S | k)`` that are equal for every case assessed on ``S`` alone. Summed
+over components, they can be replaced by one component carrying their summed weight:
+``sum_k w_k p(x_S | k) = sum_groups (sum_{k in g} w_k) p(x_S | g)`` exactly. Many findings
+do not depend on the age band or sex, so a typical set of findings leaves a few hundred
+distinct components of the 867 (all of them once age is among the findings). The
+atypical-case check scores its 1,000 reference cases against the lumped mixture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from typing import Iterable
+
+import numpy as np
+
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.posterior import Intervals, component_log_joint
+from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
+
+__all__ = ["class_balanced_log_evidence", "family_closure", "lumped_knowledge", "table_types"]
+
+_EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
+
+
+def _parameters(table) -> np.ndarray:
+    """One row per component: everything the table's distribution in that component depends on."""
+    if isinstance(table, LevelTable):
+        return table.probs
+    if isinstance(table, NormalTable):
+        return np.column_stack([table.loc, table.scale])
+    if isinstance(table, AgeTable):
+        return table.band[:, None].astype(float)
+    if isinstance(table, ConditionalTable):
+        return np.column_stack([_parameters(table.default)] + [_parameters(v) for v in table.variants if v is not None])
+    raise TypeError(f"no lumping rule for a {type(table).__name__}")
+
+
+def _take(table, components: np.ndarray):
+    """The table restricted to ``components`` (in that order)."""
+    if isinstance(table, LevelTable):
+        return dataclasses.replace(table, probs=table.probs[components])
+    if isinstance(table, NormalTable):
+        return dataclasses.replace(table, loc=table.loc[components], scale=table.scale[components])
+    if isinstance(table, AgeTable):
+        return dataclasses.replace(table, band=table.band[components])
+    if isinstance(table, ConditionalTable):
+        return dataclasses.replace(table, default=_take(table.default, components),
+                                   variants=tuple(None if v is None else _take(v, components) for v in table.variants))
+    raise TypeError(f"no lumping rule for a {type(table).__name__}")
+
+
+@lru_cache(maxsize=4)
+def table_types(kb: KnowledgeBase) -> dict[str, np.ndarray]:
+    """Finding id -> for each component, the id of its distinct distribution of that finding
+    (components with the same id give the finding exactly the same distribution)."""
+    return {fid: np.unique(_parameters(table), axis=0, return_inverse=True)[1].reshape(-1)
+            for fid, table in kb.tables.items()}
+
+
+def family_closure(kb: KnowledgeBase, finding_ids: Iterable[str]) -> set[str]:
+    """``finding_ids`` with, for each one that belongs to a parent -> children family, the
+    whole family (the parent's levels are summed out over its children's tables)."""
+    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    out = set(finding_ids)
+    for fid in list(out):
+        parent = parent_of.get(fid, fid)
+        if parent in kb.children:
+            out |= {parent, *kb.children[parent]}
+    return out
+
+
+def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> KnowledgeBase:
+    """The mixture with the components of a class that the findings ``finding_ids`` cannot
+    tell apart lumped into one (weights summed).
+
+    Only for cases whose assessed findings (and ranges) are among ``finding_ids``: their
+    :func:`~crampdx.synthetic.posterior.class_posterior_and_evidence` under the lumped
+    mixture equals the whole mixture's (to rounding). The lumped knowledge base holds only
+    the tables of those findings and of their families.
+
+    Examples
+    --------
+    >>> from crampdx.synthetic.load import load_knowledge
+    >>> kb = load_knowledge()
+    >>> lumped = lumped_knowledge(kb, ["true_cramps"])
+    >>> lumped.n_components < kb.n_components and sorted(lumped.tables)
+    ['true_cramps']
+    >>> bool(np.isclose(np.exp(lumped.component_log_weight).sum(), 1.0))
+    True
+    """
+    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    finding_ids = set(finding_ids)
+    # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
+    telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
+    types = table_types(kb)
+    key = kb.component_class.astype(np.int64)
+    for fid in telling:  # a mixed-radix key, re-numbered densely after each finding (never overflows)
+        key = key * (int(types[fid].max()) + 1) + types[fid]
+        key = np.unique(key, return_inverse=True)[1].reshape(-1)
+    representative = np.full(int(key.max()) + 1, len(key))  # the first component of each lump
+    np.minimum.at(representative, key, np.arange(len(key)))
+    log_weight = np.full(len(representative), -np.inf)
+    np.logaddexp.at(log_weight, key, kb.component_log_weight)
+    tables = {fid: _take(kb.tables[fid], representative) for fid in sorted(family_closure(kb, finding_ids))}
+    return dataclasses.replace(
+        kb, component_class=kb.component_class[representative], component_profile=kb.component_profile[representative],
+        component_band=kb.component_band[representative], component_sex=kb.component_sex[representative],
+        component_log_weight=log_weight, tables=tables)
+
+
+def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
+                                intervals: Intervals | None = None) -> np.ndarray:
+    """log (1/C) sum_c p(x_S | c) for encoded cases assessed on (at most) ``finding_ids``:
+    the evidence were each of the C classes equally likely a priori, shape (n,).
+
+    Computed as ``logsumexp_k(log w_k - log prior_c(k) + log p(x_S | k)) - log C`` over the
+    lumped mixture (:func:`lumped_knowledge`); a case the knowledge base deems impossible
+    gets ``NaN``. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
+
+    Examples
+    --------
+    >>> from crampdx.synthetic.load import load_knowledge
+    >>> kb = load_knowledge()
+    >>> codes = np.full((1, len(kb.schema)), np.nan)  # nothing assessed: log 1
+    >>> bool(np.isclose(class_balanced_log_evidence(codes, kb, [])[0], 0.0))
+    True
+    """
+    lumped = lumped_knowledge(kb, finding_ids)
+    log_prior = np.log([c.prior for c in kb.classes])
+    balanced = dataclasses.replace(
+        lumped, component_log_weight=lumped.component_log_weight - log_prior[lumped.component_class] - np.log(len(kb.classes)))
+    joint = component_log_joint(np.asarray(codes, dtype=float), balanced, intervals)
+    top = joint.max(axis=1)
+    joint -= top[:, None]
+    # exp() of a number it rounds to 0 takes numpy's slow path: only exponentiate the rest
+    # (below -746 the result is exactly 0.0, so the sums are the same to the bit)
+    counted = joint > _EXP_UNDERFLOW
+    scaled = np.zeros_like(joint)
+    scaled[counted] = np.exp(joint[counted])
+    with np.errstate(divide="ignore"):
+        out = np.log(scaled.sum(axis=1)) + top
+    out[top < NEG / 2] = np.nan
+    return out

@@ -1,0 +1,93 @@
+"""The atypical-case check over lumped mixture components (synthetic/lumping.py) gives the
+answer of the whole mixture: the same class-balanced evidence, the same percentiles."""
+
+import numpy as np
+import pytest
+
+import crampdx.synthetic as synthetic
+from crampdx.contract.case import validate_case
+from crampdx.synthetic.lumping import class_balanced_log_evidence, lumped_knowledge
+from crampdx.synthetic.posterior import class_posterior_and_evidence
+from crampdx.synthetic.predictive import TIE_TOLERANCE, _partition_cells, evidence_percentile, reference_cases
+
+# findings sets that exercise: level and numeric findings, a family whose parent is not
+# assessed (egfr without hemodialysis), a family with its parent, age and sex
+FINDING_SETS = [
+    ("true_cramps", "cramp_timing", "potassium"),
+    ("egfr", "creatinine", "glucose", "symptom_duration"),
+    ("hemodialysis", "egfr", "cramps_with_dialysis", "age", "sex", "med_diuretic"),
+    ("age", "sex", "tsh", "magnesium", "pedal_pulses", "diabetes", "hba1c"),
+]
+
+
+def _masked(kb, codes, finding_ids):
+    out = np.full_like(codes, np.nan)
+    columns = [kb.schema.position(f) for f in finding_ids]
+    out[:, columns] = codes[:, columns]
+    return out
+
+
+def _whole_mixture_balanced(kb, codes, intervals=None):
+    """log (1/C) sum_c p(x_S | c) from the whole mixture's class posterior and evidence."""
+    post, evidence = class_posterior_and_evidence(codes, kb, intervals)
+    priors = np.array([c.prior for c in kb.classes])
+    return evidence + np.log(np.mean(post / priors, axis=1))
+
+
+@pytest.mark.parametrize("finding_ids", FINDING_SETS)
+def test_lumped_mixture_gives_the_whole_mixtures_posterior_and_evidence(kb, finding_ids):
+    codes = _masked(kb, reference_cases(kb, 200, 31)[0], finding_ids)
+    lumped = lumped_knowledge(kb, finding_ids)
+    assert lumped.n_components <= kb.n_components
+    np.testing.assert_allclose(np.exp(lumped.component_log_weight).sum(), 1.0, rtol=1e-12)
+    post, evidence = class_posterior_and_evidence(codes, kb)
+    lumped_post, lumped_evidence = class_posterior_and_evidence(codes, lumped)
+    np.testing.assert_allclose(lumped_evidence, evidence, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(lumped_post, post, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(class_balanced_log_evidence(codes, kb, finding_ids), _whole_mixture_balanced(kb, codes),
+                               rtol=1e-12, atol=1e-9)
+
+
+def test_findings_that_ignore_age_and_sex_lump_many_components(kb):
+    assert lumped_knowledge(kb, ["true_cramps", "cramp_timing"]).n_components < kb.n_components / 2
+
+
+def _oracle_percentile(kb, case):
+    """The percentile by its definition, over the whole mixture (the check before lumping)."""
+    row = case.codes().reshape(1, -1)
+    ranges = {fid: (v.low, v.high) for fid, v in case.intervals.items()}
+    reference = reference_cases(kb, 1000, 20_011)[0].copy()
+    cells = {fid: _partition_cells(reference[:, kb.schema.position(fid)], b, kb.schema[fid].hard) for fid, b in ranges.items()}
+    reference[:, np.isnan(row[0])] = np.nan
+    by_row = {i: {fid: c[i] for fid, c in cells.items()} for i in range(len(reference))} if ranges else {}
+    case_value = _whole_mixture_balanced(kb, row, {0: ranges})[0]
+    values = _whole_mixture_balanced(kb, reference, by_row)
+    tolerance = TIE_TOLERANCE * max(1.0, abs(case_value))
+    return np.mean(values < case_value - tolerance) + np.mean(np.abs(values - case_value) <= tolerance) / 2
+
+
+def test_percentiles_equal_the_whole_mixtures_on_generated_and_ranged_cases(kb):
+    frame = synthetic.generate(40, seed=12, knowledge=kb).drop(columns=synthetic.LABEL)
+    mappings = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.dropna().items()} for _, row in frame.iterrows()]
+    mappings += [{"potassium": "low", "age": 70, "sex": "female", "true_cramps": "present"},
+                 {"magnesium": "low", "egfr": "low", "tsh": "suppressed", "sex": "male"}]
+    cases = [validate_case(m, schema=kb.schema) for m in mappings]
+    assert any(case.intervals for case in cases)
+    for case in cases:
+        ranges = {fid: (v.low, v.high) for fid, v in case.intervals.items()}
+        percentile, _ = evidence_percentile(case.codes(), kb, ranges=ranges)
+        assert percentile == pytest.approx(_oracle_percentile(kb, case), abs=1e-12), case.to_dict()
+
+
+def test_references_with_the_cases_very_findings_tie_with_it(kb):
+    """A case with only its sex: every reference of that sex ties (mid-rank), the others are
+    above or below as a whole."""
+    reference = reference_cases(kb, 1000, 20_011)[0]
+    sex = reference[:, kb.schema.position("sex")]
+    codes = np.full(len(kb.schema), np.nan)
+    codes[kb.schema.position("sex")] = sex[0]
+    percentile, _ = evidence_percentile(codes, kb)
+    same = np.mean(sex == sex[0])
+    balanced = class_balanced_log_evidence(_masked(kb, reference[[0, int(np.argmax(sex != sex[0]))]], ["sex"]), kb, ["sex"])
+    other_below = balanced[1] < balanced[0]
+    assert percentile == pytest.approx(same / 2 + (1 - same) * other_below, abs=1e-12)
