@@ -6,31 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from crampdx import DISCLAIMER
 from crampdx.cli.errors import UserError
+from crampdx.cli.tables import write_frames_atomically
 from crampdx.contract.schema_file import load_schema
-from crampdx.files import check_output_path, write_atomically
+from crampdx.files import check_output_path
 from crampdx.progress import progress_bar
-from crampdx.synthetic import generate, load_knowledge
+from crampdx.synthetic import load_knowledge
+from crampdx.synthetic.generate import generate_chunks
 from crampdx.synthetic.summary import knowledge_summary
 
-__all__ = ["cmd_findings", "cmd_generate", "cmd_knowledge", "write_table_atomically"]
-
-
-def write_table_atomically(frame: pd.DataFrame, out: Path, option: str = "--out", example: str = "result.csv") -> None:
-    """A frame as parquet (for a .parquet name) or CSV, written atomically."""
-    def write(tmp: str) -> None:
-        if out.suffix.lower() == ".parquet":
-            try:
-                frame.to_parquet(tmp, index=False)
-            except ImportError:
-                raise UserError("writing parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
-        else:
-            frame.to_csv(tmp, index=False)
-
-    write_atomically(out, write, option, example)
+__all__ = ["cmd_findings", "cmd_generate", "cmd_knowledge"]
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -40,11 +26,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.n < 0:
         raise UserError(f"--n must be zero or more (got {args.n})")
     check_output_path(out, "--out", "cases.csv")
+    knowledge = load_knowledge()
     with progress_bar(total=args.n, unit="cases", enabled=args.n >= 100_000 and not args.quiet) as advance:
-        frame = generate(args.n, seed=args.seed, progress=advance)
-    write_table_atomically(frame, out)
+        # each chunk is written as it is drawn: the bar counts cases on disk
+        rows = write_frames_atomically(generate_chunks(args.n, seed=args.seed, knowledge=knowledge), out,
+                                       written=advance)
     if not args.quiet:
-        print(f"wrote {len(frame):,} synthetic cases ({frame.shape[1] - 1} findings + etiology) to {out}")
+        print(f"wrote {rows:,} synthetic cases ({len(knowledge.schema)} findings + etiology) to {out}")
     return 0
 
 

@@ -6,15 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
 
 from crampdx import DISCLAIMER
-from crampdx.cli.data import write_table_atomically
 from crampdx.cli.errors import UserError
-from crampdx.contract import SchemaError, findings_from_json, read_case_table, resolve_case_table, validate_case
+from crampdx.cli.tables import write_frames_atomically
+from crampdx.contract import SchemaError, findings_from_json, validate_case
+from crampdx.contract.casechunks import CHUNK_ROWS, read_case_chunks, resolve_case_chunk
 from crampdx.contract.limits import MAX_CASE_JSON_BYTES
 from crampdx.files import check_output_path, write_text_atomically
 from crampdx.interop.fhir import FhirFindings, describe_provenance, findings_from_fhir, resources_from_json
 from crampdx.model.diagnoser import Diagnoser
+from crampdx.progress import progress_bar
 from crampdx.render.batch import batch_document, ranked_table
 from crampdx.render.text import assessment_text
 
@@ -43,7 +48,7 @@ def _read_case_file(path: Path):
         except ValueError as error:
             raise UserError(f"{path}: {error}") from None
     if suffix in (".csv", ".parquet"):
-        return "many", read_case_table(path)  # SchemaError: one sentence naming the file
+        return "many", path  # read in chunks as it is ranked
     raise UserError(f"{path}: use a .json file for one case or a .csv/.parquet file for many")
 
 
@@ -89,35 +94,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return _predict_many(Diagnoser.load(args.model), content, args)
 
 
-def _predict_many(diagnoser: Diagnoser, frame, args: argparse.Namespace) -> int:
-    try:
-        table = resolve_case_table(frame, diagnoser.schema, keep_other=True)
-    except SchemaError as error:
-        raise UserError(f"{args.file}: {error}") from None
-    proba = diagnoser.predict_proba_codes(table.codes, table.ranges)
-    try:
-        out = ranked_table(proba, diagnoser.class_ids_, args.top, label=table.label, other=table.other)
-    except ValueError as error:
-        raise UserError(f"{args.file}: {error}") from None
-    if table.other.shape[1]:
-        names = ", ".join(map(str, table.other.columns))
-        print(f"note: {names} {'is not a finding' if table.other.shape[1] == 1 else 'are not findings'}; "
-              "carried through to the output unchanged", file=sys.stderr)
+def _predict_many(diagnoser: Diagnoser, path: Path, args: argparse.Namespace) -> int:
+    """Read, validate, rank and write a table of cases a chunk at a time (bounded memory when
+    written to a table file), with a progress bar for a large file."""
+    rows = _estimated_rows(path)
     table_out = args.out is not None and Path(args.out).suffix.lower() != ".json"
-    if args.out:
-        target = Path(args.out)
+    held: list[pd.DataFrame] = []  # for JSON or the screen: one document, so the whole table is held
+
+    def ranked() -> Iterator[pd.DataFrame]:
+        for frame in _ranked_chunks(diagnoser, path, args.top):
+            if args.json or not table_out:
+                held.append(frame)
+            yield frame
+
+    with progress_bar(total=rows, unit="cases", enabled=rows > CHUNK_ROWS) as advance:
         if table_out:
-            write_table_atomically(out, target, example="ranked.csv")
+            count = write_frames_atomically(ranked(), Path(args.out), example="ranked.csv", written=advance)
         else:
-            document = batch_document(out, diagnoser.identity, DISCLAIMER)
-            write_text_atomically(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n", target, example="ranked.json")
+            count = 0
+            for frame in ranked():
+                count += len(frame)
+                advance(count)
+    out = pd.concat(held, ignore_index=True) if held else None
+    if args.out and not table_out:
+        document = batch_document(out, diagnoser.identity, DISCLAIMER)
+        write_text_atomically(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n", Path(args.out),
+                              example="ranked.json")
     if args.json:
         print(json.dumps(batch_document(out, diagnoser.identity, DISCLAIMER), ensure_ascii=False, allow_nan=False))
         if table_out:
             print(DISCLAIMER, file=sys.stderr)
         return 0
     if args.out:
-        print(f"ranked causes for {len(out):,} cases written to {args.out}")
+        print(f"ranked causes for {count:,} cases written to {args.out}")
         if table_out:  # a CSV has nowhere to carry the disclaimer: say it where the user looks
             print(DISCLAIMER, file=sys.stderr)
         else:
@@ -126,3 +135,37 @@ def _predict_many(diagnoser: Diagnoser, frame, args: argparse.Namespace) -> int:
         print(out.to_string(index=False, max_rows=50))
         print(f"\n{DISCLAIMER}")
     return 0
+
+
+def _ranked_chunks(diagnoser: Diagnoser, path: Path, top: int) -> Iterator[pd.DataFrame]:
+    """The ranked table, one chunk of the case file at a time (rows numbered as in the file)."""
+    first_row = 1
+    try:
+        for frame in read_case_chunks(path, diagnoser.schema):
+            table = resolve_case_chunk(frame, diagnoser.schema, first_row, keep_other=True)
+            if first_row == 1 and table.other.shape[1]:
+                names = ", ".join(map(str, table.other.columns))
+                print(f"note: {names} {'is not a finding' if table.other.shape[1] == 1 else 'are not findings'}; "
+                      "carried through to the output unchanged", file=sys.stderr)
+            proba = diagnoser.predict_proba_codes(table.codes, table.ranges)
+            yield ranked_table(proba, diagnoser.class_ids_, top, label=table.label, other=table.other, first_row=first_row)
+            first_row += len(frame)
+    except (SchemaError, ValueError) as error:  # ValueError: a carried column clashing with an output column
+        raise UserError(f"{path}: {error}" if not str(error).startswith(str(path)) else str(error)) from None
+
+
+def _estimated_rows(path: Path) -> int:
+    """Rows of a parquet file (from its metadata) or lines of a CSV file after the header
+    (a quoted line break counts twice: an estimate, for the progress bar only)."""
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow.parquet as pq  # optional dependency: only a parquet file needs it
+
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # unreadable or no pyarrow: reading it says why, with one sentence
+            return 0
+    lines = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)

@@ -31,7 +31,7 @@ from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, findin
                                      parse_level, parse_number, unknown_finding_message)
 from crampdx.errors import clip, quote
 
-__all__ = ["CaseTable", "LABEL", "csv_delimiter", "read_case_table", "resolve_case_table"]
+__all__ = ["CaseTable", "LABEL", "check_table_columns", "csv_delimiter", "read_case_table", "resolve_case_table"]
 
 LABEL = "etiology"
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
@@ -130,7 +130,7 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
             names = finding_names(schema or load_schema())
             sep = csv_delimiter(path, names)
             header = pd.read_csv(path, nrows=0, sep=sep)
-            _check_columns(header, path)
+            check_table_columns(header, path)
             text = [c for c in header.columns if finding_id_for(c, names) is None]
             frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text},
                                 nrows=MAX_TABLE_ROWS + 1)  # one more tells a file that is too long
@@ -149,11 +149,12 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     if len(frame) > MAX_TABLE_ROWS:
         raise SchemaError(f"{path} holds more than {MAX_TABLE_ROWS:,} cases; split it into files of at most "
                           f"{MAX_TABLE_ROWS:,} rows")
-    _check_columns(frame, path)
+    check_table_columns(frame, path)
     return frame
 
 
-def _check_columns(frame: pd.DataFrame, where: Any) -> None:
+def check_table_columns(frame: pd.DataFrame, where: Any) -> None:
+    """Refuse a table with more than :data:`~crampdx.contract.limits.MAX_TABLE_COLUMNS` columns."""
     if frame.shape[1] > MAX_TABLE_COLUMNS:  # each column's name is looked up: bound that work
         raise SchemaError(f"{where} has {frame.shape[1]:,} columns; a file of cases has at most "
                           f"{MAX_TABLE_COLUMNS:,} (one per finding, the etiology and a few carried through)")
@@ -178,7 +179,7 @@ def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool)
         One message naming every unknown or duplicated column, every unknown level, every
         non-number and every impossible value, each with its rows.
     """
-    _check_columns(frame, "the table")
+    check_table_columns(frame, "the table")
     names = finding_names(schema)
     problems: list[str] = []
     findings: dict[str, pd.Series] = {}

@@ -15,9 +15,10 @@ RESERVED_COLUMNS = ("row",)  # output columns that a carried-through column must
 
 
 def ranked_table(proba: np.ndarray, class_ids: tuple[str, ...], top: int, *, label: pd.Series | None = None,
-                 other: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per case: ``row`` (1-based), the label if given, carried columns, then
-    ``cause_1, probability_1, …`` for the ``top`` most probable causes.
+                 other: pd.DataFrame | None = None, first_row: int = 1) -> pd.DataFrame:
+    """One row per case: ``row`` (1-based, from ``first_row`` for a chunk of a larger
+    table), the label if given, carried columns, then ``cause_1, probability_1, …`` for the
+    ``top`` most probable causes.
 
     Raises
     ------
@@ -33,7 +34,7 @@ def ranked_table(proba: np.ndarray, class_ids: tuple[str, ...], top: int, *, lab
     top = min(top, proba.shape[1])
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top]
     ids = np.asarray(class_ids)
-    out = pd.DataFrame({"row": np.arange(1, len(proba) + 1)})
+    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(proba))})
     if label is not None:
         out["etiology"] = label.to_numpy()
     ranked = {}

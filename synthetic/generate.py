@@ -78,7 +78,8 @@ def generate(
 
 def generate_chunks(n: int, seed: int | None = 0, *, knowledge: KnowledgeBase | None = None,
                     complete: bool = False, workup: str | None = None) -> Iterator[pd.DataFrame]:
-    """The cases of :func:`generate`, as consecutive frames of at most 100,000 rows.
+    """The cases of :func:`generate`, as consecutive frames of at most 100,000 rows (one empty
+    frame for ``n = 0``).
 
     Concatenated, the chunks equal ``generate`` with the same arguments (each chunk's index
     starts at 0), so a large set can be written as it is drawn, in bounded memory.
@@ -90,7 +91,7 @@ def generate_chunks(n: int, seed: int | None = 0, *, knowledge: KnowledgeBase | 
     True
     """
     kb, rng, draw = _prepare(n, seed, knowledge, workup)
-    for start in range(0, n, _CHUNK):
+    for start in range(0, max(n, 1), _CHUNK):
         component, values = draw(min(_CHUNK, n - start), rng, complete, workup)
         yield _frame(kb, values, component)
 
