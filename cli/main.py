@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--token-file", help="require 'Authorization: Bearer <token>' with the token in this file")
     se.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                     help="a browser origin allowed to call the service (repeat for more; default none: CORS off)")
+    se.add_argument("--workers", type=int, default=1,
+                    help="server processes, each with its own copy of the model (default 1; 2 on two idle cores "
+                         "serves about twice the requests)")
     se.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 

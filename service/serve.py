@@ -2,24 +2,35 @@
 
 The command line names this function as the handler of ``serve`` (it imports handlers by
 name only when their subcommand runs), so the service stays a front end of its own.
+
+With ``--workers N`` (N > 1) uvicorn runs N processes behind one port, each building the
+app with :func:`app_from_environment`: each loads and verifies the model itself (the
+parent has verified it once already, so a bad model still stops the start in one sentence)
+and re-reads the token file, which never travels through the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
+import os
 import socket
 import sys
 from pathlib import Path
 
 import uvicorn
+from threadpoolctl import threadpool_limits
 
 from crampdx import DISCLAIMER
 from crampdx.errors import UserFacingError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.app import create_app
 
-__all__ = ["ServeError", "cmd_serve", "read_token"]
+__all__ = ["ServeError", "app_from_environment", "cmd_serve", "read_token"]
+
+# How the parent tells its worker processes what to serve: model directory, token file, origins.
+SERVE_CONFIG_ENV = "CRAMPDX_SERVE_CONFIG"
 
 
 class ServeError(ValueError, UserFacingError):
@@ -71,14 +82,43 @@ def _check_port_free(host: str, port: int) -> None:
                              "choose another --port or stop what is using it") from None
 
 
+def _one_thread_per_request() -> None:
+    """One BLAS and one OpenMP thread in this process: requests run side by side in threads
+    (and processes), and a case is one row, so more threads save nothing while idle OpenBLAS
+    workers spin after each call, taking the other core from the next request (measured: the
+    atypical check cost several times the CPU per request)."""
+    threadpool_limits(limits=1)
+
+
+def app_from_environment():
+    """The app of one worker process of ``crampdx serve --workers N`` (uvicorn's factory)."""
+    _one_thread_per_request()
+    config = json.loads(os.environ[SERVE_CONFIG_ENV])
+    token = read_token(config["token_file"]) if config["token_file"] else None
+    return create_app(Diagnoser.load(config["model"]), token=token, cors_origins=config["cors_origins"])
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     token = read_token(args.token_file) if args.token_file else None
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise ServeError(f"--workers {workers}: give at least 1 process (one per core is the most that helps)")
     _check_port_free(args.host, args.port)
     diagnoser = Diagnoser.load(args.model)  # ArtifactError: one sentence with the fix; nothing is served
     if not _is_loopback(args.host) and token is None:
         print(f"warning: serving on {args.host} without --token-file: anyone who can reach this machine can use "
               "the service", file=sys.stderr)
-    app = create_app(diagnoser, token=token, cors_origins=args.cors_origin or ())
-    print(f"crampdx service on http://{args.host}:{args.port} (routes at /docs). {DISCLAIMER}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    _one_thread_per_request()
+    options = dict(host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    print(f"crampdx service on http://{args.host}:{args.port} (routes at /docs"
+          f"{f', {workers} worker processes' if workers > 1 else ''}). {DISCLAIMER}", file=sys.stderr)
+    if workers == 1:
+        uvicorn.run(create_app(diagnoser, token=token, cors_origins=args.cors_origin or ()), **options)
+        return 0
+    os.environ[SERVE_CONFIG_ENV] = json.dumps({
+        "model": str(diagnoser.path_),
+        "token_file": str(Path(args.token_file).resolve()) if args.token_file else None,
+        "cors_origins": list(args.cors_origin or ())})
+    del diagnoser  # each worker loads its own
+    uvicorn.run("crampdx.service.serve:app_from_environment", factory=True, workers=workers, **options)
     return 0

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,15 +26,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
+def _serve(model_dir, tmp_path_factory, *extra: str):
+    """Start `crampdx serve` with a token file on a free port; (base URL, process, token)."""
     token_file = tmp_path_factory.mktemp("token") / "token"
     token_file.write_text(TOKEN + "\n")
     port = _free_port()
     log = (tmp_path_factory.mktemp("log") / "serve.log").open("w+")  # a pipe nobody reads could block the server
     process = subprocess.Popen(
-        [sys.executable, "-m", "crampdx.cli.main", "serve", "--model", str(tiny_model_dir), "--port", str(port),
-         "--token-file", str(token_file), "--log-level", "warning"],
+        [sys.executable, "-m", "crampdx.cli.main", "serve", "--model", str(model_dir), "--port", str(port),
+         "--token-file", str(token_file), "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL, stderr=log, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -50,12 +51,22 @@ def server(tiny_model_dir, tmp_path_factory):
     else:
         process.kill()
         pytest.fail("crampdx serve did not become ready within 90 s")
-    yield base, process
+    return base, process
+
+
+def _stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    base, process = _serve(tiny_model_dir, tmp_path_factory)
+    yield base, process
+    _stop(process)
 
 
 def test_the_real_server_assesses_over_http(server, tiny_diagnoser):
@@ -117,3 +128,40 @@ def test_serve_refuses_a_port_out_of_range(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     err = capsys.readouterr().err
     assert "1 to 65535" in err and "Traceback" not in err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
+def test_two_workers_each_load_the_model_and_serve_one_port(tiny_model_dir, tmp_path_factory, tiny_diagnoser):
+    base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_children(process.pid)) >= 2  # two workers (uvicorn's spawn helper may add one)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        expected = [c.id for c in tiny_diagnoser.rank(EXAMPLE_FINDINGS, top=3)]
+        for _ in range(3):  # the token file was read by every worker: no request passes without it
+            ok = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=60)
+            assert ok.status_code == 200, ok.text
+            assert [c["id"] for c in ok.json()["differential"]] == expected
+            assert httpx.post(f"{base}/v1/assess", json={"findings": {}}, timeout=30).status_code == 401
+    finally:
+        _stop(process)
+
+
+def test_serve_refuses_no_workers(tiny_model_dir, capsys):
+    assert main(["serve", "--model", str(tiny_model_dir), "--workers", "0", "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "--workers 0" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
