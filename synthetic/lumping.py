@@ -106,11 +106,9 @@ def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> Knowledge
     np.minimum.at(representative, key, np.arange(len(key)))
     log_weight = np.full(len(representative), -np.inf)
     np.logaddexp.at(log_weight, key, kb.component_log_weight)
-    tables = {fid: _take(kb.tables[fid], representative) for fid in sorted(family_closure(kb, finding_ids))}
-    return dataclasses.replace(
-        kb, component_class=kb.component_class[representative], component_profile=kb.component_profile[representative],
-        component_band=kb.component_band[representative], component_sex=kb.component_sex[representative],
-        component_log_weight=log_weight, tables=tables)
+    tables = {fid: kb.tables[fid] for fid in sorted(family_closure(kb, finding_ids))}
+    return dataclasses.replace(_restricted(dataclasses.replace(kb, tables=tables), representative),
+                               component_log_weight=log_weight)
 
 
 def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
@@ -130,11 +128,74 @@ def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_id
     >>> bool(np.isclose(class_balanced_log_evidence(codes, kb, [])[0], 0.0))
     True
     """
-    lumped = lumped_knowledge(kb, finding_ids)
+    finding_ids = list(finding_ids)
+    codes = np.asarray(codes, dtype=float)
+    intervals = intervals or {}
+    age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
+    if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
+        return _log_sum(component_log_joint(codes, _balanced(lumped_knowledge(kb, finding_ids)), intervals))
+    # A known age rules out every component of another age band (probability 0): score each
+    # band's cases against that band's components only, a tenth of the whole.
+    out = np.empty(len(codes))
+    band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
+    for b in np.unique(band):
+        rows = np.flatnonzero(band == b)
+        row_intervals = {i: intervals[r] for i, r in enumerate(rows) if r in intervals}
+        out[rows] = _log_sum(component_log_joint(codes[rows], _balanced_band_mixtures(kb)[b], row_intervals))
+    return out
+
+
+def _balanced(kb: KnowledgeBase) -> KnowledgeBase:
+    """The mixture with weights w_k / (C prior of k's class): every class equally likely."""
     log_prior = np.log([c.prior for c in kb.classes])
-    balanced = dataclasses.replace(
-        lumped, component_log_weight=lumped.component_log_weight - log_prior[lumped.component_class] - np.log(len(kb.classes)))
-    joint = component_log_joint(np.asarray(codes, dtype=float), balanced, intervals)
+    return dataclasses.replace(
+        kb, component_log_weight=kb.component_log_weight - log_prior[kb.component_class] - np.log(len(kb.classes)))
+
+
+class _KeptWeights:
+    """A table that computes its log-weights once (a kept mixture is scored again and again)."""
+
+    def log_weights(self) -> np.ndarray:
+        if "_kept" not in self.__dict__:
+            weights = super().log_weights()
+            weights.flags.writeable = False
+            self.__dict__["_kept"] = weights  # a frozen dataclass: set past its __setattr__
+        return self.__dict__["_kept"]
+
+
+_KEPT = {cls: type(f"Kept{cls.__name__}", (_KeptWeights, cls), {}) for cls in (LevelTable, NormalTable, AgeTable)}
+
+
+def _keep_weights(table):
+    if isinstance(table, ConditionalTable):
+        return dataclasses.replace(table, default=_keep_weights(table.default),
+                                   variants=tuple(None if v is None else _keep_weights(v) for v in table.variants))
+    return _KEPT[type(table)](**{field.name: getattr(table, field.name) for field in dataclasses.fields(table)})
+
+
+@lru_cache(maxsize=4)
+def _balanced_band_mixtures(kb: KnowledgeBase) -> dict[int, KnowledgeBase]:
+    """Age band -> the class-balanced mixture of that band's components (tables that keep
+    their log-weights: scoring a band's few cases then costs little more than the product)."""
+    balanced = _balanced(kb)
+    out = {}
+    for b in np.unique(kb.component_band):
+        mixture = _restricted(balanced, np.flatnonzero(kb.component_band == b))
+        out[int(b)] = dataclasses.replace(mixture, tables={fid: _keep_weights(t) for fid, t in mixture.tables.items()})
+    return out
+
+
+def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
+    """The mixture of ``components`` only (weights kept as they are)."""
+    return dataclasses.replace(
+        kb, component_class=kb.component_class[components], component_profile=kb.component_profile[components],
+        component_band=kb.component_band[components], component_sex=kb.component_sex[components],
+        component_log_weight=kb.component_log_weight[components],
+        tables={fid: _take(table, components) for fid, table in kb.tables.items()})
+
+
+def _log_sum(joint: np.ndarray) -> np.ndarray:
+    """log sum_k exp(joint[:, k]) per row; NaN for a row of impossible components."""
     top = joint.max(axis=1)
     joint -= top[:, None]
     # exp() of a number it rounds to 0 takes numpy's slow path: only exponentiate the rest
