@@ -1,14 +1,23 @@
-"""Benchmark the explanation service under 20 concurrent clients.
+"""Benchmark the explanation service: 20 concurrent clients, then open-loop arrivals.
 
-Starts ``crampdx serve`` (uvicorn, the default model) on a free localhost port, then runs
-``--clients`` concurrent clients (asyncio tasks sharing one httpx connection pool, so the
-clients cost the 2 cores as little as possible) that each post one synthetic case after the
-other to ``POST /v1/assess`` (no next best findings) for ``--seconds``, with the default
-options and, alternately, without the atypical-case check. Repeated ``--runs`` times; prints
-each run's throughput, p50/p95 latency and errors, and the medians side by side.
-Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients.
+Starts ``crampdx serve`` (uvicorn, the default model) once per ``--workers`` value, each on
+a free localhost port, and, run after run, interleaves (so that the shared machine's load
+falls on all alike):
 
-    python bench/bench_service.py [--clients 20] [--seconds 15] [--runs 3]
+* closed loop: ``--clients`` concurrent clients (asyncio tasks sharing one httpx connection
+  pool, so the clients cost the 2 cores as little as possible) that each post one of 2,000
+  different generated cases after the other to ``POST /v1/assess`` (no next best findings)
+  for ``--seconds``, with the default options and without the atypical-case check, against
+  each server. Reported: throughput, p50/p95 latency, errors, and the server's own CPU
+  milliseconds per request (all its processes, from /proc: the figure least disturbed by
+  other work on the machine);
+* open loop (``--rates``): requests arriving at random (Poisson) at each rate in turn
+  whatever the answers, latency counted from each request's arrival time; reported per
+  rate, and the largest rate whose p95 stays within the target.
+
+Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients on this 2-core machine.
+
+    python bench/bench_service.py [--clients 20] [--seconds 10] [--runs 3] [--workers 1 2] [--rates 10 20 40]
 """
 
 from __future__ import annotations
@@ -29,7 +38,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import crampdx.synthetic as synthetic  # noqa: E402
+from _processes import cpu_seconds, descendants  # noqa: E402
 from _timing import machine  # noqa: E402
+
+TARGET_MS = 50.0
 
 
 def _free_port() -> int:
@@ -43,49 +55,68 @@ def _cases(n: int) -> list[dict]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.dropna().items()} for _, row in frame.iterrows()]
 
 
-def _start_server(model: str | None) -> tuple[subprocess.Popen, str]:
+def _body(case: dict, atypical: bool) -> dict:
+    return {"findings": case, "top": 10, "explain": 1, "next_findings": 0, "atypical": atypical}
+
+
+def _start_server(model: str | None, workers: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning",
+               "--workers", str(workers)]
     if model:
         command += ["--model", model]
     log = open(os.devnull, "w") if os.environ.get("CRAMPDX_BENCH_QUIET") else None  # None: the server logs here
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(process: subprocess.Popen, base: str, workers: int) -> None:
+    """Until /readyz answers 200 several times in a row (every worker has warmed up)."""
+    deadline, in_a_row = time.monotonic() + 180, 0
+    while time.monotonic() < deadline and in_a_row < 4 * workers:
         if process.poll() is not None:
             sys.exit("crampdx serve exited (its log is above)")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return process, base
+            in_a_row = in_a_row + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
         except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    sys.exit("crampdx serve did not become ready within 120 s")
+            in_a_row = 0
+        time.sleep(0.1 if in_a_row else 0.3)
+    if in_a_row < 4 * workers:
+        process.kill()
+        sys.exit("crampdx serve did not become ready within 180 s")
 
 
-async def _run(base: str, cases: list[dict], clients: int, seconds: float, atypical: bool) -> tuple[list[float], int, float]:
+def _server_cpu(process: subprocess.Popen) -> float:
+    total = 0.0
+    for pid in [process.pid, *descendants(process.pid)]:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:  # a process that just ended
+            continue
+    return total
+
+
+async def _post(http: httpx.AsyncClient, body: dict) -> bool:
+    try:
+        return (await http.post("/v1/assess", json=body)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _closed_loop(base: str, cases: list[dict], clients: int, seconds: float, atypical: bool):
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-        for case in cases[:clients]:  # warm the connections
-            await http.post("/v1/assess", json={"findings": case})
+        await asyncio.gather(*(_post(http, _body(case, atypical)) for case in cases[:clients]))  # warm the connections
         stop = time.perf_counter() + seconds
 
         async def client(index: int) -> None:
             nonlocal errors
             i = index
             while time.perf_counter() < stop:
-                body = {"findings": cases[i % len(cases)], "top": 10, "explain": 1, "next_findings": 0,
-                        "atypical": atypical}
                 start = time.perf_counter()
-                try:
-                    response = await http.post("/v1/assess", json=body)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                ok = await _post(http, _body(cases[i % len(cases)], atypical))
                 latencies.append(time.perf_counter() - start)
                 errors += not ok
                 i += clients
@@ -96,36 +127,89 @@ async def _run(base: str, cases: list[dict], clients: int, seconds: float, atypi
     return latencies, errors, elapsed
 
 
+async def _open_loop(base: str, cases: list[dict], rate: float, seconds: float, seed: int):
+    """Poisson arrivals at ``rate`` per second; each latency from its arrival time."""
+    arrivals = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, size=int(rate * seconds * 2) + 10))
+    arrivals = arrivals[arrivals < seconds]
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        await asyncio.gather(*(_post(http, _body(case, True)) for case in cases[:10]))
+        began = time.perf_counter()
+
+        async def one(i: int, at: float) -> None:
+            nonlocal errors
+            await asyncio.sleep(max(0.0, began + at - time.perf_counter()))
+            ok = await _post(http, _body(cases[i % len(cases)], True))
+            latencies.append(time.perf_counter() - began - at)
+            errors += not ok
+
+        await asyncio.gather(*(one(i, at) for i, at in enumerate(arrivals)))
+    return latencies, errors
+
+
+def _row(latencies: list[float], errors: int, elapsed: float, cpu: float) -> dict:
+    ms = 1000 * np.asarray(latencies)
+    return {"n": len(latencies), "rate": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)),
+            "p95": float(np.percentile(ms, 95)), "errors": errors, "cpu_ms": 1000 * cpu / max(1, len(latencies))}
+
+
+def _show(label: str, r: dict) -> str:
+    return (f"{label}: {r['n']:,} requests, {r['rate']:.0f}/s, p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, "
+            f"errors {r['errors']}, server CPU {r['cpu_ms']:.1f} ms/request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="one server per value, compared")
+    parser.add_argument("--rates", type=float, nargs="*", default=[],
+                        help="open-loop arrival rates (requests/s) to try, default request, after the closed loop")
     parser.add_argument("--model", default=os.environ.get("CRAMPDX_MODEL"))
     args = parser.parse_args()
     print(f"machine: {machine()}")
     cases = _cases(2000)
-    process, base = _start_server(args.model)
-    results = {True: [], False: []}
+    servers = {w: _start_server(args.model, w) for w in args.workers}
+    results: dict[tuple[int, bool], list[dict]] = {}
+    open_rows: dict[tuple[int, float], dict] = {}
     try:
+        for w, (process, base) in servers.items():
+            _wait_ready(process, base, w)
         for run in range(1, args.runs + 1):
-            for atypical in (True, False):  # the default request, and without the atypical check, alternately
-                latencies, errors, elapsed = asyncio.run(_run(base, cases, args.clients, args.seconds, atypical))
-                ms = 1000 * np.asarray(latencies)
-                row = (len(latencies) / elapsed, float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), errors)
-                results[atypical].append(row)
-                print(f"run {run}, atypical check {'on ' if atypical else 'off'}: {len(latencies):,} requests, "
-                      f"{row[0]:.0f}/s, p50 {row[1]:.1f} ms, p95 {row[2]:.1f} ms, errors {errors}")
+            for w, (process, base) in servers.items():
+                for atypical in (True, False):
+                    cpu = _server_cpu(process)
+                    latencies, errors, elapsed = asyncio.run(_closed_loop(base, cases, args.clients, args.seconds, atypical))
+                    row = _row(latencies, errors, elapsed, _server_cpu(process) - cpu)
+                    results.setdefault((w, atypical), []).append(row)
+                    print(_show(f"run {run}, {w} worker(s), atypical {'on ' if atypical else 'off'}", row), flush=True)
+        for rate in args.rates:
+            for w, (process, base) in servers.items():
+                cpu = _server_cpu(process)
+                latencies, errors = asyncio.run(_open_loop(base, cases, rate, args.seconds, seed=int(rate * 100)))
+                open_rows[w, rate] = _row(latencies, errors, args.seconds, _server_cpu(process) - cpu)
+                print(_show(f"open loop {rate:g}/s offered, {w} worker(s), atypical on", open_rows[w, rate]), flush=True)
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
     ok = True
-    for atypical, rows in results.items():
-        throughput, p50, p95 = (statistics.median(r[i] for r in rows) for i in range(3))
-        errors = sum(r[3] for r in rows)
-        print(f"median of {args.runs} runs at {args.clients} clients, atypical check {'on ' if atypical else 'off'}: "
-              f"{throughput:.0f} requests/s, p50 {p50:.1f} ms, p95 {p95:.1f} ms (target <= 50), errors {errors} (target 0)")
-        ok &= errors == 0 and (p95 <= 50 or not atypical)  # the target is the default request
+    for (w, atypical), rows in results.items():
+        median = {key: statistics.median(r[key] for r in rows) for key in ("rate", "p50", "p95", "cpu_ms")}
+        errors = sum(r["errors"] for r in rows)
+        print(f"median of {args.runs} runs at {args.clients} clients, {w} worker(s), atypical {'on ' if atypical else 'off'}: "
+              f"{median['rate']:.0f} requests/s, p50 {median['p50']:.1f} ms, p95 {median['p95']:.1f} ms "
+              f"(target <= {TARGET_MS:g}), errors {errors} (target 0), server CPU {median['cpu_ms']:.1f} ms/request")
+        ok &= errors == 0
+    ok &= any(statistics.median(r["p95"] for r in results[w, True]) <= TARGET_MS for w in args.workers)
+    for w in args.workers:
+        met = [rate for rate in args.rates if open_rows[w, rate]["p95"] <= TARGET_MS and open_rows[w, rate]["errors"] == 0]
+        if args.rates:
+            print(f"open loop, {w} worker(s): largest offered rate tried with p95 <= {TARGET_MS:g} ms: "
+                  f"{f'{max(met):g}/s' if met else f'none (lowest tried {min(args.rates):g}/s)'}")
     sys.exit(0 if ok else 1)
 
 
