@@ -1,6 +1,8 @@
-"""The differential page: findings on the left; red flags, the ranked causes, the
-explanation of the chosen cause and what to ask next on the right; examples, import and
-export in the sidebar. Every number on it comes from one :class:`~crampdx.model.Assessment`."""
+"""The differential page's results, once the model has loaded: red flags, the ranked causes,
+the explanation of the chosen cause and what to ask next in the right column (the findings
+form on the left needs no model: :func:`crampdx.dashboard.widgets.findings_column`);
+examples, import and export in the sidebar. Every number on it comes from one
+:class:`~crampdx.model.Assessment`."""
 
 from __future__ import annotations
 
@@ -10,11 +12,10 @@ from concurrent.futures import Future
 
 import streamlit as st
 
-from crampdx.contract import Case, validate_what_is_valid
+from crampdx.contract import Case
 from crampdx.dashboard import resources
-from crampdx.dashboard.state import (ASK_NEXT, SCHEMA, adopt, clear_all, entered, import_case, load_again,
-                                     load_example)
-from crampdx.dashboard.widgets import finding_input, finding_label, findings_form
+from crampdx.dashboard.state import ASK_NEXT, SCHEMA, adopt, clear_all, entered, import_case, load_again, load_case
+from crampdx.dashboard.widgets import finding_input, finding_label
 from crampdx.model import Assessment, Diagnoser
 from crampdx.model.results import Explanation, NextFinding
 from crampdx.render.charts import ranking_chart, waterfall_chart
@@ -22,7 +23,7 @@ from crampdx.render.format import cause_label, literal_markdown, percent
 from crampdx.render.markdown import assessment_markdown
 from crampdx.synthetic.examples import load_examples
 
-__all__ = ["differential_page"]
+__all__ = ["differential_page", "load_example"]
 
 TOP = 10
 ALERTS = {"urgent": (st.error, ":material/emergency_home:"), "warning": (st.warning, ":material/warning:"),
@@ -117,6 +118,15 @@ def show_next(suggestions: tuple[NextFinding, ...] | None) -> None:
                               collapsed=True, on_change=adopt, args=(item.finding_id,))
 
 
+def load_example() -> None:
+    """The chosen example case replaces the entries (the example selectbox's callback)."""
+    chosen = st.session_state.get("example")
+    example = next((e for e in load_examples() if e.id == chosen), None)
+    if example is not None:
+        load_case(dict(example.case.values), example.name)
+        st.session_state.pop("import_message", None)
+
+
 def case_sidebar() -> None:
     """Examples, clear all and import."""
     examples = {e.id: e for e in load_examples()}
@@ -157,19 +167,13 @@ def export_buttons(diagnoser: Diagnoser, case: Case, cause_id: str, problems: di
                        file_name="crampdx-report.md", mime="text/markdown", width="stretch")
 
 
-def differential_page(diagnoser: Diagnoser) -> None:
-    """Findings on the left, the differential and its explanation on the right."""
+def differential_page(diagnoser: Diagnoser, case: Case, problems: dict[str, str], right) -> None:
+    """The differential of ``case`` and its explanation in the ``right`` column, the case's
+    tools in the sidebar."""
     with st.sidebar:
         case_sidebar()
-    case, problems = validate_what_is_valid(entered(), schema=SCHEMA)
     key, values = resources.model_key(diagnoser), tuple(sorted(case.values.items()))
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        st.subheader("Findings")
-        st.caption("Every finding starts as *not assessed*; only what you enter is used.")
-        findings_form(case, problems)
     with right:
-        st.subheader("Differential")
         assessment = resources.assess(diagnoser, key, values)
         show_alerts(assessment, problems)
         atypical_slot = st.empty()

@@ -1,4 +1,5 @@
-"""The model's life in the dashboard: load the verified default model, or offer to train it.
+"""The model's life in the dashboard: the verified default model once its background load
+has finished (:mod:`crampdx.dashboard.loading`), or an offer to train it.
 
 Visitors never see a server path: an error whose text names the model directory is shown
 as a public sentence, and the full sentence goes to the server log for the operator.
@@ -7,13 +8,15 @@ as a public sentence, and the full sentence goes to the server log for the opera
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from pathlib import Path
 
 import streamlit as st
 
 from crampdx.model import ArtifactError, Diagnoser, default_artifact_dir
 from crampdx.model.artifact import MANIFEST_FILE
-from crampdx.dashboard.resources import load_diagnoser, training_lock
+from crampdx.dashboard.loading import forget, wait_until_loaded
+from crampdx.dashboard.resources import training_lock
 from crampdx.training.train import train
 
 __all__ = ["get_diagnoser", "public_line"]
@@ -39,11 +42,16 @@ def public_line(text: str, directory: Path) -> str:
     return text
 
 
-def get_diagnoser() -> Diagnoser | None:
-    """The model, or an explanation with a button that trains the default one."""
+def get_diagnoser(loaded: Future | None = None) -> Diagnoser | None:
+    """The model, or an explanation with a button that trains the default one.
+
+    ``loaded`` is the finished load when the caller waited for it; else this waits, with a
+    note where the answer will be.
+    """
     path = default_artifact_dir()
+    loaded = loaded or wait_until_loaded(st.empty())
     try:
-        return load_diagnoser(str(path))
+        return loaded.result()
     except ArtifactError as error:  # its sentence names the directory: the log only
         LOG.warning("The dashboard has no usable model: %s", error)
         st.error(UNUSABLE_MODEL if (path / MANIFEST_FILE).exists() else NO_MODEL)
@@ -72,5 +80,5 @@ def _train_default(path: Path) -> None:
             status.update(label=f"Default model trained into {MODEL_DIRECTORY}", state="complete", expanded=False)
     finally:
         lock.release()
-    load_diagnoser.clear()
+    forget()
     st.rerun()

@@ -1,8 +1,9 @@
-"""What the dashboard keeps per process: the verified model, the knowledge base, the
-thread pools, and the per-case answers (cached by the case's values).
+"""What the dashboard keeps per process besides the model (loaded by
+:mod:`crampdx.dashboard.loading`): the knowledge base, the thread pools, and the per-case
+answers (cached by the case's values).
 
-The Diagnoser is shared by every session (``st.cache_resource``); it is thread-safe (its
-SHAP explainer is guarded by a lock). Per-case work runs with one OpenMP and one BLAS thread.
+The Diagnoser is shared by every session; it is thread-safe (its SHAP explainer is guarded
+by a lock). Per-case work runs with one OpenMP and one BLAS thread.
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ from crampdx.model import Assessment, Diagnoser
 from crampdx.model.results import Atypicality, Explanation
 from crampdx.synthetic import KnowledgeBase, load_knowledge
 
-__all__ = ["assess", "atypical_check", "explained", "knowledge", "load_diagnoser", "model_key", "thread_limits",
-           "training_lock"]
+__all__ = ["assess", "atypical_check", "explained", "knowledge", "model_key", "thread_limits", "training_lock"]
 
 NEXT_FINDINGS = 5
-
-
-@st.cache_resource(show_spinner="Loading the model…")
-def load_diagnoser(path: str) -> Diagnoser:
-    """The verified model, loaded once per process and shared by every session."""
-    return Diagnoser.load(path)
 
 
 @st.cache_resource

@@ -2,7 +2,9 @@
 
 Every finding's input has the key ``f:<finding id>``; an "ask or examine next" input has
 ``ask:<finding id>``. The functions that change entries are widget callbacks (they run
-before the widgets are drawn).
+before the widgets are drawn). On the first page's path: it imports the contract only
+(loading an example case, which needs the knowledge layer, is in
+:mod:`crampdx.dashboard.differential`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from crampdx.contract import Case, CaseError, findings_from_json, load_schema, v
 from crampdx.contract.limits import MAX_CASE_JSON_BYTES
 from crampdx.contract.schema import Interval
 from crampdx.errors import UserFacingError
-from crampdx.synthetic.examples import load_examples
 
 __all__ = ["ASK_NEXT", "FINDING", "MAX_IMPORT_BYTES", "NA", "SCHEMA", "adopt", "as_entry", "clear_all", "default_of", "entered",
-           "import_case", "keep_entries", "load_again", "load_example", "parse_import"]
+           "import_case", "keep_entries", "load_again", "load_case", "parse_import"]
 
 SCHEMA = load_schema()
 NA = "not_assessed"  # the first option of every finding: nothing entered
@@ -72,14 +73,6 @@ def load_case(values: dict[str, Any], name: str) -> None:
 def load_again() -> None:
     name, values = st.session_state["loaded"]
     set_findings(values)
-
-
-def load_example() -> None:
-    chosen = st.session_state.get("example")
-    example = next((e for e in load_examples() if e.id == chosen), None)
-    if example is not None:
-        load_case(dict(example.case.values), example.name)
-        st.session_state.pop("import_message", None)
 
 
 def parse_import(data: bytes) -> Case:

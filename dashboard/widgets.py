@@ -1,14 +1,17 @@
-"""The findings form: one widget per finding, built from the finding schema."""
+"""The findings form: one widget per finding, built from the finding schema.
+
+It needs no model, and this module imports nothing heavy (the contract only): the form is
+the first thing a fresh page shows, before the model has loaded.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from crampdx.contract import Case
-from crampdx.dashboard.state import FINDING, NA, SCHEMA
-from crampdx.render.format import literal_markdown
+from crampdx.contract import Case, validate_what_is_valid
+from crampdx.dashboard.state import FINDING, NA, SCHEMA, entered
 
-__all__ = ["finding_input", "finding_label", "findings_form"]
+__all__ = ["finding_input", "finding_label", "findings_column", "findings_form"]
 
 GROUPS = {"demographics": "Demographics", "comorbidities": "Comorbidities", "medications": "Medications",
           "context": "Context"}
@@ -67,6 +70,28 @@ def findings_form(case: Case, problems: dict[str, str]) -> None:
                     st.markdown(f"**{GROUPS.get(group, group)}**")
                 finding_input(finding, FINDING + finding.id)
                 if finding.id in problems:
+                    # crampdx.render imports the model's libraries: only once an entry needs quoting
+                    from crampdx.render.format import literal_markdown
+
                     st.error(f"{finding.label}: {literal_markdown(problems[finding.id])}")  # it quotes the entry
                 elif finding.is_numeric and finding.id in case:
                     st.caption(f"Read as: {case.describe(finding.id)}")
+
+
+def findings_column():
+    """The page's two columns with the findings form in the left one.
+
+    Returns
+    -------
+    tuple
+        The case (what is valid of the entries), the problems (finding id -> why it is not
+        used) and the right column, headed "Differential", for the results.
+    """
+    case, problems = validate_what_is_valid(entered(), schema=SCHEMA)
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.subheader("Findings")
+        st.caption("Every finding starts as *not assessed*; only what you enter is used.")
+        findings_form(case, problems)
+    right.subheader("Differential")
+    return case, problems, right

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from dashboard_server import serving
 from streamlit.testing.v1 import AppTest
 
 import crampdx.dashboard.lifecycle
@@ -195,31 +196,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 def served(tiny_model_dir, tmp_path):
     """`streamlit run app.py` with the repository's config on a free localhost port (no
     --server.address: the config's binding is the one under test)."""
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                                   cwd=ROOT, env={**os.environ, "CRAMPDX_MODEL": str(tiny_model_dir)}, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                assert process.poll() is None, log.read_text()[-3000:]
-                time.sleep(0.5)
+    command = lambda port: [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]  # noqa: E731
+    with serving(command, {**os.environ, "CRAMPDX_MODEL": str(tiny_model_dir)}, log) as url:
         yield url, log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.mark.slow

@@ -1,8 +1,19 @@
-"""Page: the differential of the entered findings."""
+"""Page: the findings form at once, the differential of the entered findings once the model
+has loaded (in the background: crampdx.dashboard.loading)."""
 
-from crampdx.dashboard.differential import differential_page
-from crampdx.dashboard.lifecycle import get_diagnoser
+import streamlit as st
 
-diagnoser = get_diagnoser()
+from crampdx.dashboard.loading import wait_until_loaded
+from crampdx.dashboard.widgets import findings_column
+
+case, problems, right = findings_column()
+with right:
+    loaded = wait_until_loaded(st.empty())
+    # The model's modules, imported by the loader meanwhile: only now, after the form.
+    from crampdx.dashboard.lifecycle import get_diagnoser
+
+    diagnoser = get_diagnoser(loaded)
 if diagnoser is not None:
-    differential_page(diagnoser)
+    from crampdx.dashboard.differential import differential_page
+
+    differential_page(diagnoser, case, problems, right)

@@ -1,0 +1,97 @@
+"""The dashboard's cold start (issue 12, item 3): the findings form is drawn before the model
+has loaded, and nothing on the first page's path imports the model's libraries.
+
+The browser test serves app.py with a loader held back until the test lets it go (a file
+appears), so the page is seen, and used, while the model is still loading; if the page waited
+for the model before drawing the form, the form would not appear and the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from dashboard_server import serving
+
+from crampdx.contract import load_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+HEAVY = ("sklearn", "shap", "matplotlib", "scipy", "crampdx.model", "crampdx.render", "crampdx.training")
+FIRST_PAGE_MODULES = ("crampdx", "crampdx.dashboard.pages", "crampdx.dashboard.state", "crampdx.dashboard.widgets",
+                      "crampdx.dashboard.loading")
+FIRST = load_schema()["cramp_timing"]  # the form's first input: the History tab's first finding
+
+
+def test_the_first_page_imports_none_of_the_models_libraries():
+    script = (f"import sys\nfor name in {FIRST_PAGE_MODULES!r}: __import__(name)\n"
+              f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    answer = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "[]", answer.stdout
+
+
+def test_the_page_script_draws_the_form_before_it_waits_for_the_model():
+    source = (ROOT / "dashboard" / "pages" / "differential.py").read_text(encoding="utf-8")
+    assert source.index("findings_column()") < source.index("wait_until_loaded(") < source.index("get_diagnoser(")
+
+
+# The server, with the loader held until GATE exists (patched in the server's own process).
+HELD_SERVER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import crampdx.dashboard.loading as loading
+    from streamlit.web.cli import main
+
+    gate, load = Path(sys.argv[1]), loading._load
+
+    def held_load():
+        while not gate.exists():
+            time.sleep(0.05)
+        return load()
+
+    loading._load = held_load
+    sys.argv = ["streamlit", "run", "app.py", "--server.port", sys.argv[2], "--server.address", "127.0.0.1",
+                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    main()
+""")
+
+
+@pytest.fixture
+def held_server(tiny_model_dir, tmp_path):
+    gate = tmp_path / "release-the-model"
+    command = lambda port: [sys.executable, "-c", HELD_SERVER, str(gate), str(port)]  # noqa: E731
+    with serving(command, {**os.environ, "CRAMPDX_MODEL": str(tiny_model_dir)}, tmp_path / "server.log") as url:
+        yield url, gate
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_findings_can_be_entered_while_the_model_loads(held_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, gate = held_server
+    answer = FIRST.levels[0].label
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox"])
+        page = browser.new_page()
+        first = page.get_by_role("combobox", name=FIRST.label, exact=True)
+        page.goto(url)
+        expect(first).to_be_enabled(timeout=90_000)  # the model is held: the form came without it
+        expect(page.get_by_text("Loading the model", exact=False)).to_be_visible()
+        assert page.get_by_role("combobox", name="Explain a cause").count() == 0  # no result before the model
+        first.click()
+        page.get_by_role("option", name=answer, exact=True).click()
+        expect(first).to_have_value(answer)
+        gate.touch()  # the model may load now
+        expect(page.get_by_role("combobox", name="Explain a cause", exact=True)).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("Loading the model", exact=False)).to_have_count(0)
+        expect(first).to_have_value(answer)  # the entry made while loading is kept, and counted
+        history = len(load_schema().in_section(FIRST.section))
+        expect(page.get_by_text(f"1 of {history} entered", exact=True)).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
