@@ -106,7 +106,8 @@ It is not a diagnostic device and must not be used for patients without a clinic
 
 ## Model
 scikit-learn `HistGradientBoostingClassifier` (learning rate {hp['learning_rate']}, max depth
-{hp['max_depth']}, {hp['max_leaf_nodes']} leaves, {iterations}), categorical findings as numeric codes. Probabilities are
+{hp['max_depth']}, {hp['max_leaf_nodes']} leaves, {iterations}), categorical findings as numeric codes.
+{_targets_text(manifest)} Probabilities are
 `softmax(logits / T)` with one temperature T = {manifest['temperature']:.3f} fitted on the
 calibration cases. SHAP explanations are in the same space: each cause's contributions add up to
 its score (logits / T, not the log-odds of that cause), and the softmax of the causes' scores is
@@ -142,6 +143,17 @@ Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 - Rare classes (juvenile idiopathic arthritis, metabolic myopathy) have few training cases.
 - Findings not entered are treated as not assessed, never as absent.
 """
+
+
+def _targets_text(manifest: dict) -> str:
+    """How the training cases taught the model: soft targets for synthetic cases."""
+    threshold = manifest["hyperparameters"].get("soft_threshold")
+    if threshold is None or "synthetic" not in manifest["data_source"]:
+        return "Fitted to each case's label."
+    return (f"Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
+            f"sampled label (knowledge distillation): one weighted training row per cause at least "
+            f"{threshold:.0%} probable, and one row drawn among the rest carrying their total weight; a "
+            f"labelled case of the user's counts for its label.")
 
 
 def _development_text(figures: dict | None) -> str:

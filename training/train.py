@@ -14,7 +14,7 @@ from crampdx.contract.schema import SchemaError
 from crampdx.data import DEV_VIGNETTES
 from crampdx.model.artifact import check_artifact_target, write_artifact
 from crampdx.model.diagnoser import Diagnoser
-from crampdx.synthetic import LABEL, generate
+from crampdx.synthetic import LABEL, generate, posterior_from_codes
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.training.data import read_labelled_cases
@@ -24,7 +24,7 @@ from crampdx.training.external import read_labelled_file, validate_on
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
 from crampdx.training.model_card import write_model_card
 
-__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "development_figures", "summary_table", "train",
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "development_figures", "training_targets", "summary_table", "train",
            "weak_model_warning"]
 
 CALIBRATION_FRACTION = 0.1
@@ -83,24 +83,26 @@ def train(
         return time.perf_counter()
 
     t = stage(1, "cases")
-    frame, source = _training_cases(kb, cases, seed, data, mix)
+    frame, source, synthetic = _training_cases(kb, cases, seed, data, mix)
     codes = kb.schema.encode(frame)
     labels = np.asarray([kb.class_ids.index(c) for c in frame[LABEL].astype(str)]) if data else frame[LABEL].cat.codes.to_numpy()
     if len(np.unique(labels)) < 3:
         raise SchemaError("training needs cases of at least three etiology classes")
+    targets = training_targets(codes, labels, synthetic, kb)
     calibration = calibration_mask(len(labels), seed)
     timings["generate"] = time.perf_counter() - t
     report(f"          {len(labels):,} cases from {source}; {calibration.sum():,} held out for calibration")
 
-    t = stage(2, "gradient boosting (early stopping on a validation split)")
-    estimator = fit_classifier(codes[~calibration], labels[~calibration], hp, seed, report)
+    t = stage(2, "gradient boosting on soft targets (early stopping on validation cases)")
+    estimator = fit_classifier(codes[~calibration], targets[~calibration], hp, seed, report)
     timings["fit"] = time.perf_counter() - t
 
     t = stage(3, "temperature on held-out cases")
     positions = estimator.classes_
-    held_out_labels = np.searchsorted(positions, labels[calibration])
-    known = np.isin(labels[calibration], positions)
-    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]), held_out_labels[known])
+    held_out = targets[calibration][:, positions]
+    known = held_out.sum(axis=1) > 0
+    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]),
+                                  held_out[known] / held_out[known].sum(axis=1, keepdims=True))
     timings["calibrate"] = time.perf_counter() - t
     report(f"          T = {temperature:.3f}")
 
@@ -149,6 +151,25 @@ def development_figures(diagnoser: Diagnoser, report: Callable[[str], None] = pr
     return figures
 
 
+def training_targets(codes: np.ndarray, labels: np.ndarray, synthetic: np.ndarray, kb: KnowledgeBase) -> np.ndarray:
+    """What each training case teaches, shape (n, n_classes): a synthetic case its exact
+    posterior (its label is one draw from it), a labelled case its label.
+
+    Examples
+    --------
+    >>> from crampdx.synthetic import load_knowledge
+    >>> kb = load_knowledge()
+    >>> codes = np.full((2, len(kb.schema)), np.nan)
+    >>> targets = training_targets(codes, np.array([0, 3]), np.array([True, False]), kb)
+    >>> targets.sum(axis=1).round(6).tolist(), int(targets[1].argmax()), float(targets[1].max())
+    ([1.0, 1.0], 3, 1.0)
+    """
+    targets = np.eye(len(kb.classes))[labels]
+    if synthetic.any():
+        targets[synthetic] = posterior_from_codes(codes[synthetic], kb)
+    return targets
+
+
 def calibration_mask(n: int, seed: int) -> np.ndarray:
     """Which cases are held out for the temperature: a random 10 %.
 
@@ -170,18 +191,20 @@ def calibration_mask(n: int, seed: int) -> np.ndarray:
 _CALIBRATION_STREAM = 1
 
 
-def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str]:
+def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str, np.ndarray]:
+    """The training cases, where they come from, and which of them are synthetic."""
     synthetic_source = f"{cases:,} synthetic cases (seed {seed}) from {kb.source}"
     if data is None:
-        return generate(cases, seed=seed, knowledge=kb), synthetic_source
+        return generate(cases, seed=seed, knowledge=kb), synthetic_source, np.ones(cases, dtype=bool)
     labelled = read_labelled_cases(data, kb.schema, kb.class_ids)
     source = f"{len(labelled):,} labelled cases from {Path(data).name}"
     if not mix:
-        return labelled, source
+        return labelled, source, np.zeros(len(labelled), dtype=bool)
     generated = generate(cases, seed=seed, knowledge=kb)
     generated[LABEL] = generated[LABEL].astype(str)
     labelled[LABEL] = labelled[LABEL].astype(str)
-    return pd.concat([labelled, generated], ignore_index=True), f"{source} mixed with {synthetic_source}"
+    synthetic = np.r_[np.zeros(len(labelled), dtype=bool), np.ones(len(generated), dtype=bool)]
+    return pd.concat([labelled, generated], ignore_index=True), f"{source} mixed with {synthetic_source}", synthetic
 
 
 def summary_table(manifest: dict, figures: dict) -> str:
