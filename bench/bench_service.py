@@ -18,6 +18,11 @@ falls on all alike):
 Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients on this 2-core machine.
 
     python bench/bench_service.py [--clients 20] [--seconds 10] [--runs 3] [--workers 1 2] [--rates 10 20 40]
+                                  [--before DIR]
+
+``--before DIR`` also serves an earlier checkout of the repository (``git archive COMMIT |
+tar -x -C DIR``) with one process, measured in the same runs, so before and after meet the
+same load.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,14 +65,31 @@ def _body(case: dict, atypical: bool) -> dict:
     return {"findings": case, "top": 10, "explain": 1, "next_findings": 0, "atypical": atypical}
 
 
-def _start_server(model: str | None, workers: int) -> tuple[subprocess.Popen, str]:
+def _package_view(checkout: Path) -> Path:
+    """A folder holding ``crampdx/`` as the editable install maps it (the repository's
+    ``crampdx/`` with its sibling folders as subpackages), to put first on PYTHONPATH."""
+    view = Path(tempfile.mkdtemp(prefix="crampdx-before-"))
+    (view / "crampdx").mkdir()
+    for entry in (checkout / "crampdx").iterdir():
+        (view / "crampdx" / entry.name).symlink_to(entry.resolve())
+    for folder in checkout.iterdir():
+        if folder.is_dir() and (folder / "__init__.py").exists() and folder.name != "crampdx":
+            (view / "crampdx" / folder.name).symlink_to(folder.resolve())
+    return view
+
+
+def _start_server(model: str | None, workers: int, before: Path | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning",
-               "--workers", str(workers)]
+    command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
+    command += ["--workers", str(workers)] if before is None else []
     if model:
         command += ["--model", model]
+    view = _package_view(before) if before is not None else None
+    env = dict(os.environ, PYTHONPATH=str(view)) if view is not None else None
     log = open(os.devnull, "w") if os.environ.get("CRAMPDX_BENCH_QUIET") else None  # None: the server logs here
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    # run from the view: `python -m` puts the working directory first, and this repository's
+    # crampdx/ there would hand every subpackage back to the current code
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=view)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -155,6 +178,10 @@ def _row(latencies: list[float], errors: int, elapsed: float, cpu: float) -> dic
             "p95": float(np.percentile(ms, 95)), "errors": errors, "cpu_ms": 1000 * cpu / max(1, len(latencies))}
 
 
+def _label(server: str) -> str:
+    return "before (1 process)" if server == "before" else f"{server} worker(s)"
+
+
 def _show(label: str, r: dict) -> str:
     return (f"{label}: {r['n']:,} requests, {r['rate']:.0f}/s, p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, "
             f"errors {r['errors']}, server CPU {r['cpu_ms']:.1f} ms/request")
@@ -169,15 +196,18 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[],
                         help="open-loop arrival rates (requests/s) to try, default request, after the closed loop")
     parser.add_argument("--model", default=os.environ.get("CRAMPDX_MODEL"))
+    parser.add_argument("--before", type=Path, help="an earlier checkout to serve and measure alongside (1 process)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     cases = _cases(2000)
-    servers = {w: _start_server(args.model, w) for w in args.workers}
-    results: dict[tuple[int, bool], list[dict]] = {}
-    open_rows: dict[tuple[int, float], dict] = {}
+    servers = {str(w): _start_server(args.model, w) for w in args.workers}
+    if args.before:
+        servers["before"] = _start_server(args.model, 1, args.before)
+    results: dict[tuple[str, bool], list[dict]] = {}
+    open_rows: dict[tuple[str, float], dict] = {}
     try:
         for w, (process, base) in servers.items():
-            _wait_ready(process, base, w)
+            _wait_ready(process, base, 1 if w == "before" else int(w))
         for run in range(1, args.runs + 1):
             for w, (process, base) in servers.items():
                 for atypical in (True, False):
@@ -185,13 +215,13 @@ def main() -> None:
                     latencies, errors, elapsed = asyncio.run(_closed_loop(base, cases, args.clients, args.seconds, atypical))
                     row = _row(latencies, errors, elapsed, _server_cpu(process) - cpu)
                     results.setdefault((w, atypical), []).append(row)
-                    print(_show(f"run {run}, {w} worker(s), atypical {'on ' if atypical else 'off'}", row), flush=True)
+                    print(_show(f"run {run}, {_label(w)}, atypical {'on ' if atypical else 'off'}", row), flush=True)
         for rate in args.rates:
             for w, (process, base) in servers.items():
                 cpu = _server_cpu(process)
                 latencies, errors = asyncio.run(_open_loop(base, cases, rate, args.seconds, seed=int(rate * 100)))
                 open_rows[w, rate] = _row(latencies, errors, args.seconds, _server_cpu(process) - cpu)
-                print(_show(f"open loop {rate:g}/s offered, {w} worker(s), atypical on", open_rows[w, rate]), flush=True)
+                print(_show(f"open loop {rate:g}/s offered, {_label(w)}, atypical on", open_rows[w, rate]), flush=True)
     finally:
         for process, _ in servers.values():
             process.terminate()
@@ -200,15 +230,15 @@ def main() -> None:
     for (w, atypical), rows in results.items():
         median = {key: statistics.median(r[key] for r in rows) for key in ("rate", "p50", "p95", "cpu_ms")}
         errors = sum(r["errors"] for r in rows)
-        print(f"median of {args.runs} runs at {args.clients} clients, {w} worker(s), atypical {'on ' if atypical else 'off'}: "
+        print(f"median of {args.runs} runs at {args.clients} clients, {_label(w)}, atypical {'on ' if atypical else 'off'}: "
               f"{median['rate']:.0f} requests/s, p50 {median['p50']:.1f} ms, p95 {median['p95']:.1f} ms "
               f"(target <= {TARGET_MS:g}), errors {errors} (target 0), server CPU {median['cpu_ms']:.1f} ms/request")
         ok &= errors == 0
-    ok &= any(statistics.median(r["p95"] for r in results[w, True]) <= TARGET_MS for w in args.workers if (w, True) in results)
-    for w in args.workers:
+    ok &= any(statistics.median(r["p95"] for r in results[w, True]) <= TARGET_MS for w in servers if (w, True) in results)
+    for w in servers:
         met = [rate for rate in args.rates if open_rows[w, rate]["p95"] <= TARGET_MS and open_rows[w, rate]["errors"] == 0]
         if args.rates:
-            print(f"open loop, {w} worker(s): largest offered rate tried with p95 <= {TARGET_MS:g} ms: "
+            print(f"open loop, {_label(w)}: largest offered rate tried with p95 <= {TARGET_MS:g} ms: "
                   f"{f'{max(met):g}/s' if met else f'none (lowest tried {min(args.rates):g}/s)'}")
     sys.exit(0 if ok else 1)
 

@@ -114,9 +114,10 @@ class Diagnoser:
         estimator, manifest = load_model(directory, knowledge)
         return cls(estimator, manifest, knowledge, path=directory)
 
-    @property
+    @cached_property
     def identity(self) -> ModelIdentity:
-        """Which model and knowledge this is (for every assessment it makes)."""
+        """Which model and knowledge this is (for every assessment it makes; kept: hashing the
+        schema cost each request about a millisecond)."""
         return ModelIdentity(__version__, self.manifest_.get("created"), self.manifest_.get("model_sha256"),
                              self.schema.hash, self.knowledge_.sha256)
 
