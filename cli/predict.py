@@ -138,20 +138,35 @@ def _predict_many(diagnoser: Diagnoser, path: Path, args: argparse.Namespace) ->
 
 
 def _ranked_chunks(diagnoser: Diagnoser, path: Path, top: int) -> Iterator[pd.DataFrame]:
-    """The ranked table, one chunk of the case file at a time (rows numbered as in the file)."""
-    first_row = 1
+    """The ranked table, one chunk of the case file at a time (rows numbered as in the file).
+
+    Once a chunk has a problem nothing more is ranked, but the rest of the file is still
+    validated, so that the one error names every problem in the file, as for a small file.
+    """
+    first_row, problems = 1, []
     try:
         for frame in read_case_chunks(path, diagnoser.schema):
-            table = resolve_case_chunk(frame, diagnoser.schema, first_row, keep_other=True)
-            if first_row == 1 and table.other.shape[1]:
+            try:
+                table = resolve_case_chunk(frame, diagnoser.schema, first_row, keep_other=True)
+            except SchemaError as error:
+                problems.append(str(error).removeprefix(f"{path}: "))
+            first_row += len(frame)
+            if problems:
+                continue
+            if first_row - len(frame) == 1 and table.other.shape[1]:
                 names = ", ".join(map(str, table.other.columns))
                 print(f"note: {names} {'is not a finding' if table.other.shape[1] == 1 else 'are not findings'}; "
                       "carried through to the output unchanged", file=sys.stderr)
             proba = diagnoser.predict_proba_codes(table.codes, table.ranges)
-            yield ranked_table(proba, diagnoser.class_ids_, top, label=table.label, other=table.other, first_row=first_row)
-            first_row += len(frame)
-    except (SchemaError, ValueError) as error:  # ValueError: a carried column clashing with an output column
-        raise UserError(f"{path}: {error}" if not str(error).startswith(str(path)) else str(error)) from None
+            try:
+                yield ranked_table(proba, diagnoser.class_ids_, top, label=table.label, other=table.other,
+                                   first_row=first_row - len(frame))
+            except ValueError as error:  # a carried column clashing with an output column
+                problems.append(str(error))
+    except SchemaError as error:  # the file itself (unreadable, no cases, unknown columns)
+        problems.append(str(error).removeprefix(f"{path}: "))
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems))
 
 
 def _estimated_rows(path: Path) -> int:

@@ -11,7 +11,8 @@ written by pandas. The file appears atomically when the last chunk is in.
 from __future__ import annotations
 
 import io
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
@@ -59,13 +60,19 @@ def write_frames_atomically(frames: Iterable[pd.DataFrame], out: Path, option: s
         with open(tmp, "wb") as handle, ThreadPoolExecutor(1) as writer:
             append = _ParquetAppender(handle) if parquet else _CsvAppender(handle)
             pending: Future | None = None
-            for frame in frames:
+            try:
+                for frame in frames:
+                    if pending is not None:
+                        pending.result()  # at most one chunk waits: memory stays bounded
+                    pending = writer.submit(_append_and_report, append, frame, rows + len(frame), written)
+                    rows += len(frame)
                 if pending is not None:
-                    pending.result()  # at most one chunk waits: memory stays bounded
-                pending = writer.submit(_append_and_report, append, frame, rows + len(frame), written)
-                rows += len(frame)
-            if pending is not None:
-                pending.result()
+                    pending.result()
+            except BaseException:
+                if pending is not None:
+                    wait([pending])  # the writer thread lets go of the file before it is closed
+                append.abort()
+                raise
             append.close()
 
     write_atomically(out, write, option, example)
@@ -105,6 +112,9 @@ class _CsvAppender:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 class _ParquetAppender:
     """One parquet row group per frame, every frame in the first one's schema."""
@@ -116,7 +126,12 @@ class _ParquetAppender:
     def __call__(self, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.handle, table.schema)
+            # A column empty throughout the first chunk has no type yet: text, so that the
+            # values of later chunks (labels, notes) fit it.
+            schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema],
+                               metadata=table.schema.metadata)
+            table = table.cast(schema)
+            self.writer = pq.ParquetWriter(self.handle, schema)
         elif not table.schema.equals(self.writer.schema, check_metadata=False):
             try:
                 table = table.cast(self.writer.schema)
@@ -131,3 +146,10 @@ class _ParquetAppender:
             self.writer.close()
         else:  # no frame at all: an empty file is not parquet
             raise UserError("there are no rows to write")
+
+    def abort(self) -> None:
+        """Close the writer of a table that will not be finished (the file is discarded)."""
+        if self.writer is not None:
+            with suppress(Exception):
+                self.writer.close()
+            self.writer = None

@@ -55,6 +55,9 @@ def get_diagnoser(loaded: Future | None = None) -> Diagnoser | None:
     except ArtifactError as error:  # its sentence names the directory: the log only
         LOG.warning("The dashboard has no usable model: %s", error)
         st.error(UNUSABLE_MODEL if (path / MANIFEST_FILE).exists() else NO_MODEL)
+    except Exception:  # the loader also imports the pages and answers a first case: never a traceback here
+        LOG.exception("Loading the dashboard's model failed")
+        st.error(UNUSABLE_MODEL)
     st.write(f"The dashboard needs a trained model. It can train one now from synthetic cases into {MODEL_DIRECTORY} "
              "(a few minutes on two cores), as `crampdx train` does for the default model.")
     if st.button("Train the default model", type="primary"):

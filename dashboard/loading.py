@@ -73,9 +73,18 @@ def model_loading() -> Future:
     return _loading(os.environ.get(MODEL_VARIABLE))
 
 
-def forget() -> None:
-    """Drop the load (a failed one, or a model retrained): the next caller starts a new one."""
-    _loading.clear()
+_forgetting = threading.Lock()
+
+
+def forget(failed: Future | None = None) -> None:
+    """Drop the load (a failed one, or a model retrained): the next caller starts a new one.
+
+    With ``failed``, only if that load is still the current one: a session that saw an old load
+    fail must not drop the new load another session has started meanwhile.
+    """
+    with _forgetting:
+        if failed is None or model_loading() is failed:
+            _loading.clear()
 
 
 def wait_until_loaded(slot) -> Future:
@@ -89,5 +98,5 @@ def wait_until_loaded(slot) -> Future:
         wait([future])
         slot.empty()
     if future.exception() is not None:
-        forget()
+        forget(future)
     return future

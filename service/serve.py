@@ -94,8 +94,18 @@ def app_from_environment():
     """The app of one worker process of ``crampdx serve --workers N`` (uvicorn's factory)."""
     _one_thread_per_request()
     config = json.loads(os.environ[SERVE_CONFIG_ENV])
-    token = read_token(config["token_file"]) if config["token_file"] else None
-    return create_app(Diagnoser.load(config["model"]), token=token, cors_origins=config["cors_origins"])
+    try:
+        token = read_token(config["token_file"]) if config["token_file"] else None
+        diagnoser = Diagnoser.load(config["model"])
+    except UserFacingError as error:  # one sentence in the log, and this worker stops (no traceback loop)
+        print(f"crampdx worker {os.getpid()}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if diagnoser.identity.model_sha256 != config["model_sha256"]:
+        # Workers restart (a crash, SIGHUP): all must serve the model the parent verified at start.
+        print(f"crampdx worker {os.getpid()}: the model in {config['model']} changed since `crampdx serve` started; "
+              "restart the service to serve the new one", file=sys.stderr)
+        raise SystemExit(2)
+    return create_app(diagnoser, token=token, cors_origins=config["cors_origins"])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -117,6 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     os.environ[SERVE_CONFIG_ENV] = json.dumps({
         "model": str(diagnoser.path_),
+        "model_sha256": diagnoser.identity.model_sha256,
         "token_file": str(Path(args.token_file).resolve()) if args.token_file else None,
         "cors_origins": list(args.cors_origin or ())})
     del diagnoser  # each worker loads its own

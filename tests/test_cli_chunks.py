@@ -52,6 +52,39 @@ def test_an_error_in_a_later_chunk_names_the_files_rows(tiny_model_dir, tiny_dia
     assert not (tmp_path / "ranked.csv").exists()
 
 
+def test_every_chunks_errors_are_named_and_a_parquet_output_closes_quietly(tiny_model_dir, tiny_diagnoser, tmp_path,
+                                                                          capsys, small_chunks):
+    """Problems in two chunks are named in one sentence (nothing lost against a small file), and
+    the parquet writer of the abandoned output is closed without an 'Exception ignored'."""
+    import gc
+
+    cases = generate(24, seed=4, knowledge=tiny_diagnoser.knowledge_)
+    numeric = next(f.id for f in tiny_diagnoser.schema if f.is_numeric and f.id != "age")
+    cases[numeric] = cases[numeric].astype(object)
+    cases.loc[[8, 22], numeric] = "lots"  # rows 9 (second chunk) and 23 (fourth chunk)
+    cases.to_csv(tmp_path / "cases.csv", index=False)
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir),
+                 "--out", str(tmp_path / "ranked.parquet")]) == 2
+    gc.collect()
+    err = capsys.readouterr().err
+    assert f"{numeric}, row 9:" in err and f"{numeric}, row 23:" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert not (tmp_path / "ranked.parquet").exists()
+
+
+def test_a_label_empty_in_the_first_chunk_still_fits_a_parquet_output(tiny_model_dir, tiny_diagnoser, tmp_path,
+                                                                      small_chunks):
+    cases = generate(20, seed=4, knowledge=tiny_diagnoser.knowledge_)
+    labels = cases["etiology"].astype(object)
+    labels[:10] = None  # blank throughout the first chunk, filled later
+    cases["etiology"] = labels
+    cases.to_csv(tmp_path / "cases.csv", index=False)
+    assert main(["predict", str(tmp_path / "cases.csv"), "--model", str(tiny_model_dir),
+                 "--out", str(tmp_path / "ranked.parquet")]) == 0
+    ranked = pd.read_parquet(tmp_path / "ranked.parquet")
+    assert ranked["etiology"].isna().sum() == 10 and ranked["etiology"][10:].tolist() == labels[10:].tolist()
+
+
 def test_renumbering_leaves_quoted_values_alone():
     assert renumber_rows("a, row 2: 'row 2' and \"rows 1, 2\"; b, rows 1, 3 and 5 more", 10) == \
         "a, row 12: 'row 2' and \"rows 1, 2\"; b, rows 11, 13 and 5 more"

@@ -47,3 +47,32 @@ def test_a_one_hot_target_is_one_row_of_weight_one():
     targets = np.eye(4)[[2, 0, 3]]
     rows = soft_target_rows(targets, np.random.default_rng(0))
     assert rows.case.tolist() == [0, 1, 2] and rows.label.tolist() == [2, 0, 3] and rows.weight.tolist() == [1, 1, 1]
+
+
+def test_soft_targets_bring_the_model_closer_to_the_exact_posterior(kb):
+    """The reason for soft targets, on a small run: fitted to the exact posteriors of 4,000
+    cases, the model is closer to the posterior on fresh cases than fitted to the sampled
+    labels of the same cases (mean KL at least 15 % lower; measured ~40 % lower)."""
+    from scipy.special import softmax
+
+    from crampdx.synthetic import LABEL, generate, posterior_from_codes
+    from crampdx.training.fit import Hyperparameters, fit_classifier
+
+    def codes_labels_posterior(n, seed):
+        frame = generate(n, seed=seed, knowledge=kb)
+        codes = kb.schema.encode(frame)
+        return codes, frame[LABEL].cat.codes.to_numpy(), posterior_from_codes(codes, kb)
+
+    codes, labels, posterior = codes_labels_posterior(4000, seed=11)
+    fresh, _, exact = codes_labels_posterior(3000, seed=12)
+    hp = Hyperparameters(max_iter=60, min_samples_leaf=20)
+
+    def kl(targets):
+        model = fit_classifier(codes, targets, hp, seed=0, report=lambda line: None)
+        proba = np.zeros_like(exact)
+        proba[:, model.classes_] = softmax(model.decision_function(fresh), axis=1)
+        terms = np.where(exact > 0, exact * (np.log(np.clip(exact, 1e-300, 1)) - np.log(np.clip(proba, 1e-15, 1))), 0.0)
+        return terms.sum(axis=1).mean()
+
+    soft, hard = kl(posterior), kl(np.eye(len(kb.classes))[labels])
+    assert soft < 0.85 * hard, (soft, hard)

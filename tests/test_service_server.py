@@ -130,12 +130,15 @@ def test_serve_refuses_a_port_out_of_range(capsys):
     assert "1 to 65535" in err and "Traceback" not in err
 
 
-def _children(pid: int) -> list[int]:
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned under ``pid`` (multiprocessing's resource tracker,
+    also a child, is not one)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue
@@ -147,9 +150,9 @@ def test_two_workers_each_load_the_model_and_serve_one_port(tiny_model_dir, tmp_
     base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2")
     try:
         deadline = time.monotonic() + 60
-        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(_children(process.pid)) >= 2  # two workers (uvicorn's spawn helper may add one)
+        assert len(_workers(process.pid)) == 2
         headers = {"Authorization": f"Bearer {TOKEN}"}
         expected = [c.id for c in tiny_diagnoser.rank(EXAMPLE_FINDINGS, top=3)]
         for _ in range(3):  # the token file was read by every worker: no request passes without it

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["SoftRows", "soft_target_rows"]
 
-DEFAULT_THRESHOLD = 0.02
+DEFAULT_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)

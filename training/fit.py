@@ -30,6 +30,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from crampdx.contract.schema import SchemaError
 from crampdx.training.distill import DEFAULT_THRESHOLD, soft_target_rows
 
 __all__ = ["Hyperparameters", "fit_classifier", "fit_temperature", "iterations_text", "reached_cap"]
@@ -42,7 +43,7 @@ _REPORT_EVERY = 25
 class Hyperparameters:
     """Hyperparameters of the gradient-boosting classifier (defaults: the tuned choice)."""
 
-    learning_rate: float = 0.15
+    learning_rate: float = 0.3  # soft targets carry no label noise: larger steps, half the iterations (bench/bench_training.py)
     max_depth: int | None = 3
     max_leaf_nodes: int = 8
     min_samples_leaf: int = 100
@@ -104,6 +105,9 @@ def fit_classifier(
     val_rows = soft_target_rows(targets[validation], rows_rng, hyperparameters.soft_threshold)
     fit_codes, val_codes = codes[~validation], codes[validation]
     seen = np.isin(val_rows.label, fit_rows.label)  # a class no training row has cannot be scored
+    if not seen.any() or validation.all():
+        raise SchemaError(f"too few training cases ({len(codes):,}) to hold some out for early stopping; "
+                          "give at least 100 labelled cases")
     estimator = hyperparameters.estimator(seed, fit_rows.rows_per_case)
     report(f"          {len(fit_rows.case):,} rows for {int((~validation).sum()):,} cases "
            f"({fit_rows.rows_per_case:.1f} per case); {int(validation.sum()):,} cases for early stopping")
