@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Iterable
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -56,6 +57,9 @@ def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
     ready.set()
 
 
+REQUEST_THREADS = 2
+
+
 def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: Iterable[str] = (),
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The service around one loaded Diagnoser.
@@ -75,6 +79,9 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Requests are CPU-bound and hold the GIL: two at a time per process; more threads only
+        # interleave them (20 at once cost several times the CPU per request) and delay them all.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
         yield
 
