@@ -15,13 +15,11 @@ from typing import Iterator
 
 import pandas as pd
 
-from crampdx.contract.casefile import (CaseTable, check_table_columns, csv_delimiter, read_case_table,
-                                       resolve_case_table)
+from crampdx.contract.casefile import CaseTable, resolve_case_table
+from crampdx.contract.casereading import case_file_errors, check_table_columns, csv_options, read_case_table
 from crampdx.contract.limits import MAX_TABLE_ROWS
 from crampdx.contract.schema import Schema, SchemaError
 from crampdx.contract.schema_file import load_schema
-from crampdx.contract.values import finding_id_for, finding_names
-from crampdx.errors import clip
 
 __all__ = ["CHUNK_ROWS", "read_case_chunks", "renumber_rows", "resolve_case_chunk"]
 
@@ -57,19 +55,8 @@ def read_case_chunks(path: str | Path, schema: Schema | None = None, rows: int =
     chunks = _parquet_chunks(path, rows) if parquet else _csv_chunks(path, schema or load_schema(), rows)
     seen = 0
     while True:
-        try:
+        with case_file_errors(path, parquet):
             frame = next(chunks, None)
-        except SchemaError:
-            raise
-        except ImportError:
-            raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
-        except pd.errors.EmptyDataError:
-            raise SchemaError(f"{path} holds no cases: it is empty; write a header row of finding ids and one case per row") from None
-        except OSError as error:
-            raise SchemaError(f"{path}: could not be read ({error.strerror or error})") from None
-        except Exception as error:  # pandas and pyarrow raise many kinds for a malformed file
-            raise SchemaError(f"{path}: could not be read as {'parquet' if parquet else 'CSV'} "
-                              f"({clip(str(error))})") from None
         if frame is None:
             break
         if len(frame) == 0:  # a header and no rows
@@ -86,13 +73,7 @@ def read_case_chunks(path: str | Path, schema: Schema | None = None, rows: int =
 
 
 def _csv_chunks(path: Path, schema: Schema, rows: int) -> Iterator[pd.DataFrame]:
-    names = finding_names(schema)
-    sep = csv_delimiter(path, names)
-    header = pd.read_csv(path, nrows=0, sep=sep)
-    check_table_columns(header, path)
-    text = [c for c in header.columns if finding_id_for(c, names) is None]
-    with pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text},
-                     chunksize=rows) as reader:
+    with pd.read_csv(path, **csv_options(path, schema), chunksize=rows) as reader:
         yield from reader
 
 

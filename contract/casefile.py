@@ -15,7 +15,6 @@ with a suggestion.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,16 @@ import numpy as np
 import pandas as pd
 
 from crampdx.contract.case import Case, field_name, impossible_rows, validate_case
-from crampdx.contract.limits import MAX_HEADER_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_ROWS, MAX_VALUE_CHARS
+from crampdx.contract.limits import MAX_VALUE_CHARS
+from crampdx.contract.casereading import (case_file_errors, check_table_columns, csv_delimiter, csv_options,
+                                         read_case_table)
 from crampdx.contract.schema import Finding, Interval, Schema, SchemaError, describe_rows
-from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (NOT_ASSESSED_WORDS, closest_finding, finding_id_for, finding_names, name_problem,
                                      parse_level, parse_number, unknown_finding_message)
-from crampdx.errors import clip, quote
+from crampdx.errors import quote
 
-__all__ = ["CaseTable", "LABEL", "check_table_columns", "csv_delimiter", "read_case_table", "resolve_case_table"]
+__all__ = ["CaseTable", "LABEL", "case_file_errors", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table",
+           "resolve_case_table"]
 
 LABEL = "etiology"
 # pandas' default "missing" tokens, lower-cased: without them a CSV that says "NA" for a lab
@@ -74,90 +75,6 @@ class CaseTable:
         values = {fid: value for fid, value in self.findings.iloc[row].items() if not _is_not_assessed(schema[fid], value)}
         values.update(self.ranges.get(row, {}))
         return validate_case(values, schema=schema)
-
-
-def csv_delimiter(path: Path, names: dict[str, str]) -> str:
-    """The delimiter of a CSV file: comma, semicolon or tab (spreadsheets in many locales
-    write semicolons), whichever splits the header row into the most findings, then into the
-    most columns (labels may hold commas: "Shiny, hairless skin").
-
-    Raises
-    ------
-    SchemaError
-        When the header row is longer than :data:`~crampdx.contract.limits.MAX_HEADER_CHARS`.
-    """
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        header = handle.readline(MAX_HEADER_CHARS + 1)
-    if len(header) > MAX_HEADER_CHARS:
-        raise SchemaError(f"{path}: the header row is longer than {MAX_HEADER_CHARS:,} characters; the first row "
-                          f"names the columns (at most {MAX_TABLE_COLUMNS:,}), by finding id or label")
-
-    def fit(sep: str) -> tuple[int, int]:
-        try:
-            fields = next(csv.reader([header], delimiter=sep), [])
-        except csv.Error:  # a field beyond the csv module's limit: not this delimiter's header
-            return 0, 0
-        return sum(finding_id_for(f.strip(), names) is not None for f in fields), len(fields)
-
-    return max((",", ";", "\t"), key=fit)
-
-
-def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFrame:
-    """Read a CSV or parquet file of cases, keeping every cell as written.
-
-    A CSV is read with only empty cells as missing: ``None`` stays a word (it is a level of
-    some findings) and the other "not assessed" words are resolved per finding by
-    :func:`resolve_case_table`. Columns that are not findings are read as text, so an id
-    such as ``007`` is carried through as ``007``.
-
-    Raises
-    ------
-    SchemaError
-        One sentence: a directory, no such file, unreadable, no cases in it, or more than
-        :data:`~crampdx.contract.limits.MAX_TABLE_ROWS` rows or
-        :data:`~crampdx.contract.limits.MAX_TABLE_COLUMNS` columns.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise SchemaError(f"{path} is a directory, not a file of cases; give a .csv or .parquet file")
-    if not path.is_file():
-        raise SchemaError(f"{path}: no such file")
-    parquet = path.suffix.lower() == ".parquet"
-    try:
-        if parquet:
-            frame = pd.read_parquet(path)
-        else:
-            names = finding_names(schema or load_schema())
-            sep = csv_delimiter(path, names)
-            header = pd.read_csv(path, nrows=0, sep=sep)
-            check_table_columns(header, path)
-            text = [c for c in header.columns if finding_id_for(c, names) is None]
-            frame = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], dtype={c: str for c in text},
-                                nrows=MAX_TABLE_ROWS + 1)  # one more tells a file that is too long
-    except SchemaError:
-        raise
-    except ImportError:
-        raise SchemaError(f"{path}: reading parquet needs pyarrow: pip install 'crampdx[parquet]'") from None
-    except pd.errors.EmptyDataError:
-        raise SchemaError(f"{path} holds no cases: it is empty; write a header row of finding ids and one case per row") from None
-    except OSError as error:
-        raise SchemaError(f"{path}: could not be read ({error.strerror or error})") from None
-    except Exception as error:  # pandas and pyarrow raise many kinds for a malformed file
-        raise SchemaError(f"{path}: could not be read as {'parquet' if parquet else 'CSV'} ({clip(str(error))})") from None
-    if len(frame) == 0:
-        raise SchemaError(f"{path} holds no cases: it has a header but no rows; add one case per row")
-    if len(frame) > MAX_TABLE_ROWS:
-        raise SchemaError(f"{path} holds more than {MAX_TABLE_ROWS:,} cases; split it into files of at most "
-                          f"{MAX_TABLE_ROWS:,} rows")
-    check_table_columns(frame, path)
-    return frame
-
-
-def check_table_columns(frame: pd.DataFrame, where: Any) -> None:
-    """Refuse a table with more than :data:`~crampdx.contract.limits.MAX_TABLE_COLUMNS` columns."""
-    if frame.shape[1] > MAX_TABLE_COLUMNS:  # each column's name is looked up: bound that work
-        raise SchemaError(f"{where} has {frame.shape[1]:,} columns; a file of cases has at most "
-                          f"{MAX_TABLE_COLUMNS:,} (one per finding, the etiology and a few carried through)")
 
 
 def resolve_case_table(frame: pd.DataFrame, schema: Schema, *, keep_other: bool) -> CaseTable:

@@ -19,7 +19,7 @@ from conftest import possible_case
 from crampdx.cli.main import main
 from crampdx.contract import (Case, CaseError, SchemaError, findings_from_json, load_schema, read_case_table,
                               resolve_case_table, validate_case, validate_what_is_valid)
-from crampdx.contract import casefile
+from crampdx.contract import casereading
 from crampdx.contract.casejson import json_depth
 from crampdx.contract.limits import (MAX_CASE_FIELDS, MAX_CASE_JSON_BYTES, MAX_HEADER_CHARS, MAX_JSON_DEPTH,
                                      MAX_TABLE_COLUMNS, MAX_VALUE_CHARS)
@@ -231,7 +231,7 @@ def test_too_many_columns_are_refused(tmp_path):
 
 
 def test_too_many_rows_are_refused_before_the_file_is_read_in_full(tmp_path, monkeypatch):
-    monkeypatch.setattr(casefile, "MAX_TABLE_ROWS", 5)
+    monkeypatch.setattr(casereading, "MAX_TABLE_ROWS", 5)  # where the file is read
     path = write(tmp_path, "potassium\n" + "2.9\n" * 50)
     assert "more than 5 cases; split it" in refused(lambda: read_case_table(path), SchemaError)
 
