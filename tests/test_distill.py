@@ -1,61 +1,107 @@
-"""Soft targets: the weighted rows must reproduce each case's posterior."""
+"""Soft targets: the cross-entropy loss scikit-learn's gradient boosting is fitted with."""
 
 import numpy as np
 import pytest
+from scipy.special import softmax
+from sklearn._loss.loss import HalfMultinomialLoss
+from sklearn.ensemble import HistGradientBoostingClassifier
 
-from crampdx.training.distill import soft_target_rows
+from crampdx.training.distill import SoftTargetLoss, fit_soft_targets
+
+
+def _estimator(**overrides):
+    params = dict(max_iter=25, max_leaf_nodes=8, min_samples_leaf=10, early_stopping=True, scoring="loss",
+                  n_iter_no_change=5, random_state=0, categorical_features=None)
+    return HistGradientBoostingClassifier(**{**params, **overrides})
 
 
 @pytest.fixture
-def posterior():
-    rng = np.random.default_rng(3)
-    return rng.dirichlet(np.full(25, 0.15), size=400)  # spread and peaked rows, many tiny classes
+def labelled():
+    """Four classes whose probabilities depend on two of three features."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1500, 3))
+    logits = np.column_stack([X[:, 0], -X[:, 0], X[:, 1], 0.5 * X[:, 0] * X[:, 1]]) * 2
+    posterior = softmax(logits, axis=1)
+    labels = (rng.random(len(X))[:, None] > posterior.cumsum(axis=1)).sum(axis=1)
+    return X, labels, posterior
 
 
-def test_each_case_carries_weight_one_and_its_probable_classes_exactly(posterior):
-    rows = soft_target_rows(posterior, np.random.default_rng(0), threshold=0.02)
-    assert np.bincount(rows.case, weights=rows.weight) == pytest.approx(np.ones(len(posterior)))
-    assert (np.diff(rows.case) >= 0).all()  # rows of one case are adjacent
-    own = posterior >= 0.02
-    case, label = np.nonzero(own)
-    weights = {(c, k): w for c, k, w in zip(rows.case, rows.label, rows.weight)}
-    assert all(weights.get((c, k), 0) >= posterior[c, k] - 1e-12 for c, k in zip(case, label))
-    assert rows.rows_per_case <= own.sum(axis=1).mean() + 1 + 1e-9
+def test_the_gradient_and_hessian_are_those_of_the_cross_entropy():
+    """Against finite differences of the loss: the gradient exactly, the Hessian's diagonal."""
+    rng = np.random.default_rng(0)
+    targets = rng.dirichlet(np.ones(5), size=4)
+    loss = SoftTargetLoss(targets, np.full((3, 5), 0.2))
+    raw = rng.normal(size=(4, 5))
+    gradient, hessian = loss.gradient_hessian(np.zeros(4), raw)
+    step = 1e-6
+    for k in range(5):
+        shift = np.zeros_like(raw)
+        shift[:, k] = step
+        numeric = (loss.loss(np.zeros(4), raw + shift) - loss.loss(np.zeros(4), raw - shift)) / (2 * step)
+        numeric_second = (loss.loss(np.zeros(4), raw + shift) - 2 * loss.loss(np.zeros(4), raw)
+                          + loss.loss(np.zeros(4), raw - shift)) / step**2
+        assert gradient[:, k] == pytest.approx(numeric, abs=1e-6)
+        assert hessian[:, k] == pytest.approx(numeric_second, abs=1e-3)
 
 
-def test_improbable_classes_keep_their_expected_weight(posterior):
-    """Averaged over draws, the weight each class receives equals its posterior probability
-    (unbiased). 400 draws; a class drawn with chance pi = p / tail mass per draw is checked
-    where it is expected at least 10 times, within 5 standard errors."""
-    draws, threshold = 400, 0.05
-    total = np.zeros_like(posterior)
-    for seed in range(draws):
-        rows = soft_target_rows(posterior, np.random.default_rng(seed), threshold=threshold)
-        np.add.at(total, (rows.case, rows.label), rows.weight)
-    mean = total / draws
-    own = posterior >= threshold
-    assert mean[own] == pytest.approx(posterior[own])
-    mass = np.where(own, 0.0, posterior).sum(axis=1, keepdims=True)
-    chance = np.where(own, 0.0, posterior) / np.where(mass > 0, mass, 1.0)
-    checked = draws * chance >= 10
-    standard_error = mass * np.sqrt(chance * (1 - chance) / draws)
-    assert checked.sum() > 500
-    assert (np.abs(mean - posterior)[checked] <= 5 * standard_error[checked]).all()
+def test_one_hot_targets_fit_exactly_as_scikit_learns_own_log_loss(labelled):
+    """The protocol check: with one-hot targets the soft loss is the multinomial log loss, so
+    the fit must match scikit-learn's own, tree for tree and stopping at the same iteration.
+    A scikit-learn release that stops calling the loss object as expected fails here."""
+    X, labels, _ = labelled
+    fit, val = slice(0, 1200), slice(1200, None)
+    ordinary = _estimator().fit(X[fit], labels[fit], X_val=X[val], y_val=labels[val])
+    one_hot = np.eye(4)[labels]
+    soft = fit_soft_targets(_estimator(), X[fit], one_hot[fit], X[val], one_hot[val])
+    assert soft.n_iter_ == ordinary.n_iter_
+    assert soft.validation_score_ == pytest.approx(ordinary.validation_score_, rel=1e-6)
+    np.testing.assert_allclose(soft.decision_function(X), ordinary.decision_function(X), atol=1e-5)
 
 
-def test_a_one_hot_target_is_one_row_of_weight_one():
-    targets = np.eye(4)[[2, 0, 3]]
-    rows = soft_target_rows(targets, np.random.default_rng(0))
-    assert rows.case.tolist() == [0, 1, 2] and rows.label.tolist() == [2, 0, 3] and rows.weight.tolist() == [1, 1, 1]
+def test_after_fitting_the_model_carries_the_ordinary_loss_and_no_targets(labelled):
+    X, _, posterior = labelled
+    model = fit_soft_targets(_estimator(), X[:1200], posterior[:1200], X[1200:], posterior[1200:])
+    assert model.loss == "log_loss" and type(model._loss) is HalfMultinomialLoss
+    assert model.classes_.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(model.predict_proba(X[:5]).sum(axis=1), 1.0)
+
+
+def test_a_class_without_probability_is_not_a_class_of_the_model(labelled):
+    X, _, posterior = labelled
+    targets = np.insert(posterior, 2, 0.0, axis=1)  # position 2: no case has any probability for it
+    model = fit_soft_targets(_estimator(), X[:1200], targets[:1200], X[1200:], targets[1200:])
+    assert model.classes_.tolist() == [0, 1, 3, 4]
+
+
+def test_soft_targets_fit_the_probabilities_better_than_the_labels_drawn_from_them(labelled):
+    """On fresh cases, KL(truth ‖ model) of the soft fit is under 30 % of the label fit's
+    (1,200 training cases; measured 3-6 % over three seeds)."""
+    X, labels, posterior = labelled
+    fit, val = slice(0, 1000), slice(1000, 1200)
+    soft = fit_soft_targets(_estimator(max_iter=200), X[fit], posterior[fit], X[val], posterior[val])
+    hard = _estimator(max_iter=200).fit(X[fit], labels[fit], X_val=X[val], y_val=labels[val])
+
+    def kl(model):
+        q = model.predict_proba(X[1200:])
+        p = posterior[1200:]
+        return float((p * (np.log(p) - np.log(q))).sum(axis=1).mean())
+
+    assert kl(soft) < 0.3 * kl(hard), (kl(soft), kl(hard))
+
+
+def test_rows_scikit_learn_did_not_announce_are_refused_in_a_sentence():
+    loss = SoftTargetLoss(np.full((4, 3), 1 / 3), np.full((2, 3), 1 / 3))
+    with pytest.raises(RuntimeError, match="not supported"):
+        loss.loss(np.zeros(3), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="differ in number"):
+        SoftTargetLoss(np.full((2, 3), 1 / 3), np.full((2, 3), 1 / 3))
 
 
 def test_soft_targets_bring_the_model_closer_to_the_exact_posterior(kb):
-    """The reason for soft targets, on a small run: fitted to the exact posteriors of 4,000
-    cases, the model is closer to the posterior on fresh cases than fitted to the sampled
-    labels of the same cases (mean KL at least 15 % lower; measured 35–37 % lower over three
-    seeds)."""
-    from scipy.special import softmax
-
+    """The reason for soft targets, on a small run of the real generator: fitted to the exact
+    posteriors of 4,000 cases, the model is closer to the posterior on fresh cases than fitted
+    to the sampled labels of the same cases (mean KL at least 30 % lower; measured 49-51 % lower
+    over three seeds)."""
     from crampdx.synthetic import LABEL, generate, posterior_from_codes
     from crampdx.training.fit import Hyperparameters, fit_classifier
 
@@ -76,4 +122,4 @@ def test_soft_targets_bring_the_model_closer_to_the_exact_posterior(kb):
         return terms.sum(axis=1).mean()
 
     soft, hard = kl(posterior), kl(np.eye(len(kb.classes))[labels])
-    assert soft < 0.85 * hard, (soft, hard)
+    assert soft < 0.7 * hard, (soft, hard)

@@ -147,13 +147,11 @@ Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 
 def _targets_text(manifest: dict) -> str:
     """How the training cases taught the model: soft targets for synthetic cases."""
-    threshold = manifest["hyperparameters"].get("soft_threshold")
-    if threshold is None or "synthetic" not in manifest["data_source"]:
+    if "synthetic" not in manifest["data_source"]:
         return "Fitted to each case's label."
-    return (f"Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
-            f"sampled label (knowledge distillation): one weighted training row per cause at least "
-            f"{threshold:.0%} probable, and one row drawn among the rest carrying their total weight; a "
-            f"labelled case of the user's counts for its label.")
+    return ("Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
+            "sampled label (knowledge distillation): the loss is the cross-entropy between that posterior and the "
+            "model's probabilities; a labelled case of the user's counts for its label.")
 
 
 def _development_text(figures: dict | None) -> str:
