@@ -123,3 +123,55 @@ def test_soft_targets_bring_the_model_closer_to_the_exact_posterior(kb):
 
     soft, hard = kl(posterior), kl(np.eye(len(kb.classes))[labels])
     assert soft < 0.7 * hard, (soft, hard)
+
+
+def test_a_fit_whose_gradient_ignores_the_targets_is_refused(labelled, monkeypatch):
+    """If scikit-learn stopped asking the loss object for gradients (say, a release computing
+    them itself), the fit would silently learn from the placeholder labels: refused."""
+    X, _, posterior = labelled
+    monkeypatch.setattr(SoftTargetLoss, "gradient_hessian", HalfMultinomialLoss.gradient_hessian)
+    with pytest.raises(RuntimeError, match="not supported"):
+        fit_soft_targets(_estimator(), X[:1200], posterior[:1200], X[1200:], posterior[1200:])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: np.where(np.arange(t.shape[1]) == 1, np.nan, t), "not a probability vector"),
+    (lambda t: t * 2, "not a probability vector"),
+])
+def test_targets_that_are_not_probabilities_are_refused(labelled, change, message):
+    X, _, posterior = labelled
+    with pytest.raises(ValueError, match=message):
+        fit_soft_targets(_estimator(), X[:1200], change(posterior[:1200]), X[1200:], posterior[1200:])
+
+
+@pytest.mark.parametrize("setting", [{"scoring": "neg_log_loss"}, {"early_stopping": False}, {"class_weight": "balanced"}])
+def test_settings_the_fit_relies_on_are_checked_before_fitting(labelled, setting):
+    X, _, posterior = labelled
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=f"needs {name}="):
+        fit_soft_targets(_estimator(**setting), X[:1200], posterior[:1200], X[1200:], posterior[1200:])
+
+
+def test_the_fitted_model_clones_saves_and_reloads_as_an_ordinary_classifier(labelled):
+    from sklearn.base import clone
+
+    from crampdx.model.persistence import model_file_bytes, read_model_file
+
+    X, _, posterior = labelled
+    model = fit_soft_targets(_estimator(), X[:1200], posterior[:1200], X[1200:], posterior[1200:])
+    assert clone(model).get_params()["loss"] == "log_loss"
+    rebuilt, _ = read_model_file(model_file_bytes(model, {}))
+    np.testing.assert_array_equal(rebuilt.predict_proba(X[1200:]), model.predict_proba(X[1200:]))
+
+
+def test_too_few_classes_or_cases_are_refused_in_one_sentence(kb):
+    from crampdx.contract.schema import SchemaError
+    from crampdx.training.fit import Hyperparameters, fit_classifier
+
+    codes = np.random.default_rng(0).normal(size=(400, len(kb.schema)))
+    targets = np.eye(len(kb.classes))[np.arange(400) % 2]
+    with pytest.raises(SchemaError, match="only 2 etiology class"):
+        fit_classifier(codes, targets, Hyperparameters(max_iter=5), seed=0, report=lambda line: None)
+    few = np.eye(len(kb.classes))[np.arange(60) % 25]
+    with pytest.raises(SchemaError, match=r"too few training cases \(60\) for \d+ classes.*give at least \d\d\d labelled"):
+        fit_classifier(codes[:60], few, Hyperparameters(max_iter=5), seed=0, report=lambda line: None)

@@ -45,7 +45,7 @@ class SoftTargetLoss(HalfMultinomialLoss):
     Attributes
     ----------
     calls_ : dict
-        How often each target set was read (``"training"``, ``"validation"``).
+        How often each method read each target set: ``(method, "training" | "validation") -> count``.
 
     Examples
     --------
@@ -63,23 +63,23 @@ class SoftTargetLoss(HalfMultinomialLoss):
             raise ValueError("the training and validation rows must differ in number (they are told apart by it)")
         super().__init__(n_classes=targets.shape[1])
         self._targets = {len(targets): ("training", targets), len(validation_targets): ("validation", validation_targets)}
-        self.calls_ = {"training": 0, "validation": 0}
+        self.calls_ = {}
 
-    def _targets_for(self, y_true: np.ndarray) -> np.ndarray:
+    def _targets_for(self, y_true: np.ndarray, method: str) -> np.ndarray:
         try:
             name, targets = self._targets[len(y_true)]
         except KeyError:
             raise RuntimeError(f"scikit-learn asked for the loss of {len(y_true)} rows, neither the training nor the "
                                "validation rows: this version's gradient boosting is not supported") from None
-        self.calls_[name] += 1
+        self.calls_[method, name] = self.calls_.get((method, name), 0) + 1
         return targets
 
     def fit_intercept_only(self, y_true, sample_weight=None):
-        mean = np.average(self._targets_for(y_true), weights=sample_weight, axis=0)
+        mean = np.average(self._targets_for(y_true, "fit_intercept_only"), weights=sample_weight, axis=0)
         return self.link.link(np.clip(mean, 1e-12, 1.0)[None, :]).reshape(-1)
 
     def loss(self, y_true, raw_prediction, sample_weight=None, loss_out=None, n_threads=1):
-        out = logsumexp(raw_prediction, axis=1) - (self._targets_for(y_true) * raw_prediction).sum(axis=1)
+        out = logsumexp(raw_prediction, axis=1) - (self._targets_for(y_true, "loss") * raw_prediction).sum(axis=1)
         if sample_weight is not None:
             out = out * sample_weight
         if loss_out is not None:
@@ -90,7 +90,7 @@ class SoftTargetLoss(HalfMultinomialLoss):
     def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, gradient_out=None, hessian_out=None,
                          n_threads=1):
         q = softmax(raw_prediction, axis=1)
-        gradient, hessian = q - self._targets_for(y_true), q * (1.0 - q)
+        gradient, hessian = q - self._targets_for(y_true, "gradient_hessian"), q * (1.0 - q)
         if sample_weight is not None:
             gradient *= sample_weight[:, None]
             hessian *= sample_weight[:, None]
@@ -140,13 +140,19 @@ def fit_soft_targets(
     >>> model.classes_.tolist(), model.loss, bool(np.abs(model.predict_proba(X[200:]) - p[200:]).max() < 0.1)
     ([0, 1, 2], 'log_loss', True)
     """
-    classes = np.flatnonzero(np.asarray(targets).sum(axis=0) > 0)
-    if len(X) < len(classes) or len(X_val) < len(classes):
-        raise ValueError(f"{len(classes)} classes need at least as many training and validation cases")
-    training = np.asarray(targets, dtype=float)[:, classes]
-    validation = np.asarray(validation_targets, dtype=float)[:, classes]
+    targets, validation_targets = np.asarray(targets, dtype=float), np.asarray(validation_targets, dtype=float)
+    for name, value in (("training", targets), ("validation", validation_targets)):
+        if not np.isfinite(value).all() or (value < 0).any() or not np.allclose(value.sum(axis=1), 1.0):
+            raise ValueError(f"a {name} target is not a probability vector (NaN, negative, or not summing to 1)")
+    _check_settings(estimator)
+    classes = np.flatnonzero(targets.sum(axis=0) > 0)
+    training = targets[:, classes]
+    validation = validation_targets[:, classes]
     mass = validation.sum(axis=1)
     X_val, validation = X_val[mass > 0], validation[mass > 0] / mass[mass > 0, None]
+    if len(X) < len(classes) or len(X_val) < len(classes):
+        raise ValueError(f"{len(classes)} classes need at least as many training cases and validation cases "
+                         f"with probability on them (got {len(X)} and {len(X_val)})")
     loss = SoftTargetLoss(training / training.sum(axis=1, keepdims=True), validation)
     estimator.set_params(loss=loss)
     try:
@@ -154,8 +160,19 @@ def fit_soft_targets(
         estimator.fit(X, np.resize(classes, len(X)), X_val=X_val, y_val=np.resize(classes, len(X_val)))
     finally:
         estimator.set_params(loss="log_loss")
-    if estimator.n_iter_ and not (loss.calls_["training"] >= estimator.n_iter_ and loss.calls_["validation"] >= estimator.n_iter_):
-        raise RuntimeError("scikit-learn fitted without reading the soft targets: this version's gradient boosting "
-                           "is not supported")
+    expected = {("fit_intercept_only", "training"): 1, ("gradient_hessian", "training"): estimator.n_iter_}
+    if any(loss.calls_.get(key, 0) != count for key, count in expected.items()) or \
+            loss.calls_.get(("loss", "validation"), 0) < estimator.n_iter_:
+        raise RuntimeError("scikit-learn fitted without reading the soft targets as expected: this version's "
+                           "gradient boosting is not supported")
     estimator._loss = HalfMultinomialLoss(n_classes=len(classes))
     return estimator
+
+
+def _check_settings(estimator: HistGradientBoostingClassifier) -> None:
+    """The estimator settings the soft-target fit relies on, or ValueError naming the one that is not."""
+    required = {"early_stopping": True, "scoring": "loss", "class_weight": None, "warm_start": False}
+    params = estimator.get_params()
+    for name, value in required.items():
+        if params[name] != value:
+            raise ValueError(f"soft-target fitting needs {name}={value!r} (got {params[name]!r})")

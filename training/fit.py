@@ -102,9 +102,16 @@ def fit_classifier(
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     validation = rng.random(len(codes)) < hyperparameters.validation_fraction
     classes = np.flatnonzero(targets[~validation].sum(axis=0) > 0)
-    if validation.sum() < len(classes) or (~validation).sum() < len(classes) or not targets[validation][:, classes].sum():
-        raise SchemaError(f"too few training cases ({len(codes):,}) to hold some out for early stopping; "
-                          "give at least 100 labelled cases")
+    if len(classes) < 3:
+        raise SchemaError(f"the cases fitted (all but the {hyperparameters.validation_fraction:.0%} held out for early stopping "
+                          f"and the calibration cases) hold only {len(classes)} etiology class(es); training needs at least "
+                          "three: add labelled cases of the missing classes or --mix synthetic ones")
+    usable = (targets[validation][:, classes].sum(axis=1) > 0).sum()
+    if usable < len(classes) or (~validation).sum() < len(classes):
+        needed = int(np.ceil(len(classes) / hyperparameters.validation_fraction))
+        raise SchemaError(f"too few training cases ({len(codes):,}) for {len(classes)} classes: early stopping holds out "
+                          f"{hyperparameters.validation_fraction:.0%} of them and needs at least {len(classes)} there; "
+                          f"give at least {needed:,} labelled cases or --mix synthetic ones")
     estimator = hyperparameters.estimator(seed)
     report(f"          {int((~validation).sum()):,} cases fitted, {int(validation.sum()):,} for early stopping")
     with contextlib.redirect_stdout(_IterationReporter(report)):
