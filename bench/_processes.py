@@ -4,6 +4,7 @@ script) served on a free port, for bench/bench_dashboard_load.py and bench/bench
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,6 +65,23 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
+def package_view(checkout: Path) -> Path:
+    """An earlier checkout (``git archive COMMIT | tar -x -C DIR``) as the editable install maps
+    it: a folder holding ``crampdx/`` (the checkout's ``crampdx/`` with its sibling folders as
+    subpackages) and the checkout's ``app.py`` and ``.streamlit/``. Served from this folder with
+    it first on PYTHONPATH, its ``app.py`` imports the checkout's code, not this repository's."""
+    view = Path(tempfile.mkdtemp(prefix="crampdx-before-"))
+    (view / "crampdx").mkdir()
+    for entry in (checkout / "crampdx").iterdir():
+        (view / "crampdx" / entry.name).symlink_to(entry.resolve())
+    for folder in checkout.iterdir():
+        if folder.is_dir() and (folder / "__init__.py").exists() and folder.name != "crampdx":
+            (view / "crampdx" / folder.name).symlink_to(folder.resolve())
+    shutil.copy(checkout / "app.py", view / "app.py")  # a copy: the script's own folder goes on sys.path
+    (view / ".streamlit").symlink_to((checkout / ".streamlit").resolve())
+    return view
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -71,15 +89,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(model: str, env: dict[str, str], script: str = "app.py", poll: float = 0.5):
-    """`streamlit run app.py` (or ``script``) on a free localhost port with the repository's
-    config (``env`` may override options, as STREAMLIT_* variables do), its health checked
-    every ``poll`` seconds; yields (url, pid, log path)."""
+def serve(model: str, env: dict[str, str], script: str = "app.py", poll: float = 0.5, cwd: Path = ROOT):
+    """`streamlit run app.py` (or ``script``) on a free localhost port with the config of
+    ``cwd`` (the repository; ``env`` may override options, as STREAMLIT_* variables do), its
+    health checked every ``poll`` seconds; yields (url, pid, log path)."""
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="crampdx-bench-streamlit-", suffix=".log", delete=False)
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "CRAMPDX_MODEL": model, **env},
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, "CRAMPDX_MODEL": model, **env},
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
