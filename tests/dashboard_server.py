@@ -35,3 +35,10 @@ def serving(command: Callable[[int], list[str]], env: dict[str, str], log: Path)
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def open_session(app):
+    """A new session of an ``AppTest`` as a browser opens it: the first run draws the findings
+    form only (``crampdx.dashboard.pacing``), the browser's timer then asks for the run that
+    draws the results."""
+    return app.run().run()

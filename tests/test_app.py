@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from dashboard_server import open_session
 from streamlit.testing.v1 import AppTest
 
 import crampdx.dashboard.pages
@@ -37,8 +38,7 @@ def app_env(tiny_model_dir):
 
 @pytest.fixture
 def at(app_env) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.run()
+    app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -292,7 +292,7 @@ def test_missing_model_is_explained_and_the_button_trains_it(app_env, tmp_path, 
         report("[5/5] save")
 
     monkeypatch.setattr(crampdx.dashboard.lifecycle, "train", fake_train)
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert not app.exception
     assert "No trained model" in texts(app.error)
     assert DISCLAIMER in texts(app.warning)

@@ -1,5 +1,6 @@
 """The dashboard's cold start (issue 12, item 3): the findings form is drawn before the model
-has loaded, and nothing on the first page's path imports the model's libraries.
+has loaded, a session's first run draws the form only (the browser's one-shot timer asks for
+the results), and nothing on the first page's path imports the model's libraries.
 
 The browser test serves app.py with a loader held back until the test lets it go (a file
 appears), so the page is seen, and used, while the model is still loading; if the page waited
@@ -16,14 +17,17 @@ from pathlib import Path
 
 import pytest
 from dashboard_server import serving
+from streamlit.testing.v1 import AppTest
 
+import crampdx.dashboard.loading
 from crampdx.contract import load_schema
+from crampdx.dashboard.pacing import RESULTS_FOLLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 HEAVY = ("sklearn", "shap", "matplotlib", "scipy", "crampdx.model", "crampdx.render", "crampdx.training")
 FIRST_PAGE_MODULES = ("crampdx", "crampdx.dashboard.pages", "crampdx.dashboard.state", "crampdx.dashboard.widgets",
-                      "crampdx.dashboard.loading")
+                      "crampdx.dashboard.loading", "crampdx.dashboard.pacing")
 FIRST = load_schema()["cramp_timing"]  # the form's first input: the History tab's first finding
 
 
@@ -37,7 +41,29 @@ def test_the_first_page_imports_none_of_the_models_libraries():
 
 def test_the_page_script_draws_the_form_before_it_waits_for_the_model():
     source = (ROOT / "dashboard" / "pages" / "differential.py").read_text(encoding="utf-8")
-    assert source.index("findings_column()") < source.index("wait_until_loaded(") < source.index("get_diagnoser(")
+    assert (source.index("findings_column()") < source.index("form_first()") < source.index("wait_until_loaded(")
+            < source.index("get_diagnoser("))
+
+
+def test_a_sessions_first_run_draws_the_form_and_leaves_the_model_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRAMPDX_MODEL", str(tmp_path / "model"))  # a load of its own (one per model and process)
+    asked = []
+
+    def failing_load():
+        asked.append("load")
+        raise RuntimeError("the test's loader")
+
+    monkeypatch.setattr(crampdx.dashboard.loading, "_load", failing_load)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not app.exception
+    assert app.selectbox(key=f"f:{FIRST.id}").value == "not_assessed"  # the form
+    assert RESULTS_FOLLOW in [c.value for c in app.caption]
+    assert asked == []  # the model was neither loaded nor waited for
+    assert not app.error and not [box for box in app.selectbox if box.label == "Explain a cause"]
+    app.run()  # the run the browser's timer asks for
+    assert asked == ["load"]
+    assert "could not be used" in str(app.error[0].value)  # the failed load, answered in its place
+    assert RESULTS_FOLLOW not in [c.value for c in app.caption]
 
 
 # The server, with the loader held until GATE exists (patched in the server's own process).
@@ -79,6 +105,8 @@ def test_findings_can_be_entered_while_the_model_loads(held_server):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox"])
         page = browser.new_page()
+        sent: list[int] = []  # sizes of the messages the page sends
+        page.on("websocket", lambda socket: socket.on("framesent", lambda payload: sent.append(len(payload))))
         first = page.get_by_role("combobox", name=FIRST.label, exact=True)
         page.goto(url)
         expect(first).to_be_enabled(timeout=90_000)  # the model is held: the form came without it
@@ -94,4 +122,9 @@ def test_findings_can_be_entered_while_the_model_loads(held_server):
         history = len(load_schema().in_section(FIRST.section))
         expect(page.get_by_text(f"1 of {history} entered", exact=True)).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
+        # The first run's timer ticked once: no rerun is asked for once the results are drawn (a
+        # rerun request carries the widgets' states, over 30 bytes; a heartbeat is a few bytes).
+        settled = len(sent)
+        page.wait_for_timeout(2_000)
+        assert [size for size in sent[settled:] if size > 30] == []
         browser.close()

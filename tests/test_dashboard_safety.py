@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from dashboard_server import serving
+from dashboard_server import open_session, serving
 from streamlit.testing.v1 import AppTest
 
 import crampdx.dashboard.lifecycle
@@ -41,7 +41,7 @@ def app_env(tiny_model_dir, monkeypatch):
 
 @pytest.fixture
 def at(app_env) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -139,7 +139,7 @@ def test_the_no_model_page_shows_no_server_path(tmp_path, monkeypatch, caplog):
     missing = tmp_path / "srv-private" / "model"
     monkeypatch.setenv("CRAMPDX_MODEL", str(missing))
     with caplog.at_level(logging.WARNING, logger=crampdx.dashboard.lifecycle.__name__):
-        app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert not app.exception
     assert "No trained model" in str(app.error[0].value)
     assert "model directory" in "\n".join(str(m.value) for m in app.markdown)
@@ -153,7 +153,7 @@ def test_a_damaged_model_is_named_without_its_path(tiny_model_dir, tmp_path, mon
     (damaged / "manifest.json").write_text("{not json", encoding="utf-8")
     monkeypatch.setenv("CRAMPDX_MODEL", str(damaged))
     with caplog.at_level(logging.WARNING, logger=crampdx.dashboard.lifecycle.__name__):
-        app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     assert not app.exception
     assert "could not be used" in str(app.error[0].value)
     assert not server_paths(app, tmp_path)
@@ -169,7 +169,7 @@ def test_training_from_the_page_shows_no_server_path(tmp_path, monkeypatch, capl
         raise ArtifactError(f"Cannot write the model to {out}: no permission to write in {Path(out).parent}.")
 
     monkeypatch.setattr(crampdx.dashboard.lifecycle, "train", failing_train)
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    app = open_session(AppTest.from_file(APP, default_timeout=TIMEOUT))
     with caplog.at_level(logging.ERROR, logger=crampdx.dashboard.lifecycle.__name__):
         app.button[0].click().run()
     assert not app.exception
