@@ -3,8 +3,9 @@
 A browser draws the elements a run sends together: with the results in the first run (two
 charts, the ask-next inputs, the sidebar's examples, upload and downloads) a new session's
 form could be used after 2.6–3.0 s, with the form alone after 2.0–2.1 s, and the bare
-Streamlit page after 1.6–1.8 s on the same machine (bench/bench_cold_start.py, new browser
-contexts on a warm server). So the first run of a session ends after the form with a one-shot
+one-selectbox page after 1.6–1.8 s (medians of new browser contexts on warm servers taking
+turns, on this 2-core machine, 2026-12-03; the browser's main thread spent most of it
+rendering). So the first run of a session ends after the form with a one-shot
 timer, a fragment with ``run_every``: its first tick, :data:`RESULTS_AFTER_S` after the
 browser received the run (later while the browser is busy: a timer waits for its page's
 scripts), reruns the whole page, which draws the results. A full run clears the browser's
