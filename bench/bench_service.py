@@ -34,7 +34,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import crampdx.synthetic as synthetic  # noqa: E402
-from _processes import cpu_seconds, descendants  # noqa: E402
+from _processes import cpu_seconds, descendants, package_view  # noqa: E402
 from _timing import machine  # noqa: E402
 
 TARGET_MS = 50.0
@@ -65,26 +64,13 @@ def _body(case: dict, atypical: bool) -> dict:
     return {"findings": case, "top": 10, "explain": 1, "next_findings": 0, "atypical": atypical}
 
 
-def _package_view(checkout: Path) -> Path:
-    """A folder holding ``crampdx/`` as the editable install maps it (the repository's
-    ``crampdx/`` with its sibling folders as subpackages), to put first on PYTHONPATH."""
-    view = Path(tempfile.mkdtemp(prefix="crampdx-before-"))
-    (view / "crampdx").mkdir()
-    for entry in (checkout / "crampdx").iterdir():
-        (view / "crampdx" / entry.name).symlink_to(entry.resolve())
-    for folder in checkout.iterdir():
-        if folder.is_dir() and (folder / "__init__.py").exists() and folder.name != "crampdx":
-            (view / "crampdx" / folder.name).symlink_to(folder.resolve())
-    return view
-
-
 def _start_server(model: str | None, workers: int, before: Path | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
     command += ["--workers", str(workers)] if before is None else []
     if model:
         command += ["--model", model]
-    view = _package_view(before) if before is not None else None
+    view = package_view(before) if before is not None else None
     env = dict(os.environ, PYTHONPATH=str(view)) if view is not None else None
     log = open(os.devnull, "w") if os.environ.get("CRAMPDX_BENCH_QUIET") else None  # None: the server logs here
     # run from the view: `python -m` puts the working directory first, and this repository's
