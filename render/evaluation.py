@@ -10,7 +10,8 @@ __all__ = ["AGREEMENT_METRICS", "PAIRED_METRICS", "model_versus_posterior", "reg
 
 PAIRED_METRICS = (("top-1 accuracy", "top1_accuracy", "posterior_top1_accuracy"),
                   ("top-3 accuracy", "top3_accuracy", "posterior_top3_accuracy"),
-                  ("log loss", "log_loss", "posterior_log_loss"))
+                  ("log loss", "log_loss", "posterior_log_loss"),
+                  ("expected calibration error", "ece", "posterior_ece"))
 AGREEMENT_METRICS = (("top-1 agreement with the exact posterior", "top1_agreement_with_posterior", "{:.1%}"),
                      ("top-1 accuracy, model / exact posterior", "top1_ratio_to_posterior", "{:.3f}"),
                      ("mean KL(exact posterior ‖ model)", "mean_kl_posterior_to_model", "{:.3f} nats"))

@@ -163,6 +163,18 @@ def test_posterior_comparison_of_the_posterior_with_itself():
     assert posterior_comparison(labels, uniform, post)["mean_kl_posterior_to_model"] > 0.1
 
 
+def test_the_posteriors_own_calibration_error_is_reported_as_the_noise_floor():
+    """Labels drawn from a posterior: its ECE is sampling noise only (20,000 cases, 15 bins:
+    expected well under 0.02), reported beside the model's as ``posterior_ece``."""
+    rng = np.random.default_rng(4)
+    post = rng.dirichlet(np.full(5, 0.5), size=20_000)
+    labels = (rng.random(len(post))[:, None] > post.cumsum(axis=1)).sum(axis=1)
+    figures = posterior_comparison(labels, post, post)
+    assert figures["posterior_ece"] == pytest.approx(expected_calibration_error(labels, post))
+    assert 0 < figures["posterior_ece"] < 0.02
+    assert expected_calibration_error(labels, softmax(np.log(post) * 3, axis=1)) > 5 * figures["posterior_ece"]
+
+
 def test_classification_metrics_confusion_matrix_counts_every_case():
     proba = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.8, 0.1, 0.0], [0.5, 0.3, 0.2, 0.0]])
     figures = classification_metrics(np.array([0, 1, 2]), proba, ["a", "b", "c", "d"])

@@ -82,6 +82,7 @@ def headline(figures: dict) -> dict:
         "posterior top-1 accuracy": p["posterior_top1_accuracy"],
         "posterior top-3 accuracy": p["posterior_top3_accuracy"],
         "posterior log loss": p["posterior_log_loss"],
+        "posterior expected calibration error": p["posterior_ece"],
         "top-1 ratio model/posterior": p["top1_ratio_to_posterior"],
         "mean KL(posterior ‖ model), nats": p["mean_kl_posterior_to_model"],
         "top-1 agreement with posterior": p["top1_agreement_with_posterior"],

@@ -85,9 +85,11 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, class_ids: list[str
 def posterior_comparison(y: np.ndarray, proba: np.ndarray, posterior: np.ndarray) -> dict:
     """How close the model comes to the exact posterior on the same cases.
 
-    Returns the posterior's own top-1/top-3 accuracy and log loss (the ceiling), the ratio
-    of model to posterior top-1 accuracy, the mean KL(posterior ‖ model) in nats and how
-    often the two rank the same class first.
+    Returns the posterior's own top-1/top-3 accuracy and log loss (the ceiling), its
+    expected calibration error (calibrated by construction, so what it shows is the
+    measurement's own noise on these cases: a floor for the model's), the ratio of model to
+    posterior top-1 accuracy, the mean KL(posterior ‖ model) in nats and how often the two
+    rank the same class first.
 
     Examples
     --------
@@ -106,6 +108,7 @@ def posterior_comparison(y: np.ndarray, proba: np.ndarray, posterior: np.ndarray
         "posterior_top1_accuracy": posterior_top1,
         "posterior_top3_accuracy": float(top_k_accuracy_score(y, posterior, k=3, labels=labels)),
         "posterior_log_loss": float(log_loss(y, np.clip(posterior, _EPS, 1.0), labels=labels)),
+        "posterior_ece": expected_calibration_error(y, posterior),
         "top1_ratio_to_posterior": model_top1 / posterior_top1,
         "mean_kl_posterior_to_model": float(terms.sum(axis=1).mean()),
         "top1_agreement_with_posterior": float((proba.argmax(axis=1) == posterior.argmax(axis=1)).mean()),
