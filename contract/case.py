@@ -118,7 +118,9 @@ def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = N
     """Findings that each are valid but cannot occur together, named on the dependent field.
 
     The rules are the schema's ``only_when`` entries (a pregnancy only in women aged 10-64),
-    which the knowledge base also follows, so validation and inference agree.
+    which the knowledge base also follows, so validation and inference agree. A value that is
+    not one of the finding's level ids (a label, a typo) is not judged here: validating it
+    reports it.
 
     Examples
     --------
@@ -129,7 +131,7 @@ def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = N
     problems = {}
     for finding in schema:
         rule, value = finding.only_when, values.get(finding.id)
-        if rule is None or value is None or value == rule.otherwise:
+        if rule is None or value is None or value == rule.otherwise or value not in finding.level_ids:
             continue
         age = values.get("age")
         because = rule.allows(values.get("sex"), age if isinstance(age, (int, float)) else None)

@@ -160,3 +160,12 @@ def test_a_form_keeps_its_valid_entries_and_names_the_wrong_ones():
 def test_the_valid_part_of_a_case_drops_a_bad_entry_given_by_its_label():
     case, problems = validate_what_is_valid({"Potassium": 20, "sodium": 130})
     assert dict(case.values) == {"sodium": 130.0} and list(problems) == ["potassium"]
+
+
+@pytest.mark.parametrize("value", ["not pregnant", "3rd trimester", "pregnant?"])
+def test_impossible_combinations_judges_level_ids_only_and_leaves_the_rest_to_validation(value):
+    """Found by hypothesis: a label reached the rule check unresolved and raised KeyError."""
+    from crampdx.contract.case import impossible_combinations
+
+    assert impossible_combinations({"sex": "male", "pregnancy": value}) == {}
+    assert "pregnancy" in impossible_combinations({"sex": "male", "pregnancy": "trimester_3"})
