@@ -65,7 +65,7 @@ def test_manifest_records_what_the_issue_lists(tiny_model_dir, kb):
     assert manifest["knowledge_sha256"] == kb.sha256
     assert manifest["seed"] == 3
     assert manifest["sizes"]["training"] + manifest["sizes"]["calibration"] == 8000
-    assert "synthetic" in manifest["data_source"]
+    assert "synthetic" in manifest["data_source"] and manifest["synthetic_cases"] == 8000
     assert [c["id"] for c in manifest["classes"]] == list(kb.class_ids)
     assert all(c["name"] and "icd10" in c for c in manifest["classes"])
     assert 0.05 < manifest["temperature"] < 20

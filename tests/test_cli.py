@@ -106,6 +106,8 @@ def test_train_on_labelled_data_mixed_with_synthetic_cases(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["sizes"]["training"] + manifest["sizes"]["calibration"] == 5000
     assert "mine.csv" in manifest["data_source"] and "mixed" in manifest["data_source"]
+    assert manifest["synthetic_cases"] == 3000  # the labelled 2,000 are fitted to their labels
+    assert "exact posterior" in (out / "model_card.md").read_text()
 
 
 @pytest.mark.slow

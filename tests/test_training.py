@@ -196,3 +196,13 @@ def test_calibration_hold_out_is_independent_of_the_class():
         assert abs(held_out.mean() - 0.1) < 5 * np.sqrt(0.1 * 0.9 / len(frame))
         table = pd.crosstab(held_out, frame[LABEL].astype(str)).to_numpy()
         assert chi2_contingency(table).pvalue > 1e-4
+
+
+def test_the_model_card_says_how_the_cases_taught_the_model():
+    """From the recorded count of synthetic cases, not from the wording of the data source
+    (a user's file may be called synthetic.csv)."""
+    from crampdx.training.model_card import _targets_text
+
+    assert _targets_text({"synthetic_cases": 0, "data_source": "200 labelled cases from synthetic.csv"}) == \
+        "Fitted to each case's label."
+    assert "exact posterior" in _targets_text({"synthetic_cases": 40_000, "data_source": "40,000 synthetic cases"})

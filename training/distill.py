@@ -29,7 +29,7 @@ from scipy.special import logsumexp, softmax
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-__all__ = ["SoftTargetLoss", "fit_soft_targets"]
+__all__ = ["SoftTargetLoss", "fit_soft_targets", "over_classes", "target_classes"]
 
 
 class SoftTargetLoss(HalfMultinomialLoss):
@@ -101,6 +101,36 @@ class SoftTargetLoss(HalfMultinomialLoss):
         return gradient_out, hessian_out
 
 
+def target_classes(targets: np.ndarray) -> np.ndarray:
+    """The class positions some case gives probability to: the classes a model fitted to
+    ``targets`` has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> target_classes(np.array([[0.5, 0.0, 0.5], [1.0, 0.0, 0.0]])).tolist()
+    [0, 2]
+    """
+    return np.flatnonzero(np.asarray(targets).sum(axis=0) > 0)
+
+
+def over_classes(targets: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The targets restricted to ``classes`` and renormalised: which cases keep some
+    probability there, and their targets (those cases only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kept, restricted = over_classes(np.array([[0.5, 0.25, 0.25], [0.0, 1.0, 0.0]]), np.array([0, 2]))
+    >>> kept.tolist(), restricted.tolist()
+    ([True, False], [[0.6666666666666666, 0.3333333333333333]])
+    """
+    restricted = np.asarray(targets, dtype=float)[:, classes]
+    mass = restricted.sum(axis=1)
+    kept = mass > 0
+    return kept, restricted[kept] / mass[kept, None]
+
+
 def fit_soft_targets(
     estimator: HistGradientBoostingClassifier,
     X: np.ndarray,
@@ -145,15 +175,14 @@ def fit_soft_targets(
         if not np.isfinite(value).all() or (value < 0).any() or not np.allclose(value.sum(axis=1), 1.0):
             raise ValueError(f"a {name} target is not a probability vector (NaN, negative, or not summing to 1)")
     _check_settings(estimator)
-    classes = np.flatnonzero(targets.sum(axis=0) > 0)
-    training = targets[:, classes]
-    validation = validation_targets[:, classes]
-    mass = validation.sum(axis=1)
-    X_val, validation = X_val[mass > 0], validation[mass > 0] / mass[mass > 0, None]
+    classes = target_classes(targets)
+    _, training = over_classes(targets, classes)  # every training case keeps its probability
+    kept, validation = over_classes(validation_targets, classes)
+    X_val = X_val[kept]
     if len(X) < len(classes) or len(X_val) < len(classes):
         raise ValueError(f"{len(classes)} classes need at least as many training cases and validation cases "
                          f"with probability on them (got {len(X)} and {len(X_val)})")
-    loss = SoftTargetLoss(training / training.sum(axis=1, keepdims=True), validation)
+    loss = SoftTargetLoss(training, validation)
     estimator.set_params(loss=loss)
     try:
         # The labels only declare the classes (every one appears); the loss reads the targets.

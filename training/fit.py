@@ -10,8 +10,8 @@ Design choices (measured in ``bench/bench_training.py``; see the README):
 * Soft targets (:mod:`crampdx.training.distill`): a synthetic case is fitted to its exact
   posterior rather than to its one sampled label; a user's labelled case is a posterior
   with all its mass on its label.
-* Early stopping on validation cases held out of the training cases (all rows of a case on
-  one side); the temperature is fitted on separate held-out calibration cases: ``softmax(logits / T)`` keeps the ranking
+* Early stopping on validation cases held out of the training cases; the temperature is
+  fitted on separate held-out calibration cases: ``softmax(logits / T)`` keeps the ranking
   and keeps SHAP additivity in log-odds, which one-vs-rest isotonic or sigmoid calibration
   would break.
 """
@@ -31,7 +31,7 @@ from scipy.special import log_softmax
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from crampdx.contract.schema import SchemaError
-from crampdx.training.distill import fit_soft_targets
+from crampdx.training.distill import fit_soft_targets, over_classes, target_classes
 
 __all__ = ["Hyperparameters", "fit_classifier", "fit_temperature", "iterations_text", "reached_cap"]
 
@@ -101,12 +101,12 @@ def fit_classifier(
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     validation = rng.random(len(codes)) < hyperparameters.validation_fraction
-    classes = np.flatnonzero(targets[~validation].sum(axis=0) > 0)
+    classes = target_classes(targets[~validation])
     if len(classes) < 3:
         raise SchemaError(f"the cases fitted (all but the {hyperparameters.validation_fraction:.0%} held out for early stopping "
                           f"and the calibration cases) hold only {len(classes)} etiology class(es); training needs at least "
                           "three: add labelled cases of the missing classes or --mix synthetic ones")
-    usable = (targets[validation][:, classes].sum(axis=1) > 0).sum()
+    usable = over_classes(targets[validation], classes)[0].sum()
     if usable < len(classes) or (~validation).sum() < len(classes):
         needed = int(np.ceil(len(classes) / hyperparameters.validation_fraction))
         raise SchemaError(f"too few training cases ({len(codes):,}) for {len(classes)} classes: early stopping holds out "

@@ -147,7 +147,7 @@ Calibration: see `{CALIBRATION_PNG}`; confusion matrix: `{CONFUSION_PNG}`.
 
 def _targets_text(manifest: dict) -> str:
     """How the training cases taught the model: soft targets for synthetic cases."""
-    if "synthetic" not in manifest["data_source"]:
+    if not manifest["synthetic_cases"]:
         return "Fitted to each case's label."
     return ("Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
             "sampled label (knowledge distillation): the loss is the cross-entropy between that posterior and the "

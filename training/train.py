@@ -18,6 +18,7 @@ from crampdx.synthetic import LABEL, generate, posterior_from_codes
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.training.data import read_labelled_cases
+from crampdx.training.distill import over_classes
 from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
 from crampdx.training.evaluate import evaluate, evaluation_seed, headline
 from crampdx.training.external import read_labelled_file, validate_on
@@ -99,10 +100,8 @@ def train(
 
     t = stage(3, "temperature on held-out cases")
     positions = estimator.classes_
-    held_out = targets[calibration][:, positions]
-    known = held_out.sum(axis=1) > 0
-    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]),
-                                  held_out[known] / held_out[known].sum(axis=1, keepdims=True))
+    known, held_out = over_classes(targets[calibration], positions)
+    temperature = fit_temperature(estimator.decision_function(codes[calibration][known]), held_out)
     timings["calibrate"] = time.perf_counter() - t
     report(f"          T = {temperature:.3f}")
 
@@ -113,6 +112,7 @@ def train(
         "knowledge_sha256": kb.sha256,
         "seed": int(seed),
         "data_source": source,
+        "synthetic_cases": int(synthetic.sum()),  # fitted to their exact posteriors; the others to their labels
         "sizes": {"training": int((~calibration).sum()), "calibration": int(calibration.sum())},
         "classes": [{"id": kb.classes[i].id, "name": kb.classes[i].name, "icd10": kb.classes[i].icd10} for i in positions],
         "temperature": temperature,
