@@ -240,14 +240,17 @@ class Diagnoser:
         """
         return self._explain(self.case(case), [cause_id])[0]
 
-    def _explain(self, case: Case, cause_ids: Sequence[str]) -> list[Explanation]:
+    def _explain(self, case: Case, cause_ids: Sequence[str], rows: np.ndarray | None = None,
+                 scores: np.ndarray | None = None) -> list[Explanation]:
+        """Explanations of ``cause_ids``; ``rows`` and ``scores`` (the case's :meth:`_rows` and
+        their mean score) when the caller has them already."""
         unknown = [c for c in cause_ids if c not in self.class_ids_]
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
-        rows = self._rows(case)
+        rows = self._rows(case) if rows is None else rows
+        scores = self.scores(rows).mean(axis=0) if scores is None else scores
         values, base = self.shap_values(rows, [self.class_ids_.index(c) for c in cause_ids])
-        return explanations(case, self.scores(rows).mean(axis=0), values.mean(axis=0), base, self.class_ids_,
-                            self.knowledge_, cause_ids)
+        return explanations(case, scores, values.mean(axis=0), base, self.class_ids_, self.knowledge_, cause_ids)
 
     def red_flags(self, case: CaseLike) -> list[RedFlag]:
         """Alerts from the seed's clinical pitfalls, most severe first (rules, not the model)."""
@@ -305,7 +308,8 @@ class Diagnoser:
         elif not isinstance(explain, Sequence):
             explain = _whole_number(explain, "explain", least=0)
         case = self.case(case)
-        scores = self.case_scores(case)
+        rows = self._rows(case)
+        scores = self.scores(rows).mean(axis=0)
         causes = self._causes(scores)
         explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         differential = softmax(scores)
@@ -313,7 +317,7 @@ class Diagnoser:
             case=case,
             causes=tuple(causes),
             red_flags=tuple(red_flags(case, [c.id for c in causes])),
-            explanations=tuple(self._explain(case, explain_ids)) if explain_ids else (),
+            explanations=tuple(self._explain(case, explain_ids, rows, scores)) if explain_ids else (),
             next_findings=(tuple(next_best_findings(case, differential, self.knowledge_, self.class_ids_, next_findings))
                            if next_findings else None),
             atypicality=self.atypical(case) if atypical else None,

@@ -6,6 +6,12 @@ of it overhead. Here every tree's nodes sit in one array and a case walks all tr
 one numpy step per tree level: one case, or the few hundred hypothetical cases of
 ``next_best_findings``, takes about a millisecond. Large batches still go through
 scikit-learn, which parallelises over cases.
+
+A case assesses a handful of the findings, and a tree whose path for a case with nothing
+assessed meets none of them ends in that same leaf for this case (a missing value always
+takes the side the node learned for it). So the scores of the empty case are kept, and a
+case walks only the trees whose empty-case path meets a finding it assesses, adding the
+change of their leaves: a sixth to a half of the trees for typical cases.
 """
 
 from __future__ import annotations
@@ -54,9 +60,37 @@ class CompiledForest:
         self.is_leaf_ = nodes["is_leaf"].astype(bool)
         self.left_ = np.where(self.is_leaf_, np.arange(len(nodes)), nodes["left"] + shift).astype(np.intp)
         self.right_ = np.where(self.is_leaf_, np.arange(len(nodes)), nodes["right"] + shift).astype(np.intp)
+        self.children_ = np.column_stack([self.left_, self.right_])
         self.value_ = nodes["value"].astype(float)
         self.depth_ = int(nodes["depth"].max())
         self.baseline_ = np.asarray(estimator._baseline_prediction, dtype=float).reshape(-1)
+        self.tree_class_ = np.tile(np.arange(self.n_classes_), len(iterations))
+        self._index_empty_case_paths()
+
+    def _index_empty_case_paths(self) -> None:
+        """The leaf each tree gives a case with nothing assessed, the resulting scores, and
+        for each feature the trees whose path for that case splits on it."""
+        node, on_path = self.roots_.copy(), []
+        for _ in range(self.depth_):
+            on_path.append(np.where(self.is_leaf_[node], -1, self.feature_[node]))
+            node = np.where(self.missing_left_[node], self.left_[node], self.right_[node])
+        self.empty_leaf_ = node
+        self.empty_scores_ = self.baseline_ + np.bincount(self.tree_class_, weights=self.value_[node],
+                                                          minlength=self.n_classes_)
+        pairs = np.unique(np.column_stack([np.concatenate(on_path), np.tile(np.arange(self.n_trees_), self.depth_)]), axis=0)
+        pairs = pairs[pairs[:, 0] >= 0]
+        n_features = int(self.feature_.max()) + 1 if len(self.feature_) else 0
+        self.trees_by_feature_ = np.split(pairs[:, 1], np.searchsorted(pairs[:, 0], np.arange(1, n_features)))
+
+    def trees_to_walk(self, X: np.ndarray) -> np.ndarray:
+        """Indices of the trees whose leaf for some case of ``X`` may differ from the empty case's."""
+        features = np.flatnonzero(~np.isnan(X).all(axis=0))
+        features = features[features < len(self.trees_by_feature_)]
+        if not len(features):
+            return np.zeros(0, dtype=np.intp)
+        walk = np.zeros(self.n_trees_, dtype=bool)
+        walk[np.concatenate([self.trees_by_feature_[f] for f in features])] = True
+        return np.flatnonzero(walk)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Raw multi-class scores, equal to ``estimator.decision_function(X)`` (to rounding).
@@ -73,11 +107,15 @@ class CompiledForest:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2:
             raise ValueError(f"expected a 2-d array of cases, got shape {X.shape}")
-        node = np.broadcast_to(self.roots_, (X.shape[0], self.n_trees_))
-        rows = np.arange(X.shape[0])[:, None]
+        trees = self.trees_to_walk(X)
+        n = X.shape[0]
+        node = np.broadcast_to(self.roots_[trees], (n, len(trees)))
+        flat = X.ravel()
+        offset = (np.arange(n) * X.shape[1])[:, None]
         for _ in range(self.depth_):  # leaves point to themselves, so extra steps are harmless
-            x = X[rows, self.feature_[node]]
-            go_left = np.where(np.isnan(x), self.missing_left_[node], x <= self.threshold_[node])
-            node = np.where(go_left, self.left_[node], self.right_[node])
-        leaves = self.value_[node].reshape(X.shape[0], -1, self.n_classes_)
-        return self.baseline_ + leaves.sum(axis=1)
+            x = flat[offset + self.feature_[node]]
+            go_right = ~np.where(np.isnan(x), self.missing_left_[node], x <= self.threshold_[node])
+            node = self.children_[node, go_right.view(np.int8)]
+        change = self.value_[node] - self.value_[self.empty_leaf_[trees]]
+        cell = (np.arange(n)[:, None] * self.n_classes_ + self.tree_class_[trees]).ravel()
+        return self.empty_scores_ + np.bincount(cell, weights=change.ravel(), minlength=n * self.n_classes_).reshape(n, -1)

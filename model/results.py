@@ -7,9 +7,15 @@ bundles them for one case, and every front end renders that one object.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 __all__ = ["Atypicality", "Cause", "Contribution", "Explanation", "NextFinding", "WaterfallStep"]
+
+
+def _fields(record) -> dict:
+    """A record's fields as a dict, one level deep (``dataclasses.asdict`` deep-copies every
+    nested value, a large part of rendering an assessment as JSON)."""
+    return dict(vars(record))
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class Cause:
     score: float  # calibrated log-odds; softmax over causes gives the probabilities
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _fields(self)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Contribution:
     contribution: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _fields(self)
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class Explanation:
         return steps
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = _fields(self)
         out["contributions"] = [c.to_dict() for c in self.contributions]
         return out
 
@@ -134,7 +140,7 @@ class NextFinding:
     answers: tuple[tuple[str, float], ...]  # (answer label, predictive probability)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = _fields(self)
         out["answers"] = [list(a) for a in self.answers]
         return out
 
@@ -149,7 +155,7 @@ class Atypicality:
     message: str | None
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = _fields(self)
         if not math.isfinite(self.log_evidence):  # an impossible case: JSON has no -Infinity
             out["log_evidence"] = None
         return out

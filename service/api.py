@@ -1,8 +1,12 @@
 """The ``/v1`` routes: assess, explain, next findings, and what the model knows.
 
-Stateless, like a case file: every request carries the whole case. Routes are plain
-(synchronous) functions: FastAPI runs them in its thread pool, and the one shared
-Diagnoser is thread-safe (its SHAP explainer has its own lock).
+Stateless, like a case file: every request carries the whole case. Routes are ``async``
+functions that compute in the event loop: the work is CPU-bound and holds the GIL, so a
+process computes one request at a time whatever the threads, and handing each request to
+FastAPI's thread pool and back cost about as much CPU again as the assessment (measured
+with bench/bench_service.py). Requests run side by side in ``crampdx serve --workers N``
+processes. The Diagnoser stays thread-safe (its SHAP explainer has its own lock) for the
+warm-up thread and for callers that use threads.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from crampdx import DISCLAIMER
 from crampdx.contract import CaseError
+from crampdx.model.assessment import assessment_json_schema
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.guards import StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
@@ -28,6 +34,9 @@ _ERRORS = {
     422: {"description": "a field is wrong: `problems` names each one (the same words as `crampdx predict`)"},
 }
 
+_ASSESSMENT_RESPONSE = {"description": "the assessment (`crampdx-assessment` JSON)",
+                        "content": {"application/json": {"schema": assessment_json_schema()}}}
+
 
 def _diagnoser(request: Request) -> Diagnoser:
     return request.app.state.diagnoser
@@ -41,8 +50,9 @@ def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
     return {"disclaimer": DISCLAIMER, "model": diagnoser.identity.to_dict(), "findings": case.to_dict()}
 
 
-@router.post("/assess", responses=_ERRORS, summary="Rank, explain and advise on one case")
-def assess(body: AssessRequest, request: Request) -> dict:
+@router.post("/assess", responses={200: _ASSESSMENT_RESPONSE, **_ERRORS}, response_class=JSONResponse,
+             summary="Rank, explain and advise on one case")
+async def assess(body: AssessRequest, request: Request) -> JSONResponse:
     """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
     asked) the next best findings, as the versioned `crampdx-assessment` JSON
     (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
@@ -55,12 +65,14 @@ def assess(body: AssessRequest, request: Request) -> dict:
             raise CaseError({"explain": _unknown_cause(unknown[0])})
     elif explain < 0:
         raise CaseError({"explain": "must be a number of causes (0 or more) or a list of cause ids"})
-    return diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
-                            atypical=body.atypical).to_dict()
+    # Returned as a response, not a dict: the record is already JSON-ready, and FastAPI's
+    # re-encoding of a dict this size would cost about as much as ranking the case.
+    return JSONResponse(diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
+                                         atypical=body.atypical).to_dict())
 
 
 @router.post("/explain", responses=_ERRORS, summary="Why one cause has its probability, finding by finding")
-def explain(body: ExplainRequest, request: Request) -> dict:
+async def explain(body: ExplainRequest, request: Request) -> dict:
     """SHAP contributions of every entered finding to one cause's score, with the average case's
     score and one line for everything not assessed; they add up exactly to the score, whose
     softmax over the causes is the probability shown."""
@@ -72,7 +84,7 @@ def explain(body: ExplainRequest, request: Request) -> dict:
 
 
 @router.post("/next-findings", responses=_ERRORS, summary="What to ask or examine next")
-def next_findings(body: NextFindingsRequest, request: Request) -> dict:
+async def next_findings(body: NextFindingsRequest, request: Request) -> dict:
     """The findings not yet entered whose answer is expected to narrow the differential most
     (expected information gain in bits), with the chance that the top cause changes."""
     diagnoser = _diagnoser(request)
@@ -82,32 +94,32 @@ def next_findings(body: NextFindingsRequest, request: Request) -> dict:
 
 
 @router.get("/findings", summary="The findings a case can hold")
-def findings(request: Request) -> dict:
+async def findings(request: Request) -> dict:
     """Ids, labels, kinds, levels, units, reference and plausible ranges, sections."""
     return {"disclaimer": DISCLAIMER, **_diagnoser(request).schema.to_dict()}
 
 
 @router.get("/classes", summary="The causes crampdx ranks")
-def classes(request: Request) -> dict:
+async def classes(request: Request) -> dict:
     """Ids, names, ICD-10 codes, priors and where each prior comes from."""
     return {"disclaimer": DISCLAIMER, **request.app.state.knowledge_summary}
 
 
 @router.get("/model", summary="The model: manifest, metrics and model card")
-def model(request: Request) -> dict:
+async def model(request: Request) -> dict:
     """What was trained, on what, and how it measured against the exact posterior."""
     return {"disclaimer": DISCLAIMER, "identity": _diagnoser(request).identity.to_dict(),
             "manifest": request.app.state.public_manifest, "model_card": request.app.state.model_card}
 
 
 @health_router.get("/healthz", summary="The process is up")
-def healthz() -> dict:
+async def healthz() -> dict:
     return {"status": "ok", "disclaimer": DISCLAIMER}
 
 
 @health_router.get("/readyz", summary="The model is loaded and warmed up",
                    responses={503: {"description": "still warming up"}})
-def readyz(request: Request):
+async def readyz(request: Request):
     if not request.app.state.ready.is_set():
         return error_response(503, "crampdx is still warming up the model; try again in a few seconds")
     return {"status": "ready", "disclaimer": DISCLAIMER}

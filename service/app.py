@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Iterable
 
-import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from crampdx import DISCLAIMER, __version__
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service import api, cds_hooks
-from crampdx.service.guards import (DISCLAIMER_HEADER, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit,
+from crampdx.service.guards import (DISCLAIMER_HEADER, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit, DisclaimerHeader,
                                     error_response, install_error_handlers, token_matches)
 from crampdx.synthetic.summary import knowledge_summary
 
@@ -57,9 +56,6 @@ def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
     ready.set()
 
 
-REQUEST_THREADS = 2
-
-
 def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: Iterable[str] = (),
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The service around one loaded Diagnoser.
@@ -79,9 +75,6 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Requests are CPU-bound and hold the GIL: two at a time per process; more threads only
-        # interleave them (20 at once cost several times the CPU per request) and delay them all.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
         yield
 
@@ -118,15 +111,10 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     app.include_router(cds_hooks.router, dependencies=guarded, max_body_size=MAX_CDS_BODY_BYTES)
     app.include_router(api.health_router)
 
-    @app.middleware("http")
-    async def disclaimer_header(request: Request, call_next):
-        response = await call_next(request)
-        response.headers[DISCLAIMER_HEADER] = DISCLAIMER
-        return response
-
     origins = list(cors_origins)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=[DISCLAIMER_HEADER])
     app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes, cds_limit=MAX_CDS_BODY_BYTES)
+    app.add_middleware(DisclaimerHeader)
     return app

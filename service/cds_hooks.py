@@ -123,7 +123,7 @@ def _read_prefetch(prefetch: dict[str, Any], patient_id: str) -> tuple[list, lis
 
 
 @router.get("/cds-services", summary="CDS Hooks discovery")
-def discovery() -> dict:
+async def discovery() -> dict:
     return discovery_document()
 
 
@@ -133,6 +133,8 @@ def discovery() -> dict:
 def patient_view(body: HookRequest, request: Request):
     """Red flags as `critical`/`warning` cards citing the seed, and one `info` card with the top
     causes, their probabilities, the findings behind each and what could not be used."""
+    # A plain function, run in FastAPI's thread pool (unlike the /v1 routes): reading a
+    # prefetch of up to 10 MB of records takes long enough to stall every other request.
     if body.hook != HOOK:
         raise CaseError({"hook": f"this service answers the {HOOK} hook, not {body.hook[:80]!r}"})
     patient_id = body.context.get("patientId")

@@ -19,13 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crampdx import DISCLAIMER
 from crampdx.contract import CaseError, SchemaError
 from crampdx.contract.casejson import strict_json
 
-__all__ = ["DeclaredBodyLimit", "MAX_BODY_BYTES", "MAX_CDS_BODY_BYTES", "StrictJSONRoute", "error_response", "install_error_handlers", "token_matches"]
+__all__ = ["DeclaredBodyLimit", "DisclaimerHeader", "MAX_BODY_BYTES", "MAX_CDS_BODY_BYTES", "StrictJSONRoute", "error_response", "install_error_handlers", "token_matches"]
 
 DISCLAIMER_HEADER = "X-Crampdx-Disclaimer"
 MAX_BODY_BYTES = 64 * 1024
@@ -135,6 +135,30 @@ class DeclaredBodyLimit:
                 await error_response(413, _too_large(limit))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class DisclaimerHeader:
+    """ASGI middleware: every response carries the disclaimer in :data:`DISCLAIMER_HEADER`
+    (a plain ASGI wrapper: Starlette's ``BaseHTTPMiddleware`` runs each request through an
+    extra task and stream, a fixed cost on every request)."""
+
+    _header = (DISCLAIMER_HEADER.lower().encode("latin-1"), DISCLAIMER.encode("latin-1"))
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_disclaimer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != self._header[0]]
+                message = {**message, "headers": [*headers, self._header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_disclaimer)
 
 
 class _StrictJSONRequest(Request):

@@ -51,3 +51,20 @@ def test_a_model_with_categorical_splits_is_refused():
     model = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(X, y)
     with pytest.raises(ValueError, match="categorical"):
         CompiledForest(model)
+
+
+def test_a_case_walks_only_the_trees_its_findings_can_change(tiny_diagnoser, forest):
+    """Nothing assessed walks no tree and scores as scikit-learn does; a sparse case walks
+    fewer trees than the forest has and still scores exactly as scikit-learn does."""
+    empty = np.full((1, len(tiny_diagnoser.schema)), np.nan)
+    assert len(forest.trees_to_walk(empty)) == 0
+    np.testing.assert_allclose(forest.decision_function(empty), tiny_diagnoser.estimator_.decision_function(empty),
+                               rtol=0, atol=1e-9)
+    codes = tiny_diagnoser.schema.encode(generate(200, seed=14))
+    rng = np.random.default_rng(3)
+    sparse = np.where(rng.random(codes.shape) < 0.1, codes, np.nan)  # about a tenth of each case's findings
+    walked = [len(forest.trees_to_walk(row[None])) for row in sparse]
+    assert 0 < np.median(walked) < forest.n_trees_
+    for row in sparse[:50]:
+        np.testing.assert_allclose(forest.decision_function(row[None]), tiny_diagnoser.estimator_.decision_function(row[None]),
+                                   rtol=0, atol=1e-9)
