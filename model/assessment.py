@@ -25,7 +25,7 @@ __all__ = ["ASSESSMENT_FORMAT", "ASSESSMENT_FORMAT_VERSION", "ASSESSMENT_SCHEMA_
            "assessment_json_schema"]
 
 ASSESSMENT_FORMAT = "crampdx-assessment"
-ASSESSMENT_FORMAT_VERSION = 2  # 2: explanations as a list, flags, n_causes (crampdx 0.2)
+ASSESSMENT_FORMAT_VERSION = 3  # 2: explanations as a list, flags, n_causes (crampdx 0.2); 3: atypical.reference_cases
 ASSESSMENT_SCHEMA_PATH = Path(__file__).with_name("assessment.schema.json")
 
 

@@ -27,7 +27,7 @@ from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
 from crampdx.model.attribution import TreeAttribution
-from crampdx.model.explain import atypicality, explanations
+from crampdx.model.explain import ATYPICAL_PERCENTILE, atypicality, explanations
 from crampdx.model.forest import CompiledForest
 from crampdx.model.loading import load_model
 from crampdx.model.next_findings import next_best_findings
@@ -272,7 +272,8 @@ class Diagnoser:
         case can have it) gets its own message, since the model never saw anything like it.
         """
         case = self.case(case)
-        return atypicality(*evidence_percentile(case.codes(), self.knowledge_, ranges=_ranges(case)))
+        return atypicality(*evidence_percentile(case.codes(), self.knowledge_, ranges=_ranges(case),
+                                                settle_at=ATYPICAL_PERCENTILE))
 
     def assess(self, case: CaseLike, *, top: int | None = None, explain: int | Sequence[str] = 1,
                next_findings: int = 0, atypical: bool = True, not_used: Mapping[str, str] | None = None) -> Assessment:

@@ -55,7 +55,7 @@ def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: 
     return out
 
 
-def atypicality(percentile: float, log_evidence: float) -> Atypicality:
+def atypicality(percentile: float, log_evidence: float, reference_cases: int = 0) -> Atypicality:
     """Whether a case's log-evidence percentile (among comparable synthetic cases) is unusual,
     with the message to show.
 
@@ -65,9 +65,9 @@ def atypicality(percentile: float, log_evidence: float) -> Atypicality:
 
     Examples
     --------
-    >>> atypicality(0.0015, -20.0).message.split("(")[1].split(")")[0]
+    >>> atypicality(0.0015, -20.0, 1000).message.split("(")[1].split(")")[0]
     'rarer than 99.8 % of comparable synthetic cases'
-    >>> atypicality(0.4, -5.0).is_atypical
+    >>> atypicality(0.4, -5.0, 50).is_atypical
     False
     """
     impossible = log_evidence == -math.inf
@@ -82,4 +82,4 @@ def atypicality(percentile: float, log_evidence: float) -> Atypicality:
                    "interpret the ranking with extra caution.")
     else:
         message = None
-    return Atypicality(unusual, percentile, log_evidence, message)
+    return Atypicality(unusual, percentile, log_evidence, message, reference_cases)

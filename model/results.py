@@ -153,6 +153,9 @@ class Atypicality:
     percentile: float  # among generated cases with the same assessed findings
     log_evidence: float
     message: str | None
+    # how many such cases: all of them (1,000) when the case is near or below the threshold,
+    # fewer once enough fall below it to settle that it is not (evidence_percentile's settle_at)
+    reference_cases: int = 0
 
     def to_dict(self) -> dict:
         out = _fields(self)

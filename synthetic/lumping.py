@@ -25,6 +25,8 @@ from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable
 __all__ = ["class_balanced_log_evidence", "family_closure", "lumped_knowledge", "table_types"]
 
 _EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
+# Up to this many cases are scored against the whole (cached) class-balanced mixture at once.
+FEW_CASES = 128
 
 
 def _parameters(table) -> np.ndarray:
@@ -131,6 +133,8 @@ def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_id
     finding_ids = list(finding_ids)
     codes = np.asarray(codes, dtype=float)
     intervals = intervals or {}
+    if len(codes) <= FEW_CASES:  # lumping or splitting by age band costs more than it saves
+        return _log_sum(component_log_joint(codes, _balanced_whole(kb), intervals))
     age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
     if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
         return _log_sum(component_log_joint(codes, _balanced(lumped_knowledge(kb, finding_ids)), intervals))
@@ -152,37 +156,18 @@ def _balanced(kb: KnowledgeBase) -> KnowledgeBase:
         kb, component_log_weight=kb.component_log_weight - log_prior[kb.component_class] - np.log(len(kb.classes)))
 
 
-class _KeptWeights:
-    """A table that computes its log-weights once (a kept mixture is scored again and again)."""
-
-    def log_weights(self) -> np.ndarray:
-        if "_kept" not in self.__dict__:
-            weights = super().log_weights()
-            weights.flags.writeable = False
-            self.__dict__["_kept"] = weights  # a frozen dataclass: set past its __setattr__
-        return self.__dict__["_kept"]
-
-
-_KEPT = {cls: type(f"Kept{cls.__name__}", (_KeptWeights, cls), {}) for cls in (LevelTable, NormalTable, AgeTable)}
-
-
-def _keep_weights(table):
-    if isinstance(table, ConditionalTable):
-        return dataclasses.replace(table, default=_keep_weights(table.default),
-                                   variants=tuple(None if v is None else _keep_weights(v) for v in table.variants))
-    return _KEPT[type(table)](**{field.name: getattr(table, field.name) for field in dataclasses.fields(table)})
+@lru_cache(maxsize=4)
+def _balanced_whole(kb: KnowledgeBase) -> KnowledgeBase:
+    """The class-balanced mixture of all components, kept (its tables keep their log-weights)."""
+    return _balanced(kb)
 
 
 @lru_cache(maxsize=4)
 def _balanced_band_mixtures(kb: KnowledgeBase) -> dict[int, KnowledgeBase]:
-    """Age band -> the class-balanced mixture of that band's components (tables that keep
-    their log-weights: scoring a band's few cases then costs little more than the product)."""
+    """Age band -> the class-balanced mixture of that band's components (kept: its tables
+    keep their log-weights, so scoring a band's few cases costs little more than the product)."""
     balanced = _balanced(kb)
-    out = {}
-    for b in np.unique(kb.component_band):
-        mixture = _restricted(balanced, np.flatnonzero(kb.component_band == b))
-        out[int(b)] = dataclasses.replace(mixture, tables={fid: _keep_weights(t) for fid, t in mixture.tables.items()})
-    return out
+    return {int(b): _restricted(balanced, np.flatnonzero(kb.component_band == b)) for b in np.unique(kb.component_band)}
 
 
 def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:

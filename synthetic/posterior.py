@@ -59,9 +59,12 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
     # A finding no case assessed contributes log 1 = 0: leave it out of the product (a sparse
     # batch, or the reference cases of the atypical check, then costs what it assesses).
     ranged = {fid for entries in intervals.values() for fid in entries}
-    seen = {f for f in schema.ids if f in ranged or not np.isnan(codes[:, schema.position(f)]).all()}
-    designs = [kb.tables[f].design(codes[:, schema.position(f)]) for f in schema.ids if f not in grouped and f in seen]
-    weights = [kb.tables[f].log_weights() for f in schema.ids if f not in grouped and f in seen]
+    ids = schema.ids
+    assessed = ~np.isnan(codes).all(axis=0)
+    seen = {f for f, column in zip(ids, assessed) if column} | ranged
+    alone = [(f, i) for i, f in enumerate(ids) if f in seen and f not in grouped]
+    designs = [kb.tables[f].design(codes[:, i]) for f, i in alone]
+    weights = [kb.tables[f].log_weights() for f, _ in alone]
     families = []
     for parent, kids in kb.children.items():
         if parent not in seen and not seen.intersection(kids):

@@ -35,6 +35,22 @@ def _log_normal_mass(za: np.ndarray, zb: np.ndarray) -> np.ndarray:
         return np.where(log_low < log_high, log_high + np.log1p(-np.exp(log_low - log_high)), -np.inf)
 
 
+def _kept(log_weights):
+    """``log_weights`` computed once per table and kept, read-only: a table is frozen, and the
+    exact inference scores the same tables again and again (every atypical check)."""
+
+    def kept(self) -> np.ndarray:
+        weights = self.__dict__.get("_log_weights")
+        if weights is None:
+            weights = log_weights(self)
+            weights.flags.writeable = False
+            object.__setattr__(self, "_log_weights", weights)  # a frozen dataclass: past its __setattr__
+        return weights
+
+    kept.__doc__, kept.__name__ = log_weights.__doc__, log_weights.__name__
+    return kept
+
+
 def safe_log(p: np.ndarray) -> np.ndarray:
     """Natural log with exact zeros mapped to ``NEG``."""
     p = np.asarray(p, dtype=float)
@@ -66,6 +82,7 @@ class LevelTable:
         onehot[rows, values[observed].astype(np.int64)] = 1.0
         return onehot
 
+    @_kept
     def log_weights(self) -> np.ndarray:
         return safe_log(self.probs).T
 
@@ -124,6 +141,7 @@ class NormalTable:
         z = lambda x: (self._t(x) - self.loc) / self.scale  # noqa: E731
         return _log_normal_mass(z(self.low), z(self.high))
 
+    @_kept
     def log_weights(self) -> np.ndarray:
         log_mass = self._log_truncation_mass()
         m = self.loc - self.center
@@ -163,6 +181,7 @@ class AgeTable:
         onehot[rows, self.band_of(values[observed])] = 1.0
         return onehot
 
+    @_kept
     def log_weights(self) -> np.ndarray:
         bands = np.arange(self.n_features)
         same = bands[:, None] == self.band[None, :]

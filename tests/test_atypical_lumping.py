@@ -75,7 +75,7 @@ def test_percentiles_equal_the_whole_mixtures_on_generated_and_ranged_cases(kb):
     assert any(case.intervals for case in cases)
     for case in cases:
         ranges = {fid: (v.low, v.high) for fid, v in case.intervals.items()}
-        percentile, _ = evidence_percentile(case.codes(), kb, ranges=ranges)
+        percentile = evidence_percentile(case.codes(), kb, ranges=ranges).percentile
         assert percentile == pytest.approx(_oracle_percentile(kb, case), abs=1e-12), case.to_dict()
 
 
@@ -86,8 +86,45 @@ def test_references_with_the_cases_very_findings_tie_with_it(kb):
     sex = reference[:, kb.schema.position("sex")]
     codes = np.full(len(kb.schema), np.nan)
     codes[kb.schema.position("sex")] = sex[0]
-    percentile, _ = evidence_percentile(codes, kb)
+    percentile = evidence_percentile(codes, kb).percentile
     same = np.mean(sex == sex[0])
     balanced = class_balanced_log_evidence(_masked(kb, reference[[0, int(np.argmax(sex != sex[0]))]], ["sex"]), kb, ["sex"])
     other_below = balanced[1] < balanced[0]
     assert percentile == pytest.approx(same / 2 + (1 - same) * other_below, abs=1e-12)
+
+
+@pytest.mark.parametrize("finding_ids", FINDING_SETS)
+def test_a_few_cases_scored_against_the_whole_mixture_give_the_same_evidence(kb, finding_ids):
+    """Up to FEW_CASES rows skip lumping and the split by age band: the same numbers."""
+    from crampdx.synthetic.lumping import FEW_CASES
+
+    codes = _masked(kb, reference_cases(kb, 200, 31)[0], finding_ids)[:FEW_CASES]
+    np.testing.assert_allclose(class_balanced_log_evidence(codes, kb, finding_ids), _whole_mixture_balanced(kb, codes),
+                               rtol=1e-12, atol=1e-9)
+
+
+def _mixed_up_cases(kb, n, seed):
+    """Generated cases, half of them with findings swapped in from other cases (unusual combinations)."""
+    rng = np.random.default_rng(seed)
+    codes = _masked(kb, reference_cases(kb, 2 * n, seed)[0], FINDING_SETS[3] + FINDING_SETS[1])[:n]
+    donors = codes[rng.permutation(n)]
+    swap = (rng.random(codes.shape) < 0.5) & (np.arange(n) % 2 == 0)[:, None]
+    return np.where(swap, donors, codes)
+
+
+def test_settling_early_decides_every_case_as_all_references_do(kb):
+    """With settle_at, a case is below the threshold exactly when it is with all 1,000
+    references; a case below it is measured on all of them (same percentile), and the usual
+    case on far fewer."""
+    threshold = 0.01
+    cases = _mixed_up_cases(kb, 120, 8)
+    full = [evidence_percentile(row, kb) for row in cases]
+    quick = [evidence_percentile(row, kb, settle_at=threshold) for row in cases]
+    below = [f.percentile < threshold for f in full]
+    assert 0 < sum(below) < len(cases)  # both kinds of case are present
+    for f, q, is_below in zip(full, quick, below):
+        assert (q.percentile < threshold) == is_below
+        assert q.log_evidence == f.log_evidence
+        if is_below:
+            assert q.reference_cases == f.reference_cases == 1000 and q.percentile == pytest.approx(f.percentile, abs=1e-12)
+    assert np.median([q.reference_cases for q in quick]) <= 200

@@ -55,7 +55,7 @@ def test_the_exact_posterior_ranks_each_example_s_cause_first(examples, kb):
 
 def test_examples_are_typical_not_atypical(examples, kb):
     for example in examples:
-        percentile, _ = evidence_percentile(example.case.codes(), kb)
+        percentile = evidence_percentile(example.case.codes(), kb).percentile
         assert percentile >= 0.01, f"{example.id} would raise the atypical-case warning ({percentile:.3f})"
 
 
