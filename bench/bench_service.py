@@ -4,16 +4,19 @@ Starts ``crampdx serve`` (uvicorn, the default model) once per ``--workers`` val
 a free localhost port, and, run after run, interleaves (so that the shared machine's load
 falls on all alike):
 
-* closed loop: ``--clients`` concurrent clients (asyncio tasks sharing one httpx connection
-  pool, so the clients cost the 2 cores as little as possible) that each post one of 2,000
-  different generated cases after the other to ``POST /v1/assess`` (no next best findings)
-  for ``--seconds``, with the default options and without the atypical-case check, against
-  each server. Reported: throughput, p50/p95 latency, errors, and the server's own CPU
-  milliseconds per request (all its processes, from /proc: the figure least disturbed by
-  other work on the machine);
+* closed loop: ``--clients`` concurrent connections, each posting one of 2,000 different
+  generated cases after the other to ``POST /v1/assess`` (no next best findings) for
+  ``--seconds``, with the default options (atypical-case check included) and without the
+  atypical check, against each server. The clients are wrk (``apt-get install wrk``; one
+  thread, a Lua script cycling through the bodies): a load generator in C takes a few
+  percent of a core, where Python clients took one of the machine's two cores for
+  themselves (httpx: ~5 ms of client CPU per request, more than the server's). Reported:
+  throughput, p50/p95 latency, errors (connection errors, timeouts and non-2xx answers),
+  and the server's own CPU milliseconds per request (all its processes, from /proc: the
+  figure least disturbed by other work on the machine);
 * open loop (``--rates``): requests arriving at random (Poisson) at each rate in turn
-  whatever the answers, latency counted from each request's arrival time; reported per
-  rate, and the largest rate whose p95 stays within the target.
+  whatever the answers, latency counted from each request's arrival time (httpx); reported
+  per rate, and the largest rate whose p95 stays within the target.
 
 Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients on this 2-core machine.
 
@@ -29,11 +32,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,28 +118,43 @@ async def _post(http: httpx.AsyncClient, body: dict) -> bool:
         return False
 
 
-async def _closed_loop(base: str, cases: list[dict], clients: int, seconds: float, atypical: bool):
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-        await asyncio.gather(*(_post(http, _body(case, atypical)) for case in cases[:clients]))  # warm the connections
-        stop = time.perf_counter() + seconds
+_WRK_SCRIPT = """
+local requests, index = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do
+    requests[#requests + 1] = wrk.format("POST", "/v1/assess", {["Content-Type"] = "application/json"}, line)
+  end
+end
+function request()
+  index = index % #requests + 1
+  return requests[index]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "seconds": %.6f, "p50_ms": %.3f, "p95_ms": %.3f, "errors": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
 
-        async def client(index: int) -> None:
-            nonlocal errors
-            i = index
-            while time.perf_counter() < stop:
-                start = time.perf_counter()
-                ok = await _post(http, _body(cases[i % len(cases)], atypical))
-                latencies.append(time.perf_counter() - start)
-                errors += not ok
-                i += clients
 
-        began = time.perf_counter()
-        await asyncio.gather(*(client(k) for k in range(clients)))
-        elapsed = time.perf_counter() - began
-    return latencies, errors, elapsed
+def _wrk_files(cases: list[dict], folder: Path) -> dict[bool, tuple[Path, Path]]:
+    """The Lua script and, with and without the atypical check, one request body per line."""
+    script = folder / "assess.lua"
+    script.write_text(_WRK_SCRIPT, encoding="utf-8")
+    files = {}
+    for atypical in (True, False):
+        bodies = folder / f"bodies-{'atypical' if atypical else 'plain'}.jsonl"
+        bodies.write_text("".join(json.dumps(_body(case, atypical)) + "\n" for case in cases), encoding="utf-8")
+        files[atypical] = (script, bodies)
+    return files
+
+
+def _closed_loop(base: str, files: tuple[Path, Path], clients: int, seconds: float) -> dict:
+    script, bodies = files
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), base, "--", str(bodies)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 async def _open_loop(base: str, cases: list[dict], rate: float, seconds: float, seed: int):
@@ -164,6 +185,12 @@ def _row(latencies: list[float], errors: int, elapsed: float, cpu: float) -> dic
             "p95": float(np.percentile(ms, 95)), "errors": errors, "cpu_ms": 1000 * cpu / max(1, len(latencies))}
 
 
+def _wrk_row(result: dict, cpu: float) -> dict:
+    n = result["requests"]
+    return {"n": n, "rate": n / result["seconds"], "p50": result["p50_ms"], "p95": result["p95_ms"],
+            "errors": result["errors"], "cpu_ms": 1000 * cpu / max(1, n)}
+
+
 def _label(server: str) -> str:
     return "before (1 process)" if server == "before" else f"{server} worker(s)"
 
@@ -184,8 +211,12 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("CRAMPDX_MODEL"))
     parser.add_argument("--before", type=Path, help="an earlier checkout to serve and measure alongside (1 process)")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("the closed loop needs wrk, a load generator in C: install it with `apt-get install wrk`")
     print(f"machine: {machine()}")
     cases = _cases(2000)
+    folder = Path(tempfile.mkdtemp(prefix="crampdx-bench-"))
+    wrk_files = _wrk_files(cases, folder)
     servers = {str(w): _start_server(args.model, w) for w in args.workers}
     if args.before:
         servers["before"] = _start_server(args.model, 1, args.before)
@@ -198,8 +229,8 @@ def main() -> None:
             for w, (process, base) in servers.items():
                 for atypical in (True, False):
                     cpu = _server_cpu(process)
-                    latencies, errors, elapsed = asyncio.run(_closed_loop(base, cases, args.clients, args.seconds, atypical))
-                    row = _row(latencies, errors, elapsed, _server_cpu(process) - cpu)
+                    result = _closed_loop(base, wrk_files[atypical], args.clients, args.seconds)
+                    row = _wrk_row(result, _server_cpu(process) - cpu)
                     results.setdefault((w, atypical), []).append(row)
                     print(_show(f"run {run}, {_label(w)}, atypical {'on ' if atypical else 'off'}", row), flush=True)
         for rate in args.rates:
@@ -212,6 +243,7 @@ def main() -> None:
         for process, _ in servers.values():
             process.terminate()
             process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
     ok = True
     for (w, atypical), rows in results.items():
         median = {key: statistics.median(r[key] for r in rows) for key in ("rate", "p50", "p95", "cpu_ms")}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
-from crampdx.synthetic.tables import NEG, safe_log
+from crampdx.synthetic.tables import NEG, LevelTable, safe_log
 
 __all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior",
            "posterior_from_codes"]
@@ -63,14 +63,18 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
     assessed = ~np.isnan(codes).all(axis=0)
     seen = {f for f, column in zip(ids, assessed) if column} | ranged
     alone = [(f, i) for i, f in enumerate(ids) if f in seen and f not in grouped]
-    designs = [kb.tables[f].design(codes[:, i]) for f, i in alone]
-    weights = [kb.tables[f].log_weights() for f, _ in alone]
+    levels = [(f, i) for f, i in alone if isinstance(kb.tables[f], LevelTable)]
+    designs = [kb.tables[f].design(codes[:, i]) for f, i in alone if not isinstance(kb.tables[f], LevelTable)]
+    weights = [kb.tables[f].log_weights() for f, _ in alone if not isinstance(kb.tables[f], LevelTable)]
+    if levels:  # every level finding's one-hot columns at once (one table at a time cost more than the product)
+        designs.append(_level_onehot(codes, [kb.tables[f].n_features for f, _ in levels], [i for _, i in levels]))
+        weights += [kb.tables[f].log_weights() for f, _ in levels]
     families = []
     for parent, kids in kb.children.items():
         if parent not in seen and not seen.intersection(kids):
             continue
         parent_onehot = kb.tables[parent].design(codes[:, schema.position(parent)])
-        parent_log = safe_log(kb.tables[parent].probs)  # (K, L_parent)
+        parent_log = kb.tables[parent].log_weights().T  # log p(parent level | component), (K, L_parent)
         kid_design = np.hstack([kb.tables[c].design(codes[:, schema.position(c)]) for c in kids])
         kid_weights = [np.vstack([kb.tables[c].given(level).log_weights() for c in kids]) for level in range(parent_log.shape[1])]
         # A parent that is assessed at level p makes the family linear again:
@@ -97,6 +101,17 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
                         terms[i] = extra[r]
             out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights, terms)
     return out
+
+
+def _level_onehot(codes: np.ndarray, widths: list[int], columns: list[int]) -> np.ndarray:
+    """The one-hot design of several level findings side by side (``widths`` levels each,
+    read from ``columns`` of ``codes``), as each table's ``design`` would give it."""
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    values = codes[:, columns]
+    rows, which = np.nonzero(~np.isnan(values))
+    onehot = np.zeros((len(codes), int(sum(widths))))
+    onehot[rows, offsets[which] + values[rows, which].astype(np.int64)] = 1.0
+    return onehot
 
 
 def _add_interval_terms(out: np.ndarray, codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> dict:
