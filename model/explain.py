@@ -55,7 +55,7 @@ def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: 
     return out
 
 
-def atypicality(percentile: float, log_evidence: float, reference_cases: int = 0) -> Atypicality:
+def atypicality(percentile: float, log_evidence: float, reference_cases: int) -> Atypicality:
     """Whether a case's log-evidence percentile (among comparable synthetic cases) is unusual,
     with the message to show.
 

@@ -59,12 +59,14 @@ class CompiledForest:
         self.threshold_ = nodes["num_threshold"].astype(float)
         self.missing_left_ = nodes["missing_go_to_left"].astype(bool)
         self.is_leaf_ = nodes["is_leaf"].astype(bool)
-        self.left_ = np.where(self.is_leaf_, np.arange(len(nodes)), nodes["left"] + shift).astype(np.intp)
-        self.right_ = np.where(self.is_leaf_, np.arange(len(nodes)), nodes["right"] + shift).astype(np.intp)
-        self.children_ = np.column_stack([self.left_, self.right_]).astype(np.int32)
+        itself = np.arange(len(nodes))
+        # (left, right) child of each node; a leaf is its own child, so a walk can take extra steps
+        self.children_ = np.column_stack([np.where(self.is_leaf_, itself, nodes["left"] + shift),
+                                          np.where(self.is_leaf_, itself, nodes["right"] + shift)]).astype(np.int32)
         self.value_ = nodes["value"].astype(float)
         self.depth_ = int(nodes["depth"].max())
         self.baseline_ = np.asarray(estimator._baseline_prediction, dtype=float).reshape(-1)
+        self.n_features_in_ = int(estimator.n_features_in_)
         self.tree_class_ = np.tile(np.arange(self.n_classes_), len(iterations))
         self._index_empty_case_paths()
 
@@ -74,7 +76,7 @@ class CompiledForest:
         node, on_path = self.roots_.copy(), []
         for _ in range(self.depth_):
             on_path.append(np.where(self.is_leaf_[node], -1, self.feature_[node]))
-            node = np.where(self.missing_left_[node], self.left_[node], self.right_[node])
+            node = self.children_[node, (~self.missing_left_[node]).view(np.int8)]
         self.empty_leaf_ = node
         self.empty_scores_ = self.baseline_ + np.bincount(self.tree_class_, weights=self.value_[node],
                                                           minlength=self.n_classes_)
@@ -106,8 +108,8 @@ class CompiledForest:
         ndarray of shape (n_samples, n_classes)
         """
         X = np.asarray(X, dtype=float)
-        if X.ndim != 2:
-            raise ValueError(f"expected a 2-d array of cases, got shape {X.shape}")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected a 2-d array of cases with {self.n_features_in_} columns, got shape {X.shape}")
         trees = self.trees_to_walk(X)
         n = X.shape[0]
         node = np.broadcast_to(self.roots_[trees], (n, len(trees)))

@@ -154,8 +154,9 @@ class Atypicality:
     log_evidence: float
     message: str | None
     # how many such cases: all of them (1,000) when the case is near or below the threshold,
-    # fewer once enough fall below it to settle that it is not (evidence_percentile's settle_at)
-    reference_cases: int = 0
+    # fewer once enough fall below it to settle that it is not (evidence_percentile's settle_at);
+    # 0 for an impossible case
+    reference_cases: int
 
     def to_dict(self) -> dict:
         out = _fields(self)

@@ -1,18 +1,22 @@
 """The ``/v1`` routes: assess, explain, next findings, and what the model knows.
 
-Stateless, like a case file: every request carries the whole case. Routes are ``async``
-functions that compute in the event loop: the work is CPU-bound and holds the GIL, so a
-process computes one request at a time whatever the threads, and handing each request to
-FastAPI's thread pool and back cost about as much CPU again as the assessment (measured
-with bench/bench_service.py). Requests run side by side in ``crampdx serve --workers N``
-processes. The Diagnoser stays thread-safe (its SHAP explainer has its own lock) for the
-warm-up thread and for callers that use threads.
+Stateless, like a case file: every request carries the whole case. Routes are ``async``:
+the usual request (a few milliseconds) computes in the event loop. The work is CPU-bound
+and holds the GIL, so a process computes one request at a time whatever its threads, and
+handing each request to a worker thread and back cost about as much CPU again as the
+assessment (measured with bench/bench_service.py). Requests that may take long (next best
+findings, results known only as a range, more than three explanations) and every request
+before the model is warmed up (the warm-up holds the explainer's lock) go to a worker
+thread instead, one at a time (:func:`compute`), so the loop keeps answering ``/healthz``,
+``/readyz`` and quick requests meanwhile. Requests run side by side in ``crampdx serve
+--workers N`` processes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -23,7 +27,7 @@ from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.guards import StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
 
-__all__ = ["router", "health_router"]
+__all__ = ["ASSESSMENT_COMPONENTS", "compute", "router", "health_router"]
 
 router = APIRouter(prefix="/v1", tags=["crampdx"], route_class=StrictJSONRoute)
 health_router = APIRouter(tags=["health"])
@@ -34,8 +38,24 @@ _ERRORS = {
     422: {"description": "a field is wrong: `problems` names each one (the same words as `crampdx predict`)"},
 }
 
-_ASSESSMENT_RESPONSE = {"description": "the assessment (`crampdx-assessment` JSON)",
-                        "content": {"application/json": {"schema": assessment_json_schema()}}}
+
+
+def _in_components(node: Any) -> Any:
+    """A JSON Schema node with its ``#/$defs/X`` references pointed at OpenAPI components."""
+    if isinstance(node, dict):
+        return {key: (value.replace("#/$defs/", "#/components/schemas/assessment.") if key == "$ref" else _in_components(value))
+                for key, value in node.items() if key not in ("$schema", "$id")}
+    if isinstance(node, list):
+        return [_in_components(value) for value in node]
+    return node
+
+
+_ASSESSMENT_SCHEMA = assessment_json_schema()
+# The assessment schema's definitions, as OpenAPI components (app.py adds them to the document).
+ASSESSMENT_COMPONENTS = {f"assessment.{name}": _in_components(definition)
+                         for name, definition in _ASSESSMENT_SCHEMA.pop("$defs", {}).items()}
+_ASSESSMENT_RESPONSE = {"description": "the assessment (`crampdx-assessment` JSON, `model/assessment.schema.json`)",
+                        "content": {"application/json": {"schema": _in_components(_ASSESSMENT_SCHEMA)}}}
 
 
 def _diagnoser(request: Request) -> Diagnoser:
@@ -44,6 +64,19 @@ def _diagnoser(request: Request) -> Diagnoser:
 
 def _unknown_cause(cause_id: str) -> str:
     return f"unknown cause {cause_id[:80]!r}; the causes are listed at GET /v1/classes"
+
+
+T = TypeVar("T")
+# At most this many explanations count as a quick request (each walks its cause's trees in SHAP).
+QUICK_EXPLANATIONS = 3
+
+
+async def compute(request: Request, work: Callable[[], T], *, slow: bool) -> T:
+    """Run ``work`` in the event loop, or, when ``slow`` or before the model is warmed up, in a
+    worker thread of the app's slow lane (one at a time)."""
+    if slow or not request.app.state.ready.is_set():
+        return await anyio.to_thread.run_sync(work, limiter=request.app.state.slow_lane)
+    return work()
 
 
 def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
@@ -65,10 +98,13 @@ async def assess(body: AssessRequest, request: Request) -> JSONResponse:
             raise CaseError({"explain": _unknown_cause(unknown[0])})
     elif explain < 0:
         raise CaseError({"explain": "must be a number of causes (0 or more) or a list of cause ids"})
+    slow = bool(body.next_findings) or bool(case.intervals) or (
+        len(explain) if isinstance(explain, list) else explain) > QUICK_EXPLANATIONS
+    record = await compute(request, lambda: diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
+                                                             atypical=body.atypical).to_dict(), slow=slow)
     # Returned as a response, not a dict: the record is already JSON-ready, and FastAPI's
     # re-encoding of a dict this size would cost about as much as ranking the case.
-    return JSONResponse(diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
-                                         atypical=body.atypical).to_dict())
+    return JSONResponse(record)
 
 
 @router.post("/explain", responses=_ERRORS, summary="Why one cause has its probability, finding by finding")
@@ -80,7 +116,8 @@ async def explain(body: ExplainRequest, request: Request) -> dict:
     case = diagnoser.case(body.findings)
     if body.cause not in diagnoser.class_ids_:
         raise CaseError({"cause": _unknown_cause(body.cause)})
-    return {**_about(diagnoser, case), "explanation": diagnoser.explain(case, body.cause).to_dict()}
+    explanation = await compute(request, lambda: diagnoser.explain(case, body.cause).to_dict(), slow=bool(case.intervals))
+    return {**_about(diagnoser, case), "explanation": explanation}
 
 
 @router.post("/next-findings", responses=_ERRORS, summary="What to ask or examine next")
@@ -89,7 +126,7 @@ async def next_findings(body: NextFindingsRequest, request: Request) -> dict:
     (expected information gain in bits), with the chance that the top cause changes."""
     diagnoser = _diagnoser(request)
     case = diagnoser.case(body.findings)
-    found = diagnoser.next_best_findings(case, body.k)
+    found = await compute(request, lambda: diagnoser.next_best_findings(case, body.k), slow=True)
     return {**_about(diagnoser, case), "next_best_findings": [n.to_dict() for n in found]}
 
 

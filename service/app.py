@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Iterable
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -75,6 +76,7 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.slow_lane = anyio.CapacityLimiter(1)  # see api.compute
         threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
         yield
 
@@ -117,4 +119,18 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
                            allow_headers=["Authorization", "Content-Type"], expose_headers=[DISCLAIMER_HEADER])
     app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes, cds_limit=MAX_CDS_BODY_BYTES)
     app.add_middleware(DisclaimerHeader)
+    _document_assessment_components(app)
     return app
+
+
+def _document_assessment_components(app: FastAPI) -> None:
+    """Add the assessment schema's definitions to the OpenAPI document's components (the 200
+    answer of /v1/assess refers to them)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        document = generate()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(api.ASSESSMENT_COMPONENTS)
+        return document
+
+    app.openapi = openapi

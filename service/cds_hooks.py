@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from crampdx.contract import CaseError, validate_what_is_valid
 from crampdx.interop.fhir import FhirError, findings_from_fhir, resources_from_json
 from crampdx.render.cds_cards import CAUSES_ON_CARD, assessment_cards
+from crampdx.service.api import compute
 from crampdx.service.guards import error_response
 
 __all__ = ["SERVICE_ID", "discovery_document", "router"]
@@ -130,11 +131,9 @@ async def discovery() -> dict:
 @router.post(f"/cds-services/{SERVICE_ID}", summary="CDS Hooks patient-view: cards for leg cramps",
              responses={412: {"description": "the patient or observations prefetch is missing"},
                         422: {"description": "the request or a prefetched resource is not valid"}})
-def patient_view(body: HookRequest, request: Request):
+async def patient_view(body: HookRequest, request: Request):
     """Red flags as `critical`/`warning` cards citing the seed, and one `info` card with the top
     causes, their probabilities, the findings behind each and what could not be used."""
-    # A plain function, run in FastAPI's thread pool (unlike the /v1 routes): reading a
-    # prefetch of up to 10 MB of records takes long enough to stall every other request.
     if body.hook != HOOK:
         raise CaseError({"hook": f"this service answers the {HOOK} hook, not {body.hook[:80]!r}"})
     patient_id = body.context.get("patientId")
@@ -153,7 +152,13 @@ def patient_view(body: HookRequest, request: Request):
     if patient.get("id") not in (None, patient_id):
         raise CaseError({"prefetch.patient": f"is Patient/{str(patient.get('id'))[:80]} but context.patientId is "
                                              f"{patient_id[:80]}; send the record of the patient in view"})
-    diagnoser = request.app.state.diagnoser
+    # Reading a prefetch of up to 10 MB of records takes long enough to stall the event loop:
+    # in the slow lane, like the /v1 routes' long requests.
+    return await compute(request, lambda: _cards(prefetch, patient_id, request.app.state.diagnoser), slow=True)
+
+
+def _cards(prefetch: dict[str, Any], patient_id: str, diagnoser) -> dict:
+    """The hook's answer for a prefetch already checked for the patient and observations."""
     resources, left_out = _read_prefetch(prefetch, patient_id)
     try:
         mapped = findings_from_fhir(resources, schema=diagnoser.schema, today=date.today())

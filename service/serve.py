@@ -83,8 +83,8 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _one_thread_per_request() -> None:
-    """One BLAS and one OpenMP thread in this process: requests run side by side in threads
-    (and processes), and a case is one row, so more threads save nothing while idle OpenBLAS
+    """One BLAS and one OpenMP thread in this process: requests run side by side in processes
+    (and the slow lane's thread), and a case is one row, so more threads save nothing while idle OpenBLAS
     workers spin after each call, taking the other core from the next request (measured: the
     atypical check cost several times the CPU per request)."""
     threadpool_limits(limits=1)

@@ -7,7 +7,8 @@ over components, they can be replaced by one component carrying their summed wei
 ``sum_k w_k p(x_S | k) = sum_groups (sum_{k in g} w_k) p(x_S | g)`` exactly. Many findings
 do not depend on the age band or sex, so a typical set of findings leaves a few hundred
 distinct components of the 867 (all of them once age is among the findings). The
-atypical-case check scores its 1,000 reference cases against the lumped mixture.
+atypical-case check scores its larger blocks of reference cases against the lumped mixture;
+up to :data:`FEW_CASES` cases are scored against the whole (cached) mixture, cheaper there.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_id
     the evidence were each of the C classes equally likely a priori, shape (n,).
 
     Computed as ``logsumexp_k(log w_k - log prior_c(k) + log p(x_S | k)) - log C`` over the
-    lumped mixture (:func:`lumped_knowledge`); a case the knowledge base deems impossible
+    lumped mixture (:func:`lumped_knowledge`; up to :data:`FEW_CASES` cases over the whole
+    mixture); a case the knowledge base deems impossible
     gets ``NaN``. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
 
     Examples

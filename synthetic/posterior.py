@@ -20,7 +20,7 @@ import pandas as pd
 
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
-from crampdx.synthetic.tables import NEG, LevelTable, safe_log
+from crampdx.synthetic.tables import NEG, LevelTable
 
 __all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior",
            "posterior_from_codes"]

@@ -244,9 +244,10 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     A finding known only as a range is compared like with like: each reference case gives
     that finding as the cell of the same partition (below, within or above the range) its
     value falls in, so probabilities are compared with probabilities, not with densities.
-    References are scored over the mixture components lumped for the case's assessed
-    findings (:mod:`crampdx.synthetic.lumping`: exact, and a fraction of the cost of all 867
-    components), so a reference with the case's very findings ties with it.
+    References are scored with :func:`~crampdx.synthetic.lumping.class_balanced_log_evidence`
+    (exact, lumping the mixture components the case's assessed findings cannot tell apart),
+    each block in one batch with the case, so a reference with the case's very findings ties
+    with it.
 
     With ``settle_at`` the references are scored a block at a time (twice the number of
     classes, then eight times, then all, every block holding each class equally), stopping
@@ -278,7 +279,7 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     n_classes = len(kb.classes)
     ends = [len(reference)] if settle_at is None else sorted({min(len(reference), k * n_classes) for k in (2, 8)} | {len(reference)})
     below = tied = counted = 0.0
-    start, case_balanced = 0, None
+    start = 0
     for end in ends:
         block = reference[start:end]
         batch = np.vstack([row, block])
@@ -289,7 +290,7 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
             for i, cell in enumerate(cells, start=1):
                 intervals.setdefault(i, {})[fid] = cell
         balanced = class_balanced_log_evidence(batch, kb, assessed, intervals)
-        case_balanced = balanced[0] if case_balanced is None else case_balanced
+        case_balanced = balanced[0]  # this block's own: the case and its references along one code path
         tolerance = TIE_TOLERANCE * max(1.0, abs(case_balanced))  # equal findings, equal up to rounding
         block_weight = weight[start:end]
         below += block_weight[balanced[1:] < case_balanced - tolerance].sum()

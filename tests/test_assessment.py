@@ -173,7 +173,7 @@ def test_an_impossible_case_is_valid_json_with_a_null_log_evidence(tiny_diagnose
     still give strict JSON: no -Infinity, which JavaScript, Go and jq reject."""
     from crampdx.model.results import Atypicality
 
-    atypical = Atypicality(True, 0.0, float("-inf"), "impossible")
+    atypical = Atypicality(True, 0.0, float("-inf"), "impossible", 0)
     assert atypical.to_dict()["log_evidence"] is None
     document = tiny_diagnoser.assess(HYPOKALEMIA, next_findings=3).to_dict()
     document["atypical"] = atypical.to_dict()

@@ -238,7 +238,7 @@ def test_waterfall_runs_from_the_average_case_through_every_finding_to_the_score
 def _with_evidence(monkeypatch, percentile, log_evidence):
     import crampdx.model.diagnoser
 
-    monkeypatch.setattr(crampdx.model.diagnoser, "evidence_percentile", lambda codes, kb, **kwargs: (percentile, log_evidence))
+    monkeypatch.setattr(crampdx.model.diagnoser, "evidence_percentile", lambda codes, kb, **kwargs: (percentile, log_evidence, 1000))
 
 
 def test_the_rarest_finite_case_is_not_called_rarer_than_all(tiny_diagnoser, monkeypatch):
@@ -272,3 +272,14 @@ def test_dialysis_cramps_without_dialysis_are_flagged_atypical(tiny_diagnoser):
         pytest.skip("case validation rejects this combination")
     result = tiny_diagnoser.atypical(mapping)
     assert result.is_atypical and result.percentile < 0.01 and "caution" in result.message
+
+
+def test_the_atypical_check_says_on_how_many_references_it_was_measured(tiny_diagnoser):
+    """A usual case is settled on fewer references than a case below the threshold, which is
+    measured on all of them."""
+    usual = tiny_diagnoser.atypical({"true_cramps": "present", "cramp_timing": "nocturnal_at_rest", "age": 70})
+    assert not usual.is_atypical and 0 < usual.reference_cases < 1000
+    assert usual.to_dict()["reference_cases"] == usual.reference_cases
+    unusual = tiny_diagnoser.atypical({"age": 9, "potassium": 8.5, "sodium": 110, "gangrene": "yes", "hemodialysis": "no",
+                                       "egfr": 5})
+    assert unusual.is_atypical and unusual.reference_cases == 1000

@@ -68,3 +68,20 @@ def test_a_case_walks_only_the_trees_its_findings_can_change(tiny_diagnoser, for
     for row in sparse[:50]:
         np.testing.assert_allclose(forest.decision_function(row[None]), tiny_diagnoser.estimator_.decision_function(row[None]),
                                    rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("n_classes, max_iter", [(2, 3), (4, 1)])
+def test_small_and_binary_models_score_as_scikit_learn_does(n_classes, max_iter):
+    """One tree per iteration (binary), or one iteration: the empty-case shortcut still holds,
+    for single cases and for batches with missing values."""
+    rng = np.random.default_rng(n_classes)
+    X = rng.integers(0, 3, size=(600, 6)).astype(float)
+    y = (X[:, 0] + X[:, 1] * (X[:, 2] > 0)) % n_classes
+    model = HistGradientBoostingClassifier(max_iter=max_iter, max_depth=3, early_stopping=False).fit(X, y)
+    forest = CompiledForest(model)
+    test = np.where(rng.random((200, 6)) < 0.4, np.nan, rng.integers(0, 3, size=(200, 6)).astype(float))
+    expected = model.decision_function(test).reshape(len(test), -1)
+    np.testing.assert_allclose(forest.decision_function(test), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(forest.decision_function(test[:1]), expected[:1], rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="6 columns"):
+        forest.decision_function(test[:, :5])

@@ -414,8 +414,9 @@ def test_the_atypical_percentile_is_uniform_over_class_balanced_cases(kb):
     assert abs((percentiles < 0.10).mean() - 0.10) < 0.06
     assert abs(np.median(percentiles) - 0.5) < 0.08
     # settled early, the usual case is measured on the first 50 references (2 per class): the
-    # same distribution, with that smaller reference's sampling error on top (sd about 0.04
-    # at the 10th percentile and 0.07 at the median); tolerances of 3 sd
+    # same distribution, but the 50 references' own sampling error is shared by every case and
+    # dominates the 500 cases' binomial sd of 0.013: where the 50 place the 10th percentile has
+    # sd sqrt(0.1 * 0.9 / 50) = 0.04, the median sqrt(0.25 / 50) = 0.07; tolerances of 3 sd
     settled = np.array([evidence_percentile(row, kb, settle_at=0.01).percentile for row in rows])
     assert abs((settled < 0.10).mean() - 0.10) < 0.13
     assert abs(np.median(settled) - 0.5) < 0.21

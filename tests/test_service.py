@@ -226,3 +226,59 @@ def test_errors_before_the_routes_carry_the_disclaimer_header(client):
     big = client.post("/v1/assess", content=b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}",
                       headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.headers[DISCLAIMER_HEADER] == DISCLAIMER
+
+
+def test_before_the_model_is_warm_requests_wait_in_a_thread_and_health_checks_still_answer(tiny_diagnoser):
+    """While the warm-up holds the explainer (here: its lock, held by the test), a /v1 request
+    waits in a worker thread, not in the event loop, so /readyz answers 503 at once; the
+    request is answered when the explainer is free."""
+    import threading
+
+    app = create_app(tiny_diagnoser)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert app.state.ready.wait(60)
+        app.state.ready.clear()
+        lock = tiny_diagnoser.attribution_._lock
+        lock.acquire()
+        answers = []
+        try:
+            waiting = threading.Thread(target=lambda: answers.append(c.post("/v1/assess", json={"findings": EXAMPLE_FINDINGS})))
+            waiting.start()
+            waiting.join(0.5)
+            assert waiting.is_alive()  # held up by the explainer
+            health = []  # asked from a thread, so that a blocked event loop fails the test instead of hanging it
+            probe = threading.Thread(target=lambda: health.extend([c.get("/readyz").status_code, c.get("/healthz").status_code]))
+            probe.start()
+            probe.join(10)
+            assert health == [503, 200]
+        finally:
+            lock.release()
+        waiting.join(30)
+        app.state.ready.set()
+    assert answers and answers[0].status_code == 200, answers
+
+
+def test_the_assessment_schema_in_the_openapi_document_resolves(client):
+    """The 200 answer of /v1/assess is described by the assessment's JSON Schema, whose
+    references point into the OpenAPI document's components."""
+    spec = client.get("/openapi.json").json()
+    schema = spec["paths"]["/v1/assess"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    refs = []
+
+    def collect(node):
+        if isinstance(node, dict):
+            refs.extend(v for k, v in node.items() if k == "$ref")
+            for v in node.values():
+                collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(schema)
+    collect(spec.get("components", {}))
+    assert refs
+    for ref in refs:
+        target = spec
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        assert isinstance(target, dict), ref
