@@ -23,7 +23,7 @@ import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine, median_seconds  # noqa: E402
 from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
 from crampdx.model.diagnoser import Diagnoser  # noqa: E402
-from crampdx.synthetic.predictive import reference_cases  # noqa: E402
+from crampdx.synthetic.typicality import reference_cases  # noqa: E402
 
 
 def load_or_train() -> Diagnoser:

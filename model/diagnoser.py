@@ -35,7 +35,8 @@ from crampdx.model.red_flags import RedFlag, red_flags
 from crampdx.model.results import Atypicality, Cause, Explanation, NextFinding
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
-from crampdx.synthetic.predictive import draw_within_ranges, evidence_percentile
+from crampdx.synthetic.predictive import draw_within_ranges
+from crampdx.synthetic.typicality import evidence_percentile
 
 __all__ = ["Diagnoser"]
 

@@ -8,7 +8,7 @@ import crampdx.synthetic as synthetic
 from crampdx.contract.case import validate_case
 from crampdx.synthetic.lumping import class_balanced_log_evidence, lumped_knowledge
 from crampdx.synthetic.posterior import class_posterior_and_evidence
-from crampdx.synthetic.predictive import TIE_TOLERANCE, _partition_cells, evidence_percentile, reference_cases
+from crampdx.synthetic.typicality import TIE_TOLERANCE, _partition_cells, evidence_percentile, reference_cases
 
 # findings sets that exercise: level and numeric findings, a family whose parent is not
 # assessed (egfr without hemodialysis), a family with its parent, age and sex

@@ -10,7 +10,7 @@ import pytest
 
 from crampdx.synthetic.examples import EXAMPLES_PATH, ExampleError, load_examples, parse_examples
 from crampdx.synthetic import posterior_from_codes
-from crampdx.synthetic.predictive import evidence_percentile
+from crampdx.synthetic.typicality import evidence_percentile
 
 MAIN_CAUSES = {
     "idiopathic_nocturnal", "pad_claudication", "critical_limb_ischemia", "diabetic_polyneuropathy",

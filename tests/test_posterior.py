@@ -390,7 +390,7 @@ def test_posterior_is_sharper_with_more_findings(cases_posterior, cases, complet
 
 
 def test_the_atypical_reference_has_every_class_equally(kb):
-    from crampdx.synthetic.predictive import reference_cases
+    from crampdx.synthetic.typicality import reference_cases
 
     codes, weights = reference_cases(kb, 1000, 20_011)
     assert len(codes) == 1000 and np.all(weights == 1.0)
@@ -403,7 +403,7 @@ def test_the_atypical_percentile_is_uniform_over_class_balanced_cases(kb):
     """Fresh cases drawn equally from every class, with one assessed set, fall below the
     10th percentile about 10 % of the time. Tolerance 0.06: binomial sd of 500 cases 0.013
     plus the reference's own sampling error (1,000 cases, sd about 0.01), with room."""
-    from crampdx.synthetic.predictive import evidence_percentile, reference_cases
+    from crampdx.synthetic.typicality import evidence_percentile, reference_cases
 
     fresh, _ = reference_cases(kb, 500, 4242)  # a different seed: independent of the reference
     assessed = [kb.schema.position(f) for f in ("cramp_timing", "potassium", "pedal_pulses", "urge_to_move",
