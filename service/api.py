@@ -74,8 +74,11 @@ QUICK_EXPLANATIONS = 3
 async def compute(request: Request, work: Callable[[], T], *, slow: bool) -> T:
     """Run ``work`` in the event loop, or, when ``slow`` or before the model is warmed up, in a
     worker thread of the app's slow lane (one at a time)."""
-    if slow or not request.app.state.ready.is_set():
-        return await anyio.to_thread.run_sync(work, limiter=request.app.state.slow_lane)
+    state = request.app.state
+    if slow or not state.ready.is_set():
+        if getattr(state, "slow_lane", None) is None:  # made in the loop that serves (no await in between)
+            state.slow_lane = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(work, limiter=state.slow_lane)
     return work()
 
 

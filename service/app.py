@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Iterable
 
-import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -76,7 +75,6 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.slow_lane = anyio.CapacityLimiter(1)  # see api.compute
         threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
         yield
 

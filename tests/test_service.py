@@ -282,3 +282,11 @@ def test_the_assessment_schema_in_the_openapi_document_resolves(client):
         for part in ref.removeprefix("#/").split("/"):
             target = target[part]
         assert isinstance(target, dict), ref
+
+
+def test_an_app_served_without_its_lifespan_still_answers(tiny_diagnoser):
+    """A server that skips the lifespan (no warm-up, so never "ready") still answers, in the slow lane."""
+    c = TestClient(create_app(tiny_diagnoser), raise_server_exceptions=False)  # not entered: no lifespan
+    response = c.post("/v1/assess", json={"findings": EXAMPLE_FINDINGS})
+    assert response.status_code == 200, response.text
+    assert c.get("/readyz").status_code == 503
