@@ -39,7 +39,6 @@ _ERRORS = {
 }
 
 
-
 def _in_components(node: Any) -> Any:
     """A JSON Schema node with its ``#/$defs/X`` references pointed at OpenAPI components."""
     if isinstance(node, dict):
@@ -105,8 +104,8 @@ async def assess(body: AssessRequest, request: Request) -> JSONResponse:
         len(explain) if isinstance(explain, list) else explain) > QUICK_EXPLANATIONS
     record = await compute(request, lambda: diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
                                                              atypical=body.atypical).to_dict(), slow=slow)
-    # Returned as a response, not a dict: the record is already JSON-ready, and FastAPI's
-    # re-encoding of a dict this size would cost about as much as ranking the case.
+    # Returned as a response, not a dict: the record is already JSON-ready (a returned dict
+    # would be validated and encoded again by FastAPI).
     return JSONResponse(record)
 
 
