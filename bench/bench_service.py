@@ -12,8 +12,10 @@ falls on all alike):
   percent of a core, where Python clients took one of the machine's two cores for
   themselves (httpx: ~5 ms of client CPU per request, more than the server's). Reported:
   throughput, p50/p95 latency, errors (connection errors, timeouts and non-2xx answers),
-  and the server's own CPU milliseconds per request (all its processes, from /proc: the
-  figure least disturbed by other work on the machine);
+  the server's own CPU milliseconds per request (all its processes, from /proc: the
+  figure least disturbed by other work on the machine), and how the connections were split
+  between the server's processes (``ss``; kept alive, so the split made at the start holds
+  for the run, and an uneven one leaves one process with more than its share);
 * open loop (``--rates``): requests arriving at random (Poisson) at each rate in turn
   whatever the answers, latency counted from each request's arrival time (httpx); reported
   per rate, and the largest rate whose p95 stays within the target.
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -41,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -151,10 +155,28 @@ def _wrk_files(cases: list[dict], folder: Path) -> dict[bool, tuple[Path, Path]]
 
 
 def _closed_loop(base: str, files: tuple[Path, Path], clients: int, seconds: float) -> dict:
+    """wrk's figures, and how its connections were split between the server's processes
+    (they are kept alive, so the split made at the start holds for the run)."""
     script, bodies = files
     command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), base, "--", str(bodies)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as wrk:
+        time.sleep(seconds / 2)
+        split = _connections_by_process(int(base.rsplit(":", 1)[1]))
+        output, _ = wrk.communicate()
+    if wrk.returncode:
+        sys.exit(f"wrk failed (exit {wrk.returncode})")
+    return {**json.loads(output.strip().splitlines()[-1]), "split": split}
+
+
+def _connections_by_process(port: int) -> str:
+    """Established connections to ``port`` per server process, largest first (``ss``), e.g. "12/8"."""
+    try:
+        listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                                 capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    counts = Counter(re.findall(r"pid=(\d+)", listing))
+    return "/".join(str(n) for n in sorted(counts.values(), reverse=True)) or "?"
 
 
 async def _open_loop(base: str, cases: list[dict], rate: float, seconds: float, seed: int):
@@ -188,7 +210,7 @@ def _row(latencies: list[float], errors: int, elapsed: float, cpu: float) -> dic
 def _wrk_row(result: dict, cpu: float) -> dict:
     n = result["requests"]
     return {"n": n, "rate": n / result["seconds"], "p50": result["p50_ms"], "p95": result["p95_ms"],
-            "errors": result["errors"], "cpu_ms": 1000 * cpu / max(1, n)}
+            "errors": result["errors"], "cpu_ms": 1000 * cpu / max(1, n), "split": result["split"]}
 
 
 def _label(server: str) -> str:
@@ -196,8 +218,9 @@ def _label(server: str) -> str:
 
 
 def _show(label: str, r: dict) -> str:
+    split = f", connections per process {r['split']}" if "split" in r else ""
     return (f"{label}: {r['n']:,} requests, {r['rate']:.0f}/s, p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, "
-            f"errors {r['errors']}, server CPU {r['cpu_ms']:.1f} ms/request")
+            f"errors {r['errors']}, server CPU {r['cpu_ms']:.1f} ms/request{split}")
 
 
 def main() -> None:
@@ -250,7 +273,8 @@ def main() -> None:
         errors = sum(r["errors"] for r in rows)
         print(f"median of {args.runs} runs at {args.clients} clients, {_label(w)}, atypical {'on ' if atypical else 'off'}: "
               f"{median['rate']:.0f} requests/s, p50 {median['p50']:.1f} ms, p95 {median['p95']:.1f} ms "
-              f"(target <= {TARGET_MS:g}), errors {errors} (target 0), server CPU {median['cpu_ms']:.1f} ms/request")
+              f"(target <= {TARGET_MS:g}), errors {errors} (target 0), server CPU {median['cpu_ms']:.1f} ms/request"
+              f"; connections per process, run by run: {', '.join(r['split'] for r in rows)}")
         ok &= errors == 0
     ok &= any(statistics.median(r["p95"] for r in results[w, True]) <= TARGET_MS for w in servers if (w, True) in results)
     for w in servers:
