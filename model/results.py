@@ -153,8 +153,8 @@ class Atypicality:
     percentile: float  # among generated cases with the same assessed findings
     log_evidence: float
     message: str | None
-    # how many such cases: all of them (1,000) when the case is near or below the threshold,
-    # fewer once enough fall below it to settle that it is not (evidence_percentile's settle_at);
+    # how many such cases: all of them (1,000) when the case is below the threshold, fewer
+    # once enough fall below the case to settle that it is not (evidence_percentile's settle_at);
     # 0 for an impossible case
     reference_cases: int
 
