@@ -190,7 +190,12 @@ class Diagnoser:
         """Calibrated scores of one case, shape (n_classes,): for results known only as a
         range, the mean score over values drawn from the range (so the explanation, the mean
         of the draws' SHAP values, still adds up to the score)."""
-        return self.scores(self._rows(self.case(case))).mean(axis=0)
+        return self._rows_and_scores(self.case(case))[1]
+
+    def _rows_and_scores(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+        """The rows the model scores for one case (:meth:`_rows`) and their mean score."""
+        rows = self._rows(case)
+        return rows, self.scores(rows).mean(axis=0)
 
     def _causes(self, scores: np.ndarray) -> list[Cause]:
         probabilities = softmax(scores)
@@ -248,8 +253,8 @@ class Diagnoser:
         unknown = [c for c in cause_ids if c not in self.class_ids_]
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
-        rows = self._rows(case) if rows is None else rows
-        scores = self.scores(rows).mean(axis=0) if scores is None else scores
+        if rows is None or scores is None:
+            rows, scores = self._rows_and_scores(case)
         values, base = self.shap_values(rows, [self.class_ids_.index(c) for c in cause_ids])
         return explanations(case, scores, values.mean(axis=0), base, self.class_ids_, self.knowledge_, cause_ids)
 
@@ -310,8 +315,7 @@ class Diagnoser:
         elif not isinstance(explain, Sequence):
             explain = _whole_number(explain, "explain", least=0)
         case = self.case(case)
-        rows = self._rows(case)
-        scores = self.scores(rows).mean(axis=0)
+        rows, scores = self._rows_and_scores(case)
         causes = self._causes(scores)
         explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         differential = softmax(scores)

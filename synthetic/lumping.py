@@ -8,7 +8,7 @@ over components, they can be replaced by one component carrying their summed wei
 do not depend on the age band or sex, so a typical set of findings leaves a few hundred
 distinct components of the 867 (all of them once age is among the findings). The
 atypical-case check scores its larger blocks of reference cases against the lumped mixture;
-up to :data:`FEW_CASES` cases are scored against the whole (cached) mixture, cheaper there.
+up to :data:`FEW_CASES` cases are scored against the whole mixture, cheaper there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable
 __all__ = ["class_balanced_log_evidence", "family_closure", "lumped_knowledge", "table_types"]
 
 _EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
-# Up to this many cases are scored against the whole (cached) class-balanced mixture at once.
+# Up to this many cases are scored against the whole class-balanced mixture at once.
 FEW_CASES = 128
 
 
@@ -136,7 +136,7 @@ def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_id
     codes = np.asarray(codes, dtype=float)
     intervals = intervals or {}
     if len(codes) <= FEW_CASES:  # lumping or splitting by age band costs more than it saves
-        return _log_sum(component_log_joint(codes, _balanced_whole(kb), intervals))
+        return _log_sum(component_log_joint(codes, _balanced(kb), intervals))
     age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
     if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
         return _log_sum(component_log_joint(codes, _balanced(lumped_knowledge(kb, finding_ids)), intervals))
@@ -156,12 +156,6 @@ def _balanced(kb: KnowledgeBase) -> KnowledgeBase:
     log_prior = np.log([c.prior for c in kb.classes])
     return dataclasses.replace(
         kb, component_log_weight=kb.component_log_weight - log_prior[kb.component_class] - np.log(len(kb.classes)))
-
-
-@lru_cache(maxsize=4)
-def _balanced_whole(kb: KnowledgeBase) -> KnowledgeBase:
-    """The class-balanced mixture of all components, kept (its tables keep their log-weights)."""
-    return _balanced(kb)
 
 
 @lru_cache(maxsize=4)
