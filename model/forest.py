@@ -12,6 +12,12 @@ assessed meets none of them ends in that same leaf for this case (a missing valu
 takes the side the node learned for it). So the scores of the empty case are kept, and a
 case walks only the trees whose empty-case path meets a finding it assesses, adding the
 change of their leaves: a sixth to a half of the trees for typical cases.
+
+A step of the walk is three gathers and a comparison: each node reads its feature from a copy
+of the case whose missing values stand at the side the node sends them to (``-inf`` left,
+``+inf`` right), and goes right when the value is above its threshold (the ``x <= threshold``
+of scikit-learn, turned round; a split of everything but the missing values, whose threshold
+is ``+inf``, compares with the largest float instead, as does an infinite value).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["CompiledForest"]
+
+_LARGEST = np.finfo(float).max
 
 
 class CompiledForest:
@@ -69,6 +77,12 @@ class CompiledForest:
         self.n_features_in_ = int(estimator.n_features_in_)
         self.tree_class_ = np.tile(np.arange(self.n_classes_), len(iterations))
         self._index_empty_case_paths()
+        # the walk's own arrays (pointer-sized indices: no conversion at each gather)
+        self._side_feature = (~self.missing_left_).astype(np.intp) * self.n_features_in_ + self.feature_
+        self._split_at = np.minimum(self.threshold_, _LARGEST)
+        self._next = self.children_.astype(np.intp).ravel()  # node i's (left, right) at 2i, 2i + 1
+        self._roots = self.roots_.astype(np.intp)
+        self._empty_value = self.value_[self.empty_leaf_]
 
     def _index_empty_case_paths(self) -> None:
         """The leaf each tree gives a case with nothing assessed, the resulting scores, and
@@ -111,14 +125,19 @@ class CompiledForest:
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected a 2-d array of cases with {self.n_features_in_} columns, got shape {X.shape}")
         trees = self.trees_to_walk(X)
-        n = X.shape[0]
-        node = np.broadcast_to(self.roots_[trees], (n, len(trees)))
-        flat = X.ravel()
-        offset = (np.arange(n) * X.shape[1])[:, None]
+        n, m = X.shape
+        finite = np.minimum(X, _LARGEST)  # +inf goes left of a +inf threshold, as x <= threshold
+        sides = np.empty((n, 2, m))  # a case's values, its missing ones sent left, then right
+        sides[:, 0] = np.where(np.isnan(X), -np.inf, finite)
+        sides[:, 1] = np.where(np.isnan(X), np.inf, finite)
+        flat = sides.ravel()
+        node, cell = self._roots[trees], self.tree_class_[trees]
+        if n > 1:
+            node = np.broadcast_to(node, (n, len(trees)))
+            offset = (np.arange(n) * 2 * m)[:, None]
+            cell = (np.arange(n)[:, None] * self.n_classes_ + cell).ravel()
         for _ in range(self.depth_):  # leaves point to themselves, so extra steps are harmless
-            x = flat[offset + self.feature_[node]]
-            go_right = ~np.where(np.isnan(x), self.missing_left_[node], x <= self.threshold_[node])
-            node = self.children_[node, go_right.view(np.int8)]
-        change = self.value_[node] - self.value_[self.empty_leaf_[trees]]
-        cell = (np.arange(n)[:, None] * self.n_classes_ + self.tree_class_[trees]).ravel()
+            x = flat[self._side_feature[node] if n == 1 else offset + self._side_feature[node]]
+            node = self._next[2 * node + (x > self._split_at[node])]
+        change = self.value_[node] - self._empty_value[trees]
         return self.empty_scores_ + np.bincount(cell, weights=change.ravel(), minlength=n * self.n_classes_).reshape(n, -1)

@@ -85,3 +85,21 @@ def test_small_and_binary_models_score_as_scikit_learn_does(n_classes, max_iter)
     np.testing.assert_allclose(forest.decision_function(test[:1]), expected[:1], rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="6 columns"):
         forest.decision_function(test[:, :5])
+
+
+def test_infinite_values_and_splits_of_the_missing_values_follow_scikit_learn():
+    """A split that sends the missing values one way and every value the other has threshold
+    +inf: +inf, -inf, missing and values on the thresholds go where scikit-learn sends them,
+    one case at a time and in batches."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, size=(800, 4)).astype(float)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    y = (np.isnan(X[:, 0]) + 2 * (X[:, 1] > 0) + np.isnan(X[:, 2])) % 3
+    model = HistGradientBoostingClassifier(max_iter=10, max_depth=3, early_stopping=False).fit(X, y)
+    forest = CompiledForest(model)
+    assert np.isposinf(forest.threshold_[~forest.is_leaf_]).any()
+    test = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1.0, 2.0, 0.5], size=(300, 4))
+    expected = model.decision_function(test)
+    np.testing.assert_allclose(forest.decision_function(test), expected, rtol=0, atol=1e-9)
+    for row in range(0, 300, 7):
+        np.testing.assert_allclose(forest.decision_function(test[row:row + 1]), expected[row:row + 1], rtol=0, atol=1e-9)
