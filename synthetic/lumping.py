@@ -23,7 +23,8 @@ from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.posterior import Intervals, component_log_joint
 from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
-__all__ = ["class_balanced_log_evidence", "family_closure", "lumped_knowledge", "table_types"]
+__all__ = ["balanced_log_sum", "class_balanced_log_evidence", "class_log_evidence", "family_closure", "log_sum_exp", "lumped_knowledge",
+           "table_types"]
 
 _EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
 # Up to this many cases are scored against the whole class-balanced mixture at once.
@@ -40,20 +41,6 @@ def _parameters(table) -> np.ndarray:
         return table.band[:, None].astype(float)
     if isinstance(table, ConditionalTable):
         return np.column_stack([_parameters(table.default)] + [_parameters(v) for v in table.variants if v is not None])
-    raise TypeError(f"no lumping rule for a {type(table).__name__}")
-
-
-def _take(table, components: np.ndarray):
-    """The table restricted to ``components`` (in that order)."""
-    if isinstance(table, LevelTable):
-        return dataclasses.replace(table, probs=table.probs[components])
-    if isinstance(table, NormalTable):
-        return dataclasses.replace(table, loc=table.loc[components], scale=table.scale[components])
-    if isinstance(table, AgeTable):
-        return dataclasses.replace(table, band=table.band[components])
-    if isinstance(table, ConditionalTable):
-        return dataclasses.replace(table, default=_take(table.default, components),
-                                   variants=tuple(None if v is None else _take(v, components) for v in table.variants))
     raise TypeError(f"no lumping rule for a {type(table).__name__}")
 
 
@@ -101,10 +88,12 @@ def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> Knowledge
     # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
     telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
     types = table_types(kb)
-    key = kb.component_class.astype(np.int64)
-    for fid in telling:  # a mixed-radix key, re-numbered densely after each finding (never overflows)
-        key = key * (int(types[fid].max()) + 1) + types[fid]
-        key = np.unique(key, return_inverse=True)[1].reshape(-1)
+    # components with the same class and the same distribution of every telling finding: one lump
+    signature = np.column_stack([kb.component_class] + [types[fid] for fid in telling])
+    order = np.lexsort(signature.T)
+    starts = np.concatenate([[True], (signature[order[1:]] != signature[order[:-1]]).any(axis=1)])
+    key = np.empty(len(order), dtype=np.int64)
+    key[order] = np.cumsum(starts) - 1
     representative = np.full(int(key.max()) + 1, len(key))  # the first component of each lump
     np.minimum.at(representative, key, np.arange(len(key)))
     log_weight = np.full(len(representative), -np.inf)
@@ -114,15 +103,50 @@ def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> Knowledge
                                component_log_weight=log_weight)
 
 
+def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
+                       intervals: Intervals | None = None) -> np.ndarray:
+    """log p(x_S | c) for encoded cases assessed on (at most) ``finding_ids`` and every class
+    c, shape (n, C); a row of ``NaN`` for a case the knowledge base deems impossible
+    (``-inf`` for a class that cannot give the case).
+
+    Computed over the lumped mixture (:func:`lumped_knowledge`; up to :data:`FEW_CASES`
+    cases over the whole mixture), weighted as if every class were equally likely.
+    ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
+
+    Examples
+    --------
+    >>> from crampdx.synthetic.load import load_knowledge
+    >>> kb = load_knowledge()
+    >>> codes = np.full((1, len(kb.schema)), np.nan)  # nothing assessed: log 1 for every class
+    >>> bool(np.allclose(class_log_evidence(codes, kb, []), 0.0))
+    True
+    """
+    finding_ids = list(finding_ids)
+    codes = np.asarray(codes, dtype=float)
+    intervals = intervals or {}
+    age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
+    if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
+        lumped = _lumped_balanced(kb, frozenset(finding_ids))
+        return _class_log_sum(component_log_joint(codes, lumped, intervals), lumped)
+    if len(codes) <= FEW_CASES:  # splitting by age band costs more than it saves
+        return _class_log_sum(component_log_joint(codes, _balanced(kb), intervals), _balanced(kb))
+    # A known age rules out every component of another age band (probability 0): score each
+    # band's cases against that band's components only, a tenth of the whole.
+    out = np.empty((len(codes), len(kb.classes)))
+    band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
+    for b in np.unique(band):
+        rows = np.flatnonzero(band == b)
+        row_intervals = {i: intervals[r] for i, r in enumerate(rows) if r in intervals}
+        mixture = _balanced_band_mixtures(kb)[b]
+        out[rows] = _class_log_sum(component_log_joint(codes[rows], mixture, row_intervals), mixture)
+    return out
+
+
 def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
                                 intervals: Intervals | None = None) -> np.ndarray:
     """log (1/C) sum_c p(x_S | c) for encoded cases assessed on (at most) ``finding_ids``:
-    the evidence were each of the C classes equally likely a priori, shape (n,).
-
-    Computed as ``logsumexp_k(log w_k - log prior_c(k) + log p(x_S | k)) - log C`` over the
-    lumped mixture (:func:`lumped_knowledge`; up to :data:`FEW_CASES` cases over the whole
-    mixture); a case the knowledge base deems impossible
-    gets ``NaN``. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
+    the evidence were each of the C classes equally likely a priori, shape (n,); ``NaN`` for
+    a case the knowledge base deems impossible. See :func:`class_log_evidence`.
 
     Examples
     --------
@@ -132,37 +156,45 @@ def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_id
     >>> bool(np.isclose(class_balanced_log_evidence(codes, kb, [])[0], 0.0))
     True
     """
-    finding_ids = list(finding_ids)
-    codes = np.asarray(codes, dtype=float)
-    intervals = intervals or {}
-    if len(codes) <= FEW_CASES:  # lumping or splitting by age band costs more than it saves
-        return _log_sum(component_log_joint(codes, _balanced(kb), intervals))
-    age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
-    if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
-        return _log_sum(component_log_joint(codes, _balanced(lumped_knowledge(kb, finding_ids)), intervals))
-    # A known age rules out every component of another age band (probability 0): score each
-    # band's cases against that band's components only, a tenth of the whole.
-    out = np.empty(len(codes))
-    band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
-    for b in np.unique(band):
-        rows = np.flatnonzero(band == b)
-        row_intervals = {i: intervals[r] for i, r in enumerate(rows) if r in intervals}
-        out[rows] = _log_sum(component_log_joint(codes[rows], _balanced_band_mixtures(kb)[b], row_intervals))
-    return out
+    return balanced_log_sum(class_log_evidence(codes, kb, finding_ids, intervals))
 
 
-def _balanced(kb: KnowledgeBase) -> KnowledgeBase:
+def balanced_log_sum(class_log_evidence: np.ndarray) -> np.ndarray:
+    """log (1/C) sum_c exp(row), per row of per-class log-evidences (``NaN`` stays ``NaN``)."""
+    return log_sum_exp(class_log_evidence) - np.log(class_log_evidence.shape[1])
+
+
+def log_sum_exp(values: np.ndarray) -> np.ndarray:
+    """log sum exp along the last axis, for rows holding at least one finite value (a row
+    with a ``NaN`` gives ``NaN``); scipy's ``logsumexp`` does the same at several times the
+    cost for the atypical check's small arrays."""
+    top = values.max(axis=-1, keepdims=True)
+    return np.log(np.exp(values - top).sum(axis=-1)) + top[..., 0]
+
+
+def _balance(kb: KnowledgeBase) -> KnowledgeBase:
     """The mixture with weights w_k / (C prior of k's class): every class equally likely."""
     log_prior = np.log([c.prior for c in kb.classes])
     return dataclasses.replace(
         kb, component_log_weight=kb.component_log_weight - log_prior[kb.component_class] - np.log(len(kb.classes)))
 
 
+# Kept, each with the layout of its product (:func:`~crampdx.synthetic.design.joint_plan`).
+_balanced = lru_cache(maxsize=2)(_balance)
+
+
+@lru_cache(maxsize=16)
+def _lumped_balanced(kb: KnowledgeBase, finding_ids: frozenset[str]) -> KnowledgeBase:
+    """The class-balanced lumped mixture of ``finding_ids``, kept for the atypical check's
+    next block of references (the same findings)."""
+    return _balance(lumped_knowledge(kb, finding_ids))
+
+
 @lru_cache(maxsize=4)
 def _balanced_band_mixtures(kb: KnowledgeBase) -> dict[int, KnowledgeBase]:
     """Age band -> the class-balanced mixture of that band's components (kept: its tables
     keep their log-weights, so scoring a band's few cases costs little more than the product)."""
-    balanced = _balanced(kb)
+    balanced = _balance(kb)
     return {int(b): _restricted(balanced, np.flatnonzero(kb.component_band == b)) for b in np.unique(kb.component_band)}
 
 
@@ -172,11 +204,12 @@ def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
         kb, component_class=kb.component_class[components], component_profile=kb.component_profile[components],
         component_band=kb.component_band[components], component_sex=kb.component_sex[components],
         component_log_weight=kb.component_log_weight[components],
-        tables={fid: _take(table, components) for fid, table in kb.tables.items()})
+        tables={fid: table.take(components) for fid, table in kb.tables.items()})
 
 
-def _log_sum(joint: np.ndarray) -> np.ndarray:
-    """log sum_k exp(joint[:, k]) per row; NaN for a row of impossible components."""
+def _class_log_sum(joint: np.ndarray, balanced: KnowledgeBase) -> np.ndarray:
+    """log p(x | c) per row and class from the class-balanced joint of ``balanced``'s components
+    (``joint`` is overwritten); a row of NaN where every component is impossible."""
     top = joint.max(axis=1)
     joint -= top[:, None]
     # exp() of a number it rounds to 0 takes numpy's slow path: only exponentiate the rest
@@ -184,7 +217,11 @@ def _log_sum(joint: np.ndarray) -> np.ndarray:
     counted = joint > _EXP_UNDERFLOW
     scaled = np.zeros_like(joint)
     scaled[counted] = np.exp(joint[counted])
+    n_classes = len(balanced.classes)
+    for_class = np.zeros((balanced.n_components, n_classes))
+    for_class[np.arange(balanced.n_components), balanced.component_class] = 1.0
+    by_class = scaled @ for_class  # sum_{k in c} w_k p(x | k) / (C prior_c) = p(x | c) / C, scaled by e^-top
     with np.errstate(divide="ignore"):
-        out = np.log(scaled.sum(axis=1)) + top
+        out = np.log(by_class) + (top + np.log(n_classes))[:, None]
     out[top < NEG / 2] = np.nan
     return out

@@ -18,9 +18,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from crampdx.synthetic.design import joint_plan, level_onehot
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
-from crampdx.synthetic.tables import NEG, LevelTable
+from crampdx.synthetic.tables import NEG
 
 __all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior",
            "posterior_from_codes"]
@@ -53,37 +54,38 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
         words, or censored). Each contributes the probability mass of its range, exactly
         (``NaN`` in ``codes`` at those places).
     """
-    schema = kb.schema
     intervals = intervals or {}
-    grouped = set(kb.children) | {c for kids in kb.children.values() for c in kids}
+    plan = joint_plan(kb)
     # A finding no case assessed contributes log 1 = 0: leave it out of the product (a sparse
-    # batch, or the reference cases of the atypical check, then costs what it assesses).
+    # batch, or the reference cases of the atypical check, then costs what it assesses). A
+    # range's mass is added apart (its place in ``codes`` is NaN).
     ranged = {fid for entries in intervals.values() for fid in entries}
-    ids = schema.ids
     assessed = ~np.isnan(codes).all(axis=0)
-    seen = {f for f, column in zip(ids, assessed) if column} | ranged
-    alone = [(f, i) for i, f in enumerate(ids) if f in seen and f not in grouped]
-    levels = [(f, i) for f, i in alone if isinstance(kb.tables[f], LevelTable)]
-    designs = [kb.tables[f].design(codes[:, i]) for f, i in alone if not isinstance(kb.tables[f], LevelTable)]
-    weights = [kb.tables[f].log_weights() for f, _ in alone if not isinstance(kb.tables[f], LevelTable)]
-    if levels:  # every level finding's one-hot columns at once (one table at a time cost more than the product)
-        designs.append(_level_onehot(codes, [kb.tables[f].n_features for f, _ in levels], [i for _, i in levels]))
-        weights += [kb.tables[f].log_weights() for f, _ in levels]
+    designs, weights = [], []
+    for _, column, table in plan.others:
+        if assessed[column]:
+            designs.append(table.design(codes[:, column]))
+            weights.append(table.log_weights())
+    chosen = assessed[plan.level_columns]
+    if chosen.any():  # every level finding's one-hot columns at once (one table at a time cost more than the product)
+        designs.append(level_onehot(codes, plan.level_widths[chosen], plan.level_columns[chosen]))
+        weights.append(plan.level_weights[chosen[plan.level_owner]])
     families = []
-    for parent, kids in kb.children.items():
-        if parent not in seen and not seen.intersection(kids):
+    for family in plan.families:
+        kids_assessed = assessed[family.kid_columns]
+        if not assessed[family.parent_column] and not kids_assessed.any() and ranged.isdisjoint(family.kid_ids):
             continue
-        parent_onehot = kb.tables[parent].design(codes[:, schema.position(parent)])
-        parent_log = kb.tables[parent].log_weights().T  # log p(parent level | component), (K, L_parent)
-        kid_design = np.hstack([kb.tables[c].design(codes[:, schema.position(c)]) for c in kids])
-        kid_weights = [np.vstack([kb.tables[c].given(level).log_weights() for c in kids]) for level in range(parent_log.shape[1])]
+        parent_onehot = family.parent_table.design(codes[:, family.parent_column])
+        kid_design = np.hstack([family.kid_tables[j].design(codes[:, family.kid_columns[j]]) for j in np.flatnonzero(kids_assessed)]
+                               or [np.zeros((len(codes), 0))])
+        kid_weights = [level_weights[kids_assessed[family.kid_owner]] for level_weights in family.kid_weights]
         # A parent that is assessed at level p makes the family linear again:
         # 1[parent = p] * (log p(p | k) + children's terms under p).
         for level, level_weights in enumerate(kid_weights):
             indicator = parent_onehot[:, level:level + 1]
             designs += [indicator, indicator * kid_design]
-            weights += [parent_log[None, :, level], level_weights]
-        families.append((parent, parent_onehot.sum(axis=1) == 0, kid_design, parent_log, kid_weights))
+            weights += [family.parent_log[None, :, level], level_weights]
+        families.append((family.parent, parent_onehot.sum(axis=1) == 0, kid_design, family.parent_log, kid_weights))
     out = np.zeros((len(codes), kb.n_components)) + kb.component_log_weight
     if designs:
         out += np.hstack(designs) @ np.vstack(weights)
@@ -91,7 +93,8 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
     for parent, missing, kid_design, parent_log, kid_weights in families:
         extra = per_level.get(parent, {})
         rows = np.flatnonzero(missing & kid_design.any(axis=1))
-        rows = np.union1d(rows, [r for r in extra if missing[r]]).astype(int)
+        if extra:
+            rows = np.union1d(rows, [r for r in extra if missing[r]]).astype(int)
         if len(rows):
             terms = None
             if extra:  # only rows with a child's range carry extra terms
@@ -101,17 +104,6 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
                         terms[i] = extra[r]
             out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights, terms)
     return out
-
-
-def _level_onehot(codes: np.ndarray, widths: list[int], columns: list[int]) -> np.ndarray:
-    """The one-hot design of several level findings side by side (``widths`` levels each,
-    read from ``columns`` of ``codes``), as each table's ``design`` would give it."""
-    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
-    values = codes[:, columns]
-    rows, which = np.nonzero(~np.isnan(values))
-    onehot = np.zeros((len(codes), int(sum(widths))))
-    onehot[rows, offsets[which] + values[rows, which].astype(np.int64)] = 1.0
-    return onehot
 
 
 def _add_interval_terms(out: np.ndarray, codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> dict:

@@ -51,6 +51,17 @@ def _kept(log_weights):
     return kept
 
 
+def _with_weights(taken, table, components: np.ndarray):
+    """``taken`` (``table`` restricted to ``components``) keeping the columns of the log-weights
+    ``table`` has already computed, rather than computing them again."""
+    weights = table.__dict__.get("_log_weights")
+    if weights is not None:
+        weights = weights[:, components]
+        weights.flags.writeable = False
+        object.__setattr__(taken, "_log_weights", weights)
+    return taken
+
+
 def safe_log(p: np.ndarray) -> np.ndarray:
     """Natural log with exact zeros mapped to ``NEG``."""
     p = np.asarray(p, dtype=float)
@@ -85,6 +96,10 @@ class LevelTable:
     @_kept
     def log_weights(self) -> np.ndarray:
         return safe_log(self.probs).T
+
+    def take(self, components: np.ndarray) -> "LevelTable":
+        """The table of ``components`` only (in that order)."""
+        return _with_weights(LevelTable(self.probs[components]), self, components)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +145,11 @@ class NormalTable:
         z = lambda x: (self._t(x) - self.loc) / self.scale  # noqa: E731
         inside = _log_normal_mass(z(max(low, self.low)), z(min(high, self.high)))
         return np.maximum(inside - self._log_truncation_mass(), NEG)
+
+    def take(self, components: np.ndarray) -> "NormalTable":
+        """The table of ``components`` only (in that order)."""
+        taken = NormalTable(self.loc[components], self.scale[components], self.low, self.high, self.log_space, self.center)
+        return _with_weights(taken, self, components)
 
     def design(self, values: np.ndarray) -> np.ndarray:
         observed = ~np.isnan(values)
@@ -181,6 +201,10 @@ class AgeTable:
         onehot[rows, self.band_of(values[observed])] = 1.0
         return onehot
 
+    def take(self, components: np.ndarray) -> "AgeTable":
+        """The table of ``components`` only (in that order)."""
+        return _with_weights(AgeTable(self.edges, self.band[components]), self, components)
+
     @_kept
     def log_weights(self) -> np.ndarray:
         bands = np.arange(self.n_features)
@@ -200,6 +224,11 @@ class ConditionalTable:
     @property
     def n_features(self) -> int:
         return self.default.n_features
+
+    def take(self, components: np.ndarray) -> "ConditionalTable":
+        """The table of ``components`` only (in that order)."""
+        return ConditionalTable(self.parent, self.default.take(components),
+                                tuple(None if v is None else v.take(components) for v in self.variants))
 
     def given(self, parent_code: int):
         return self.variants[parent_code] or self.default

@@ -16,8 +16,7 @@ import pandas as pd
 
 from crampdx.synthetic.generate import generate
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.synthetic.lumping import class_balanced_log_evidence
-from crampdx.synthetic.posterior import class_posterior_and_evidence
+from crampdx.synthetic.lumping import balanced_log_sum, class_log_evidence, log_sum_exp
 
 __all__ = ["EvidencePercentile", "TIE_TOLERANCE", "evidence_percentile", "reference_cases"]
 
@@ -79,13 +78,13 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     A finding known only as a range is compared like with like: each reference case gives
     that finding as the cell of the same partition (below, within or above the range) its
     value falls in, so probabilities are compared with probabilities, not with densities.
-    References are scored with :func:`~crampdx.synthetic.lumping.class_balanced_log_evidence`
+    References are scored with :func:`~crampdx.synthetic.lumping.class_log_evidence`
     (exact, lumping the mixture components the case's assessed findings cannot tell apart),
     each block in one batch with the case, so a reference with the case's very findings ties
     with it.
 
-    With ``settle_at`` the references are scored a block at a time (twice the number of
-    classes, then eight times, then all, every block holding each class equally), stopping
+    With ``settle_at`` the references are scored a block at a time (2, 4, 8 and 16 times the
+    number of classes, then all, every block holding each class equally), stopping
     as soon as enough of them fall below the case that the percentile over all ``n_reference``
     cannot be below ``settle_at`` (a sequential Monte Carlo test, Besag & Clifford 1991):
     whether a case is below ``settle_at`` is decided exactly as with every reference, at a
@@ -106,15 +105,14 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     """
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     ranges = dict(ranges or {})
-    _, case_evidence = class_posterior_and_evidence(row, kb, {0: ranges})
-    if not np.isfinite(case_evidence[0]):
-        return EvidencePercentile(0.0, float(case_evidence[0]), 0)
     reference, weight = reference_cases(kb, n_reference, seed)
-    assessed = [fid for fid in kb.schema.ids if fid in ranges or not np.isnan(row[0, kb.schema.position(fid)])]
+    assessed = [fid for fid, known in zip(kb.schema.ids, ~np.isnan(row[0])) if known or fid in ranges]
     n_classes = len(kb.classes)
-    ends = [len(reference)] if settle_at is None else sorted({min(len(reference), k * n_classes) for k in (2, 8)} | {len(reference)})
+    log_prior = np.log([c.prior for c in kb.classes])
+    ends = [len(reference)] if settle_at is None else sorted({min(len(reference), k * n_classes) for k in (2, 4, 8, 16)} | {len(reference)})
     below = tied = counted = 0.0
     start = 0
+    case_evidence = None
     for end in ends:
         block = reference[start:end]
         batch = np.vstack([row, block])
@@ -124,7 +122,12 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
             cells = _partition_cells(block[:, kb.schema.position(fid)], bounds, kb.schema[fid].hard)
             for i, cell in enumerate(cells, start=1):
                 intervals.setdefault(i, {})[fid] = cell
-        balanced = class_balanced_log_evidence(batch, kb, assessed, intervals)
+        by_class = class_log_evidence(batch, kb, assessed, intervals)
+        if case_evidence is None:  # log p(x_S) = log sum_c prior_c p(x_S | c)
+            case_evidence = float(log_sum_exp(by_class[0] + log_prior))
+            if not np.isfinite(case_evidence):
+                return EvidencePercentile(0.0, float("-inf"), 0)
+        balanced = balanced_log_sum(by_class)
         case_balanced = balanced[0]  # this block's own: the case and its references along one code path
         tolerance = TIE_TOLERANCE * max(1.0, abs(case_balanced))  # equal findings, equal up to rounding
         block_weight = weight[start:end]
@@ -134,7 +137,7 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
         start = end
         if settle_at is not None and below + tied / 2 >= settle_at * weight.sum():
             break
-    return EvidencePercentile(float((below + tied / 2) / counted), float(case_evidence[0]), int(start))
+    return EvidencePercentile(float((below + tied / 2) / counted), case_evidence, int(start))
 
 
 def _partition_cells(values: np.ndarray, bounds: tuple[float, float], hard: tuple[float, float]) -> list[tuple[float, float]]:
