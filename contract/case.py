@@ -9,6 +9,7 @@ offending field at once with what it accepts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -68,11 +69,14 @@ class Case:
         """The case encoded: shape (1, n_findings), ``NaN`` where not assessed and where a
         result is known only as a range (see :attr:`intervals`)."""
         row = np.full((1, len(self.schema)), np.nan)
+        positions, codes = [], []
         for fid, value in self.values.items():
             finding = self.schema[fid]
             if isinstance(value, Interval):
                 continue
-            row[0, self.schema.position(fid)] = value if finding.is_numeric else finding.code(value)
+            positions.append(self.schema.position(fid))
+            codes.append(value if finding.is_numeric else finding.code(value))
+        row[0, positions] = codes
         return row
 
     @property
@@ -86,7 +90,15 @@ class Case:
 
     def describe(self, finding_id: str) -> str:
         """The entered value in clinical words, e.g. ``Potassium 2.9 mmol/L (low)``."""
-        return describe_value(self.schema[finding_id], self.values[finding_id], self.flags.get(finding_id))
+        text = self.descriptions.get(finding_id)
+        return text if text is not None else describe_value(self.schema[finding_id], self.values[finding_id],
+                                                             self.flags.get(finding_id))
+
+    @cached_property  # frozen: an assessment words each value for its findings, its explanations and its flags
+    def descriptions(self) -> dict[str, str]:
+        """Every entered value in clinical words (:meth:`describe`), in the order of :attr:`values`
+        (kept: read it, do not change it)."""
+        return {fid: describe_value(self.schema[fid], value, self.flags.get(fid)) for fid, value in self.values.items()}
 
     def with_values(self, **changes: Any) -> "Case":
         """A new validated case with some findings changed (``None`` removes one)."""

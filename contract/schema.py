@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -159,7 +160,7 @@ class Finding:
         levels.update({name: (low, high) for name, low, high in self.extra_qualitative})
         return levels
 
-    @property
+    @cached_property  # frozen: made once (every level answer a case gives looks it up)
     def level_ids(self) -> tuple[str, ...]:
         return tuple(level.id for level in self.levels)
 
@@ -201,7 +202,7 @@ class Schema:
         except KeyError:
             raise SchemaError(f"unknown finding {finding_id!r}") from None
 
-    @property
+    @cached_property
     def ids(self) -> tuple[str, ...]:
         return tuple(f.id for f in self.findings)
 

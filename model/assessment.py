@@ -113,7 +113,7 @@ class Assessment:
             "disclaimer": self.disclaimer,
             "model": self.model.to_dict(),
             "findings": case.to_dict(),
-            "findings_text": {fid: case.describe(fid) for fid in case},
+            "findings_text": dict(case.descriptions),
             "flags": dict(case.flags),
             "entries_not_used": dict(self.not_used),
             "n_causes": len(self.causes),

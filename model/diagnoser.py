@@ -197,14 +197,16 @@ class Diagnoser:
         rows = self._rows(case)
         return rows, self.scores(rows).mean(axis=0)
 
-    def _causes(self, scores: np.ndarray) -> list[Cause]:
-        probabilities = softmax(scores)
-        order = np.argsort(-probabilities, kind="stable")
-        causes = []
-        for i in order:
-            etiology = self.knowledge_.class_of(self.class_ids_[i])
-            causes.append(Cause(etiology.id, etiology.name, etiology.icd10, float(probabilities[i]), float(scores[i])))
-        return causes
+    def _causes(self, scores: np.ndarray, probabilities: np.ndarray | None = None) -> list[Cause]:
+        probabilities = softmax(scores) if probabilities is None else probabilities
+        order = np.argsort(-probabilities, kind="stable").tolist()
+        p, s = probabilities.tolist(), scores.tolist()  # Python floats, as float() of each entry
+        return [Cause(*self._class_labels[i], p[i], s[i]) for i in order]
+
+    @cached_property
+    def _class_labels(self) -> tuple[tuple[str, str, str | None], ...]:
+        """(id, name, ICD-10 code) of each class position."""
+        return tuple((e.id, e.name, e.icd10) for e in map(self.knowledge_.class_of, self.class_ids_))
 
     def rank(self, case: CaseLike, top: int | None = None) -> list[Cause]:
         """The differential: causes sorted by probability (the full list sums to 1).
@@ -247,16 +249,17 @@ class Diagnoser:
         return self._explain(self.case(case), [cause_id])[0]
 
     def _explain(self, case: Case, cause_ids: Sequence[str], rows: np.ndarray | None = None,
-                 scores: np.ndarray | None = None) -> list[Explanation]:
-        """Explanations of ``cause_ids``; ``rows`` and ``scores`` (the case's :meth:`_rows` and
-        their mean score) when the caller has them already."""
+                 scores: np.ndarray | None = None, probabilities: np.ndarray | None = None) -> list[Explanation]:
+        """Explanations of ``cause_ids``; ``rows``, ``scores`` and ``probabilities`` (the case's
+        :meth:`_rows`, their mean score and its softmax) when the caller has them already."""
         unknown = [c for c in cause_ids if c not in self.class_ids_]
         if unknown:
             raise KeyError(f"unknown cause {unknown[0]!r}; expected one of {', '.join(self.class_ids_)}")
         if rows is None or scores is None:
-            rows, scores = self._rows_and_scores(case)
+            rows, scores, probabilities = *self._rows_and_scores(case), None
         values, base = self.shap_values(rows, [self.class_ids_.index(c) for c in cause_ids])
-        return explanations(case, scores, values.mean(axis=0), base, self.class_ids_, self.knowledge_, cause_ids)
+        return explanations(case, scores, values.mean(axis=0), base, self.class_ids_, self.knowledge_, cause_ids,
+                            probabilities)
 
     def red_flags(self, case: CaseLike) -> list[RedFlag]:
         """Alerts from the seed's clinical pitfalls, most severe first (rules, not the model)."""
@@ -316,14 +319,14 @@ class Diagnoser:
             explain = _whole_number(explain, "explain", least=0)
         case = self.case(case)
         rows, scores = self._rows_and_scores(case)
-        causes = self._causes(scores)
-        explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         differential = softmax(scores)
+        causes = self._causes(scores, differential)
+        explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         return Assessment(
             case=case,
             causes=tuple(causes),
             red_flags=tuple(red_flags(case, [c.id for c in causes])),
-            explanations=tuple(self._explain(case, explain_ids, rows, scores)) if explain_ids else (),
+            explanations=tuple(self._explain(case, explain_ids, rows, scores, differential)) if explain_ids else (),
             next_findings=(tuple(next_best_findings(case, differential, self.knowledge_, self.class_ids_, next_findings))
                            if next_findings else None),
             atypicality=self.atypical(case) if atypical else None,

@@ -22,7 +22,8 @@ ATYPICAL_PERCENTILE = 0.01
 
 
 def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: np.ndarray, class_ids: Sequence[str],
-                 knowledge: KnowledgeBase, cause_ids: Sequence[str]) -> list[Explanation]:
+                 knowledge: KnowledgeBase, cause_ids: Sequence[str],
+                 probabilities: np.ndarray | None = None) -> list[Explanation]:
     """One :class:`Explanation` per cause in ``cause_ids``.
 
     Parameters
@@ -33,18 +34,25 @@ def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: 
     shap_values : numpy.ndarray
         Calibrated SHAP values of the causes explained, shape (n_findings, len(cause_ids)), a
         column per cause in ``cause_ids`` order; ``base`` their expected values.
+    probabilities : numpy.ndarray, optional
+        ``softmax(scores)``, when the caller has it already.
     """
-    probabilities = softmax(scores)
+    probabilities = softmax(scores) if probabilities is None else probabilities
+    entered, not_entered = [], []  # (position, finding, its value in words); positions
+    for j, finding in enumerate(knowledge.schema):
+        if finding.id in case:
+            entered.append((j, finding, case.describe(finding.id)))
+        else:
+            not_entered.append(j)
     out = []
     for i, cause_id in enumerate(cause_ids):
         k = list(class_ids).index(cause_id)
-        contributions, not_assessed = [], 0.0
-        for j, finding in enumerate(knowledge.schema):
-            if finding.id in case:
-                contributions.append(Contribution(finding.id, finding.label, finding.section, case.describe(finding.id),
-                                                  float(shap_values[j, i])))
-            else:
-                not_assessed += float(shap_values[j, i])
+        column = shap_values[:, i].tolist()  # Python floats, as float() of each entry
+        contributions = [Contribution(finding.id, finding.label, finding.section, text, column[j])
+                         for j, finding, text in entered]
+        not_assessed = 0.0
+        for j in not_entered:  # one by one in schema order: the same sum as ever
+            not_assessed += column[j]
         contributions.sort(key=lambda c: -abs(c.contribution))
         etiology = knowledge.class_of(cause_id)
         out.append(Explanation(

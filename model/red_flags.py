@@ -7,7 +7,7 @@ reference numbers. Thresholds the seed does not state are labelled assumptions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from crampdx.contract.case import Case
@@ -40,9 +40,9 @@ class RedFlag:
     because: tuple[str, ...]
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["because"] = list(self.because)
-        return out
+        # field by field: dataclasses.asdict deep-copies every string, a large part of a flag's rendering
+        return {"id": self.id, "severity": self.severity, "title": self.title, "message": self.message,
+                "because": list(self.because)}
 
 
 def _present(case: Case, fid: str) -> bool:

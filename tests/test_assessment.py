@@ -16,6 +16,7 @@ from scipy.special import softmax
 from crampdx import DISCLAIMER
 from crampdx.contract import validate_case
 from crampdx.model.assessment import ASSESSMENT_FORMAT_VERSION, assessment_json_schema
+from crampdx.model.red_flags import red_flags
 from crampdx.synthetic import generate
 
 HYPOKALEMIA = {"potassium": 2.6, "weakness_reported": "present", "med_diuretic": "present", "age": 71, "sex": "female"}
@@ -208,3 +209,58 @@ def test_an_answer_the_entered_findings_rule_out_gets_no_probability(tiny_diagno
     assert all(p == 0.0 for label, p in pregnancy.answers if label != "not pregnant")
     for suggestion in suggestions:
         assert all(0.0 <= p <= 1.0 for _, p in suggestion.answers)
+
+
+def _plain_record(diagnoser, case, top: int, explain: int) -> dict:
+    """The assessment of ``case`` (atypical check off) rendered part by part the plain way:
+    each value worded on its own, each float taken one by one, each flag through
+    dataclasses.asdict, the probabilities recomputed from the scores."""
+    from dataclasses import asdict
+
+    from crampdx.contract.case import describe_value
+
+    schema, case = diagnoser.schema, diagnoser.case(case)
+    words = {fid: describe_value(schema[fid], value, case.flags.get(fid)) for fid, value in case.values.items()}
+    rows = diagnoser._rows(case)
+    scores = diagnoser.scores(rows).mean(axis=0)
+    probabilities = softmax(scores)
+    order = np.argsort(-probabilities, kind="stable")
+    causes = [{"id": c.id, "name": c.name, "icd10": c.icd10, "probability": float(probabilities[i]), "score": float(scores[i])}
+              for i in order for c in [diagnoser.knowledge_.class_of(diagnoser.class_ids_[i])]]
+    explained = [c["id"] for c in causes[:explain]]
+    values, base = diagnoser.shap_values(rows, [diagnoser.class_ids_.index(c) for c in explained])
+    values = values.mean(axis=0)
+    explanations = []
+    for i, cause in enumerate(explained):
+        contributions, not_assessed = [], 0.0
+        for j, finding in enumerate(schema):
+            if finding.id in case:
+                contributions.append({"finding_id": finding.id, "label": finding.label, "section": finding.section,
+                                      "text": words[finding.id], "contribution": float(values[j, i])})
+            else:
+                not_assessed += float(values[j, i])
+        contributions.sort(key=lambda c: -abs(c["contribution"]))
+        shown = next(c for c in causes if c["id"] == cause)
+        explanations.append({"cause_id": cause, "cause_name": shown["name"], "icd10": shown["icd10"],
+                             "probability": shown["probability"], "value": shown["score"], "base_value": float(base[i]),
+                             "contributions": contributions, "not_assessed": not_assessed,
+                             "n_not_assessed": len(schema) - len(case)})
+    flags = [{**asdict(flag), "because": list(flag.because)} for flag in red_flags(case, [c["id"] for c in causes])]
+    return {"findings": case.to_dict(), "findings_text": words, "flags": dict(case.flags), "n_causes": len(causes),
+            "differential": causes[:top], "red_flags": flags, "explanations": explanations,
+            "next_best_findings": None, "atypical": None}
+
+
+def test_the_record_is_the_plain_rendering_of_its_parts(tiny_diagnoser):
+    """Every number and word of the JSON record, exactly, against the assessment rendered the
+    plain way (generated cases, results known only as a range, flags, several explanations)."""
+    frame = generate(40, seed=31).drop(columns="etiology")
+    cases = [{k: v.item() if hasattr(v, "item") else v for k, v in row.dropna().items()} for _, row in frame.iterrows()]
+    cases += [{**HYPOKALEMIA, "potassium": "low", "gangrene": "present"}, {"sodium": "<125", "diabetes": "yes"}, {"age": 50}]
+    for k, case in enumerate(cases):
+        top, explain = 3 + k % 8, 1 + k % 4
+        record = tiny_diagnoser.assess(case, top=top, explain=explain, atypical=False).to_dict()
+        expected = _plain_record(tiny_diagnoser, case, top, explain)
+        assert json.dumps({key: record[key] for key in expected}) == json.dumps(expected), case
+        assert list(record) == ["format", "format_version", "created", "disclaimer", "model", *list(expected)[:3],
+                                "entries_not_used", *list(expected)[3:]]

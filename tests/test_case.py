@@ -169,3 +169,30 @@ def test_impossible_combinations_judges_level_ids_only_and_leaves_the_rest_to_va
 
     assert impossible_combinations({"sex": "male", "pregnancy": value}) == {}
     assert "pregnancy" in impossible_combinations({"sex": "male", "pregnancy": "trimester_3"})
+
+
+def test_the_words_of_a_case_are_each_values_own_and_a_finding_not_entered_has_none():
+    from crampdx.contract.case import describe_value
+    from crampdx.contract.schema import SchemaError
+
+    schema = load_schema()
+    case = validate_case({"potassium": 2.9, "sodium": "low", "creatine_kinase": ">2000", "pedal_pulses": "absent",
+                          "gangrene": "no", "age": 70, "cramp_timing": "nocturnal_at_rest"})
+    expected = {fid: describe_value(schema[fid], value, case.flags.get(fid)) for fid, value in case.values.items()}
+    assert case.descriptions == expected and list(case.descriptions) == list(case.values)
+    assert [case.describe(fid) for fid in case] == list(expected.values())
+    with pytest.raises(KeyError):
+        case.describe("magnesium")  # a finding not entered
+    with pytest.raises(SchemaError):
+        case.describe("kalium")  # no finding
+
+
+def test_codes_put_each_entered_value_at_its_finding_and_leave_ranges_out():
+    schema = load_schema()
+    case = validate_case({"potassium": 2.9, "sodium": "low", "pedal_pulses": "absent", "gangrene": "no", "age": 70})
+    expected = np.full((1, len(schema)), np.nan)
+    for fid, value in {"potassium": 2.9, "age": 70.0, "pedal_pulses": schema["pedal_pulses"].code("absent"),
+                       "gangrene": 0}.items():
+        expected[0, schema.position(fid)] = value
+    np.testing.assert_array_equal(case.codes(), expected)
+    assert np.isnan(validate_case({}).codes()).all() and validate_case({}).codes().shape == (1, len(schema))

@@ -104,3 +104,11 @@ def test_critical_laboratory_values_are_urgent(finding, value, shown):
 
 def test_abnormal_but_not_critical_values_raise_no_urgent_flag():
     assert "critical_laboratory_value" not in flags({"potassium": 3.1, "sodium": 131, "creatine_kinase": 900})
+
+
+def test_a_flag_renders_every_field_it_has():
+    from dataclasses import asdict
+
+    for flag in red_flags(validate_case({"gangrene": "present", "med_diuretic": "yes", "diabetes": "yes", "potassium": 2.2})):
+        assert flag.to_dict() == {**asdict(flag), "because": list(flag.because)}
+        assert list(flag.to_dict()) == list(asdict(flag))
