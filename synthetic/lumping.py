@@ -6,9 +6,9 @@ likelihoods ``p(x_S | k)`` that are equal for every case assessed on ``S`` alone
 over components, they can be replaced by one component carrying their summed weight:
 ``sum_k w_k p(x_S | k) = sum_groups (sum_{k in g} w_k) p(x_S | g)`` exactly. Many findings
 do not depend on the age band or sex, so a typical set of findings leaves a few hundred
-distinct components of the 867 (all of them once age is among the findings). The
-atypical-case check scores its larger blocks of reference cases against the lumped mixture;
-up to :data:`FEW_CASES` cases are scored against the whole mixture, cheaper there.
+distinct components of the 867 (all of them once age is among the findings, but then a
+case's age rules out every other age band's components). The atypical-case check scores
+its blocks of reference cases against the lumped mixture, kept from one block to the next.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from typing import Iterable
 import numpy as np
 
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.synthetic.posterior import Intervals, component_log_joint
+from crampdx.synthetic.posterior import Intervals, component_log_joint, grouped_log_joint
 from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
 __all__ = ["balanced_log_sum", "class_balanced_log_evidence", "class_log_evidence", "family_closure", "log_sum_exp", "lumped_knowledge",
            "table_types"]
 
 _EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
-# Up to this many cases are scored against the whole class-balanced mixture at once.
-FEW_CASES = 128
 
 
 def _parameters(table) -> np.ndarray:
@@ -109,8 +107,8 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     c, shape (n, C); a row of ``NaN`` for a case the knowledge base deems impossible
     (``-inf`` for a class that cannot give the case).
 
-    Computed over the lumped mixture (:func:`lumped_knowledge`; up to :data:`FEW_CASES`
-    cases over the whole mixture), weighted as if every class were equally likely.
+    Computed over the lumped mixture (:func:`lumped_knowledge`; with the age known, each
+    case over its age band's components only), weighted as if every class were equally likely.
     ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
 
     Examples
@@ -123,22 +121,21 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     """
     finding_ids = list(finding_ids)
     codes = np.asarray(codes, dtype=float)
-    intervals = intervals or {}
     age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
     if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
         lumped = _lumped_balanced(kb, frozenset(finding_ids))
-        return _class_log_sum(component_log_joint(codes, lumped, intervals), lumped)
-    if len(codes) <= FEW_CASES:  # splitting by age band costs more than it saves
-        return _class_log_sum(component_log_joint(codes, _balanced(kb), intervals), _balanced(kb))
-    # A known age rules out every component of another age band (probability 0): score each
-    # band's cases against that band's components only, a tenth of the whole.
-    out = np.empty((len(codes), len(kb.classes)))
+        return _class_log_sum(component_log_joint(codes, lumped, intervals), lumped.component_class, len(kb.classes))
+    # A known age rules out every component of another age band (probability 0): each case
+    # is scored against its band's components only, a tenth of the whole (lumping would
+    # merge few components once age tells the bands apart).
+    balanced = _balanced_by_band(kb)
     band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
-    for b in np.unique(band):
-        rows = np.flatnonzero(band == b)
-        row_intervals = {i: intervals[r] for i, r in enumerate(rows) if r in intervals}
-        mixture = _balanced_band_mixtures(kb)[b]
-        out[rows] = _class_log_sum(component_log_joint(codes[rows], mixture, row_intervals), mixture)
+    starts = np.searchsorted(balanced.component_band, np.arange(balanced.component_band.max() + 2))
+    groups = [(np.flatnonzero(band == b), slice(starts[b], starts[b + 1])) for b in np.unique(band) if 0 <= b < len(starts) - 1]
+    out = np.full((len(codes), len(kb.classes)), np.nan)
+    possible = [(rows, components) for rows, components in groups if components.stop > components.start]
+    for (rows, components), joint in zip(possible, grouped_log_joint(codes, balanced, possible, intervals)):
+        out[rows] = _class_log_sum(joint, balanced.component_class[components], len(kb.classes))
     return out
 
 
@@ -179,8 +176,11 @@ def _balance(kb: KnowledgeBase) -> KnowledgeBase:
         kb, component_log_weight=kb.component_log_weight - log_prior[kb.component_class] - np.log(len(kb.classes)))
 
 
-# Kept, each with the layout of its product (:func:`~crampdx.synthetic.design.joint_plan`).
-_balanced = lru_cache(maxsize=2)(_balance)
+@lru_cache(maxsize=2)
+def _balanced_by_band(kb: KnowledgeBase) -> KnowledgeBase:
+    """The whole class-balanced mixture with its components in age-band order (each band's
+    weights then a contiguous block of columns), kept with the layout of its product."""
+    return _restricted(_balance(kb), np.argsort(kb.component_band, kind="stable"))
 
 
 @lru_cache(maxsize=16)
@@ -188,14 +188,6 @@ def _lumped_balanced(kb: KnowledgeBase, finding_ids: frozenset[str]) -> Knowledg
     """The class-balanced lumped mixture of ``finding_ids``, kept for the atypical check's
     next block of references (the same findings)."""
     return _balance(lumped_knowledge(kb, finding_ids))
-
-
-@lru_cache(maxsize=4)
-def _balanced_band_mixtures(kb: KnowledgeBase) -> dict[int, KnowledgeBase]:
-    """Age band -> the class-balanced mixture of that band's components (kept: its tables
-    keep their log-weights, so scoring a band's few cases costs little more than the product)."""
-    balanced = _balance(kb)
-    return {int(b): _restricted(balanced, np.flatnonzero(kb.component_band == b)) for b in np.unique(kb.component_band)}
 
 
 def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
@@ -207,9 +199,10 @@ def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
         tables={fid: table.take(components) for fid, table in kb.tables.items()})
 
 
-def _class_log_sum(joint: np.ndarray, balanced: KnowledgeBase) -> np.ndarray:
-    """log p(x | c) per row and class from the class-balanced joint of ``balanced``'s components
-    (``joint`` is overwritten); a row of NaN where every component is impossible."""
+def _class_log_sum(joint: np.ndarray, component_class: np.ndarray, n_classes: int) -> np.ndarray:
+    """log p(x | c) per row and class from the class-balanced joint of components of
+    ``component_class`` (``joint`` is overwritten); a row of NaN where every component is
+    impossible."""
     top = joint.max(axis=1)
     joint -= top[:, None]
     # exp() of a number it rounds to 0 takes numpy's slow path: only exponentiate the rest
@@ -217,9 +210,8 @@ def _class_log_sum(joint: np.ndarray, balanced: KnowledgeBase) -> np.ndarray:
     counted = joint > _EXP_UNDERFLOW
     scaled = np.zeros_like(joint)
     scaled[counted] = np.exp(joint[counted])
-    n_classes = len(balanced.classes)
-    for_class = np.zeros((balanced.n_components, n_classes))
-    for_class[np.arange(balanced.n_components), balanced.component_class] = 1.0
+    for_class = np.zeros((len(component_class), n_classes))
+    for_class[np.arange(len(component_class)), component_class] = 1.0
     by_class = scaled @ for_class  # sum_{k in c} w_k p(x | k) / (C prior_c) = p(x | c) / C, scaled by e^-top
     with np.errstate(divide="ignore"):
         out = np.log(by_class) + (top + np.log(n_classes))[:, None]

@@ -13,7 +13,7 @@ parent is not assessed it is summed out exactly.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,8 @@ from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.synthetic.tables import NEG
 
-__all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "log_evidence", "posterior",
-           "posterior_from_codes"]
+__all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "grouped_log_joint",
+           "log_evidence", "posterior", "posterior_from_codes"]
 
 _CHUNK = 20_000
 
@@ -54,78 +54,129 @@ def component_log_joint(codes: np.ndarray, kb: KnowledgeBase, intervals: Interva
         words, or censored). Each contributes the probability mass of its range, exactly
         (``NaN`` in ``codes`` at those places).
     """
-    intervals = intervals or {}
-    plan = joint_plan(kb)
-    # A finding no case assessed contributes log 1 = 0: leave it out of the product (a sparse
-    # batch, or the reference cases of the atypical check, then costs what it assesses). A
-    # range's mass is added apart (its place in ``codes`` is NaN).
-    ranged = {fid for entries in intervals.values() for fid in entries}
-    assessed = ~np.isnan(codes).all(axis=0)
-    designs, weights = [], []
-    for _, column, table in plan.others:
-        if assessed[column]:
-            designs.append(table.design(codes[:, column]))
-            weights.append(table.log_weights())
-    chosen = assessed[plan.level_columns]
-    if chosen.any():  # every level finding's one-hot columns at once (one table at a time cost more than the product)
-        designs.append(level_onehot(codes, plan.level_widths[chosen], plan.level_columns[chosen]))
-        weights.append(plan.level_weights[chosen[plan.level_owner]])
-    families = []
-    for family in plan.families:
-        kids_assessed = assessed[family.kid_columns]
-        if not assessed[family.parent_column] and not kids_assessed.any() and ranged.isdisjoint(family.kid_ids):
-            continue
-        parent_onehot = family.parent_table.design(codes[:, family.parent_column])
-        kid_design = np.hstack([family.kid_tables[j].design(codes[:, family.kid_columns[j]]) for j in np.flatnonzero(kids_assessed)]
-                               or [np.zeros((len(codes), 0))])
-        kid_weights = [level_weights[kids_assessed[family.kid_owner]] for level_weights in family.kid_weights]
-        # A parent that is assessed at level p makes the family linear again:
-        # 1[parent = p] * (log p(p | k) + children's terms under p).
-        for level, level_weights in enumerate(kid_weights):
-            indicator = parent_onehot[:, level:level + 1]
-            designs += [indicator, indicator * kid_design]
-            weights += [family.parent_log[None, :, level], level_weights]
-        families.append((family.parent, parent_onehot.sum(axis=1) == 0, kid_design, family.parent_log, kid_weights))
-    out = np.zeros((len(codes), kb.n_components)) + kb.component_log_weight
-    if designs:
-        out += np.hstack(designs) @ np.vstack(weights)
-    per_level = _add_interval_terms(out, codes, kb, intervals)
-    for parent, missing, kid_design, parent_log, kid_weights in families:
-        extra = per_level.get(parent, {})
-        rows = np.flatnonzero(missing & kid_design.any(axis=1))
-        if extra:
-            rows = np.union1d(rows, [r for r in extra if missing[r]]).astype(int)
-        if len(rows):
+    everything = slice(None)
+    return _joint(_Product.of(codes, kb, intervals), kb, everything, everything)
+
+
+def grouped_log_joint(codes: np.ndarray, kb: KnowledgeBase, groups, intervals: Intervals | None = None) -> list[np.ndarray]:
+    """:func:`component_log_joint` of the rows of each group over that group's components
+    only: ``groups`` is a sequence of (row indices, component indices), and the result one
+    array (rows, components) per group. The cases' designs are built once for every group
+    (the atypical check scores each age band's cases against that band's components)."""
+    product = _Product.of(codes, kb, intervals)
+    return [_joint(product, kb, rows, components) for rows, components in groups]
+
+
+class _Product(NamedTuple):
+    """The parts of the product for a batch of cases, before any component is chosen."""
+
+    n_cases: int
+    design: np.ndarray | None  # (n, D)
+    weights: np.ndarray | None  # (D, K)
+    families: list  # (rows to sum over the parent, children's design, parent's log-weights (K, L), children's weights per level)
+    ranged: dict  # row -> summed log-mass (K,) of its ranges
+    per_level: dict  # parent -> row -> (levels, K): a child's range under a parent not assessed
+
+    @classmethod
+    def of(cls, codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None) -> "_Product":
+        intervals = intervals or {}
+        plan = joint_plan(kb)
+        # A finding no case assessed contributes log 1 = 0: leave it out of the product (a sparse
+        # batch, or the reference cases of the atypical check, then costs what it assesses). A
+        # range's mass is added apart (its place in ``codes`` is NaN).
+        ranged_ids = {fid for entries in intervals.values() for fid in entries}
+        assessed = ~np.isnan(codes).all(axis=0)
+        designs, weights = [], []
+        for _, column, table in plan.others:
+            if assessed[column]:
+                designs.append(table.design(codes[:, column]))
+                weights.append(table.log_weights())
+        chosen = assessed[plan.level_columns]
+        if chosen.any():  # every level finding's one-hot columns at once (one table at a time cost more than the product)
+            designs.append(level_onehot(codes, plan.level_widths[chosen], plan.level_columns[chosen]))
+            weights.append(plan.level_weights[chosen[plan.level_owner]])
+        families = []
+        for family in plan.families:
+            kids_assessed = assessed[family.kid_columns]
+            if not assessed[family.parent_column] and not kids_assessed.any() and ranged_ids.isdisjoint(family.kid_ids):
+                continue
+            parent_onehot = family.parent_table.design(codes[:, family.parent_column])
+            kid_design = np.hstack([family.kid_tables[j].design(codes[:, family.kid_columns[j]])
+                                    for j in np.flatnonzero(kids_assessed)] or [np.zeros((len(codes), 0))])
+            kid_weights = [level_weights[kids_assessed[family.kid_owner]] for level_weights in family.kid_weights]
+            # A parent that is assessed at level p makes the family linear again:
+            # 1[parent = p] * (log p(p | k) + children's terms under p).
+            for level, level_weights in enumerate(kid_weights):
+                indicator = parent_onehot[:, level:level + 1]
+                designs += [indicator, indicator * kid_design]
+                weights += [family.parent_log[None, :, level], level_weights]
+            families.append((family.parent, parent_onehot.sum(axis=1) == 0, kid_design, family.parent_log, kid_weights))
+        ranged, per_level = _interval_terms(codes, kb, intervals)
+        # the cases whose family must be summed over the parent's levels: parent missing, a child known
+        families = [(parent, missing & (kid_design.any(axis=1) | _rows_in(per_level.get(parent, {}), len(codes))),
+                     kid_design, parent_log, kid_weights) for parent, missing, kid_design, parent_log, kid_weights in families]
+        return cls(len(codes), np.hstack(designs) if designs else None, np.vstack(weights) if designs else None, families, ranged, per_level)
+
+
+def _joint(product: _Product, kb: KnowledgeBase, rows, components) -> np.ndarray:
+    """log p(findings, component) of ``product``'s ``rows`` and ``components`` (index arrays or slices)."""
+    row_ids = np.arange(product.n_cases)[rows]
+    out = np.tile(kb.component_log_weight[components], (len(row_ids), 1))
+    if product.design is not None:
+        out += product.design[row_ids] @ product.weights[:, components]
+    if product.ranged:
+        where = {int(r): i for i, r in enumerate(row_ids)}
+        for r, terms in product.ranged.items():
+            if r in where:
+                out[where[r]] += terms[components]
+    for parent, summed_out, kid_design, parent_log, kid_weights in product.families:
+        extra = product.per_level.get(parent, {})
+        local = np.flatnonzero(summed_out[row_ids])
+        if len(local):
             terms = None
             if extra:  # only rows with a child's range carry extra terms
-                terms = np.zeros((len(rows), len(kid_weights), kb.n_components))
-                for i, r in enumerate(rows):
-                    if r in extra:
-                        terms[i] = extra[r]
-            out[rows] += _sum_out_parent(kid_design[rows], parent_log, kid_weights, terms)
+                terms = np.zeros((len(local), len(kid_weights), out.shape[1]))
+                for i, r in enumerate(row_ids[local]):
+                    if int(r) in extra:
+                        terms[i] = extra[int(r)][:, components]
+            out[local] += _sum_out_parent(kid_design[row_ids[local]], parent_log[components],
+                                          [w[:, components] for w in kid_weights], terms)
     return out
 
 
-def _add_interval_terms(out: np.ndarray, codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> dict:
-    """Add each range's log-mass to ``out``; for a child whose parent is not assessed, return
-    its per-parent-level terms instead (parent -> row -> (levels, K)) to be summed out."""
+def _rows_in(rows, n: int) -> np.ndarray:
+    """A boolean mask of length ``n``, true at ``rows``."""
+    mask = np.zeros(n, dtype=bool)
+    mask[list(rows)] = True
+    return mask
+
+
+def _interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> tuple[dict, dict]:
+    """Each range's log-mass: summed per row (row -> (K,)), or, for a child whose parent is not
+    assessed, per parent level (parent -> row -> (levels, K)) to be summed out. Ranges repeat
+    (the atypical check's references give three cells per range): each is computed once."""
     parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    ranged: dict[int, np.ndarray] = {}
     per_level: dict[str, dict[int, np.ndarray]] = {}
+    masses: dict[tuple, np.ndarray] = {}
     for row, entries in intervals.items():
         for fid, (low, high) in entries.items():
-            table = kb.tables[fid]
             parent = parent_of.get(fid)
-            if parent is None:
-                out[row] += table.log_mass(low, high)
-                continue
-            terms = np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))])
-            code = codes[row, kb.schema.position(parent)]
-            if np.isnan(code):
-                family = per_level.setdefault(parent, {})
-                family[row] = family.get(row, 0.0) + terms
-            else:
-                out[row] += terms[int(code)]
-    return per_level
+            key = (fid, low, high)
+            if key not in masses:
+                table = kb.tables[fid]
+                masses[key] = (table.log_mass(low, high) if parent is None else
+                               np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))]))
+            terms = masses[key]
+            if parent is not None:
+                code = codes[row, kb.schema.position(parent)]
+                if np.isnan(code):
+                    family = per_level.setdefault(parent, {})
+                    family[row] = family.get(row, 0.0) + terms
+                    continue
+                terms = terms[int(code)]
+            ranged[row] = ranged.get(row, 0.0) + terms
+    return ranged, per_level
 
 
 def _sum_out_parent(kid_design, parent_log, kid_weights, extra) -> np.ndarray:

@@ -52,13 +52,11 @@ def _kept(log_weights):
 
 
 def _with_weights(taken, table, components: np.ndarray):
-    """``taken`` (``table`` restricted to ``components``) keeping the columns of the log-weights
-    ``table`` has already computed, rather than computing them again."""
-    weights = table.__dict__.get("_log_weights")
-    if weights is not None:
-        weights = weights[:, components]
-        weights.flags.writeable = False
-        object.__setattr__(taken, "_log_weights", weights)
+    """``taken`` (``table`` restricted to ``components``) with the columns of ``table``'s kept
+    log-weights, rather than computing them again for every restriction."""
+    weights = table.log_weights()[:, components]
+    weights.flags.writeable = False
+    object.__setattr__(taken, "_log_weights", weights)  # a frozen dataclass: past its __setattr__
     return taken
 
 

@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from crampdx.contract import SchemaError
 from crampdx.synthetic import LABEL, component_log_joint, generate, log_evidence, posterior
-from crampdx.synthetic.posterior import posterior_from_codes
+from crampdx.synthetic.posterior import grouped_log_joint, posterior_from_codes
 from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
 Z = 5.0  # statistical tolerances are Z standard errors
@@ -242,6 +242,24 @@ def test_each_case_alone_gets_what_it_gets_in_a_batch(kb):
         alone = component_log_joint(codes[i:i + 1], kb, {0: intervals[i]} if i in intervals else None)
         np.testing.assert_allclose(alone[0], whole[i], rtol=1e-10, atol=1e-8, err_msg=f"case {i}")
     assert np.isnan(codes[1, dialysis]) and np.isnan(codes[2, diabetes]) and np.isnan(codes[2, glucose])
+
+
+def test_grouped_log_joint_gives_each_groups_rows_and_components_of_the_whole(kb):
+    """Scoring groups of cases against groups of components (the atypical check's age bands)
+    gives the same numbers as the whole product, families summed out and ranges included."""
+    codes = kb.schema.encode(generate(60, seed=22, knowledge=kb))
+    egfr, glucose = kb.schema.position("egfr"), kb.schema.position("glucose")
+    codes[:20, kb.schema.position("hemodialysis")] = np.nan  # children known, parent summed out
+    codes[::3, glucose] = np.nan
+    intervals = {i: {"glucose": (126.0, 400.0)} for i in range(0, 60, 3)}
+    codes[5, egfr] = np.nan
+    intervals[5] = {**intervals.get(5, {}), "egfr": (5.0, 30.0)}
+    whole = component_log_joint(codes, kb, intervals)
+    rng = np.random.default_rng(3)
+    groups = [(np.arange(0, 60, 2), slice(0, 300)), (np.arange(1, 60, 2), np.sort(rng.choice(kb.n_components, 200, replace=False))),
+              (np.array([5, 0, 1]), slice(None))]
+    for (rows, components), got in zip(groups, grouped_log_joint(codes, kb, groups, intervals)):
+        np.testing.assert_allclose(got, whole[rows][:, components], rtol=1e-12, atol=1e-9)
 
 
 def test_a_fully_unassessed_case_gets_the_prior(kb, knowledge_document):
