@@ -71,10 +71,11 @@ class Case:
         row = np.full((1, len(self.schema)), np.nan)
         positions, codes = [], []
         for fid, value in self.values.items():
-            finding = self.schema[fid]
+            position = self.schema.position(fid)
             if isinstance(value, Interval):
                 continue
-            positions.append(self.schema.position(fid))
+            finding = self.schema.findings[position]
+            positions.append(position)
             codes.append(value if finding.is_numeric else finding.code(value))
         row[0, positions] = codes
         return row

@@ -103,7 +103,8 @@ def strict_json(data: str | bytes) -> object:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data  # a byte-order mark is harmless
     except UnicodeDecodeError as error:
         raise SchemaError(f"not valid JSON: not UTF-8 text ({clip(str(error))}); save the file as UTF-8") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
+    # no deeper than it has opening brackets: a usual body (a few) needs no scan
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH:
         raise SchemaError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels; a case is an object of "
                           "finding -> value (or an assessment exported by crampdx)")
     try:

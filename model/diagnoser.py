@@ -27,7 +27,7 @@ from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
 from crampdx.model.attribution import TreeAttribution
-from crampdx.model.explain import ATYPICAL_PERCENTILE, atypicality, explanations
+from crampdx.model.explain import ATYPICAL_PERCENTILE, atypicality, explanations, mean_over_rows, probabilities_of
 from crampdx.model.forest import CompiledForest
 from crampdx.model.loading import load_model
 from crampdx.model.next_findings import next_best_findings
@@ -195,10 +195,10 @@ class Diagnoser:
     def _rows_and_scores(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
         """The rows the model scores for one case (:meth:`_rows`) and their mean score."""
         rows = self._rows(case)
-        return rows, self.scores(rows).mean(axis=0)
+        return rows, mean_over_rows(self.scores(rows))
 
     def _causes(self, scores: np.ndarray, probabilities: np.ndarray | None = None) -> list[Cause]:
-        probabilities = softmax(scores) if probabilities is None else probabilities
+        probabilities = probabilities_of(scores) if probabilities is None else probabilities
         order = np.argsort(-probabilities, kind="stable").tolist()
         p, s = probabilities.tolist(), scores.tolist()  # Python floats, as float() of each entry
         return [Cause(*self._class_labels[i], p[i], s[i]) for i in order]
@@ -258,7 +258,7 @@ class Diagnoser:
         if rows is None or scores is None:
             rows, scores, probabilities = *self._rows_and_scores(case), None
         values, base = self.shap_values(rows, [self.class_ids_.index(c) for c in cause_ids])
-        return explanations(case, scores, values.mean(axis=0), base, self.class_ids_, self.knowledge_, cause_ids,
+        return explanations(case, scores, mean_over_rows(values), base, self.class_ids_, self.knowledge_, cause_ids,
                             probabilities)
 
     def red_flags(self, case: CaseLike) -> list[RedFlag]:
@@ -319,7 +319,7 @@ class Diagnoser:
             explain = _whole_number(explain, "explain", least=0)
         case = self.case(case)
         rows, scores = self._rows_and_scores(case)
-        differential = softmax(scores)
+        differential = probabilities_of(scores)
         causes = self._causes(scores, differential)
         explain_ids = [c.id for c in causes[:explain]] if isinstance(explain, int) else list(dict.fromkeys(explain))
         return Assessment(

@@ -10,15 +10,28 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.special import softmax
 
 from crampdx.contract.case import Case
 from crampdx.model.results import Atypicality, Contribution, Explanation
 from crampdx.synthetic.kb import KnowledgeBase
 
-__all__ = ["ATYPICAL_PERCENTILE", "atypicality", "explanations"]
+__all__ = ["ATYPICAL_PERCENTILE", "atypicality", "explanations", "mean_over_rows", "probabilities_of"]
 
 ATYPICAL_PERCENTILE = 0.01
+
+
+def probabilities_of(scores: np.ndarray) -> np.ndarray:
+    """``scipy.special.softmax(scores)`` of one case's scores, shape (n_classes,), computed by the
+    same steps (the same floats) without scipy's array-namespace dispatch, which cost more
+    than the arithmetic."""
+    shifted = np.exp(scores - np.max(scores, keepdims=True))
+    return shifted / np.sum(shifted, keepdims=True)
+
+
+def mean_over_rows(values: np.ndarray) -> np.ndarray:
+    """``values.mean(axis=0)``; for a single row, the same floats without numpy's mean: the sum
+    of one row is ``0.0 + x`` (which turns -0.0 into 0.0), divided by one."""
+    return values[0] + 0.0 if len(values) == 1 else values.mean(axis=0)
 
 
 def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: np.ndarray, class_ids: Sequence[str],
@@ -37,10 +50,10 @@ def explanations(case: Case, scores: np.ndarray, shap_values: np.ndarray, base: 
     probabilities : numpy.ndarray, optional
         ``softmax(scores)``, when the caller has it already.
     """
-    probabilities = softmax(scores) if probabilities is None else probabilities
+    probabilities = probabilities_of(scores) if probabilities is None else probabilities
     entered, not_entered = [], []  # (position, finding, its value in words); positions
     for j, finding in enumerate(knowledge.schema):
-        if finding.id in case:
+        if finding.id in case.values:
             entered.append((j, finding, case.describe(finding.id)))
         else:
             not_entered.append(j)

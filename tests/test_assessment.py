@@ -264,3 +264,19 @@ def test_the_record_is_the_plain_rendering_of_its_parts(tiny_diagnoser):
         assert json.dumps({key: record[key] for key in expected}) == json.dumps(expected), case
         assert list(record) == ["format", "format_version", "created", "disclaimer", "model", *list(expected)[:3],
                                 "entries_not_used", *list(expected)[3:]]
+
+
+def test_one_case_s_probabilities_and_mean_are_the_floats_of_scipy_and_numpy():
+    """The shortcuts of one case's assessment give the very floats of scipy's softmax and
+    numpy's mean over rows (bit for bit: -0.0, infinities and NaN included)."""
+    from crampdx.model.explain import mean_over_rows, probabilities_of
+
+    rng = np.random.default_rng(7)
+    for n in (2, 7, 8, 9, 25, 64):
+        for scale in (0.1, 1.0, 30.0):
+            scores = rng.normal(scale=scale, size=n)
+            assert probabilities_of(scores).tobytes() == softmax(scores).tobytes()
+    for shape in ((1, 25), (1, 40, 3), (3, 25)):
+        values = rng.normal(size=shape)
+        values.flat[::7], values.flat[1], values.flat[2], values.flat[3] = -0.0, np.inf, -np.inf, np.nan
+        assert mean_over_rows(values).tobytes() == values.mean(axis=0).tobytes()
