@@ -64,8 +64,8 @@ def _make_plan(kb: KnowledgeBase) -> JointPlan:
     alone = [fid for fid in schema.ids if fid in kb.tables and fid not in grouped]
     levels = [fid for fid in alone if isinstance(kb.tables[fid], LevelTable)]
     widths = np.array([kb.tables[fid].n_features for fid in levels], dtype=np.int64)
-    level_weights = (np.vstack([kb.tables[fid].log_weights() for fid in levels]) if levels
-                     else np.zeros((0, kb.n_components)))
+    level_weights = np.ascontiguousarray(np.vstack([kb.tables[fid].log_weights() for fid in levels]) if levels
+                                         else np.zeros((0, kb.n_components)))  # rows are selected: row-major
     families = []
     for parent, kids in kb.children.items():
         if parent not in kb.tables:

@@ -132,11 +132,11 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
     starts = np.searchsorted(balanced.component_band, np.arange(balanced.component_band.max() + 2))
     groups = [(np.flatnonzero(band == b), slice(starts[b], starts[b + 1])) for b in np.unique(band) if 0 <= b < len(starts) - 1]
-    out = np.full((len(codes), len(kb.classes)), np.nan)
     possible = [(rows, components) for rows, components in groups if components.stop > components.start]
-    for (rows, components), joint in zip(possible, grouped_log_joint(codes, balanced, possible, intervals)):
-        out[rows] = _class_log_sum(joint, balanced.component_class[components], len(kb.classes))
-    return out
+    joint = np.full((len(codes), balanced.n_components), NEG)  # another band's components: impossible
+    for (rows, components), band_joint in zip(possible, grouped_log_joint(codes, balanced, possible, intervals)):
+        joint[rows, components] = band_joint
+    return _class_log_sum(joint, balanced.component_class, len(kb.classes))
 
 
 def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
