@@ -20,11 +20,11 @@ from typing import Iterable
 import numpy as np
 
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.synthetic.posterior import Intervals, component_log_joint, grouped_log_joint
+from crampdx.synthetic.posterior import Intervals, grouped_log_joint
 from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
 __all__ = ["balanced_log_sum", "class_balanced_log_evidence", "class_log_evidence", "family_closure", "log_sum_exp", "lumped_knowledge",
-           "table_types"]
+           "lumps", "table_types"]
 
 _EXP_UNDERFLOW = -746.0  # exp(x) is exactly 0.0 below this
 
@@ -62,6 +62,29 @@ def family_closure(kb: KnowledgeBase, finding_ids: Iterable[str]) -> set[str]:
     return out
 
 
+@lru_cache(maxsize=16)
+def lumps(kb: KnowledgeBase, finding_ids: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The lumps of ``kb``'s components that ``finding_ids`` cannot tell apart (see
+    :func:`lumped_knowledge`): the first component of each, and the log of each one's summed
+    weight. Kept for the atypical check's next block of references (the same findings)."""
+    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
+    telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
+    types = table_types(kb)
+    # components with the same class and the same distribution of every telling finding: one lump
+    signature = np.column_stack([kb.component_class] + [types[fid] for fid in telling])
+    order = np.lexsort(signature.T)
+    starts = np.concatenate([[True], (signature[order[1:]] != signature[order[:-1]]).any(axis=1)])
+    key = np.empty(len(order), dtype=np.int64)
+    key[order] = np.cumsum(starts) - 1
+    representative = np.full(int(key.max()) + 1, len(key))  # the first component of each lump
+    np.minimum.at(representative, key, np.arange(len(key)))
+    log_weight = np.full(len(representative), -np.inf)
+    np.logaddexp.at(log_weight, key, kb.component_log_weight)
+    representative.flags.writeable = log_weight.flags.writeable = False  # cached and shared
+    return representative, log_weight
+
+
 def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> KnowledgeBase:
     """The mixture with the components of a class that the findings ``finding_ids`` cannot
     tell apart lumped into one (weights summed).
@@ -81,21 +104,8 @@ def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> Knowledge
     >>> bool(np.isclose(np.exp(lumped.component_log_weight).sum(), 1.0))
     True
     """
-    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
-    finding_ids = set(finding_ids)
-    # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
-    telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
-    types = table_types(kb)
-    # components with the same class and the same distribution of every telling finding: one lump
-    signature = np.column_stack([kb.component_class] + [types[fid] for fid in telling])
-    order = np.lexsort(signature.T)
-    starts = np.concatenate([[True], (signature[order[1:]] != signature[order[:-1]]).any(axis=1)])
-    key = np.empty(len(order), dtype=np.int64)
-    key[order] = np.cumsum(starts) - 1
-    representative = np.full(int(key.max()) + 1, len(key))  # the first component of each lump
-    np.minimum.at(representative, key, np.arange(len(key)))
-    log_weight = np.full(len(representative), -np.inf)
-    np.logaddexp.at(log_weight, key, kb.component_log_weight)
+    finding_ids = frozenset(finding_ids)
+    representative, log_weight = lumps(kb, finding_ids)
     tables = {fid: kb.tables[fid] for fid in sorted(family_closure(kb, finding_ids))}
     return dataclasses.replace(_restricted(dataclasses.replace(kb, tables=tables), representative),
                                component_log_weight=log_weight)
@@ -122,13 +132,16 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     finding_ids = list(finding_ids)
     codes = np.asarray(codes, dtype=float)
     age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
+    balanced = _balanced_by_band(kb)
     if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
-        lumped = _lumped_balanced(kb, frozenset(finding_ids))
-        return _class_log_sum(component_log_joint(codes, lumped, intervals), lumped.component_class, len(kb.classes))
+        # each lump's first component, with the lump's summed weight in place of its own
+        representative, log_weight = lumps(balanced, frozenset(finding_ids))
+        joint = grouped_log_joint(codes, balanced, [(slice(None), representative)], intervals)[0]
+        joint += log_weight - balanced.component_log_weight[representative]
+        return _class_log_sum(joint, balanced.component_class[representative], len(kb.classes))
     # A known age rules out every component of another age band (probability 0): each case
     # is scored against its band's components only, a tenth of the whole (lumping would
     # merge few components once age tells the bands apart).
-    balanced = _balanced_by_band(kb)
     band = kb.tables[age].band_of(codes[:, kb.schema.position(age)])
     starts = np.searchsorted(balanced.component_band, np.arange(balanced.component_band.max() + 2))
     groups = [(np.flatnonzero(band == b), slice(starts[b], starts[b + 1])) for b in np.unique(band) if 0 <= b < len(starts) - 1]
@@ -181,13 +194,6 @@ def _balanced_by_band(kb: KnowledgeBase) -> KnowledgeBase:
     """The whole class-balanced mixture with its components in age-band order (each band's
     weights then a contiguous block of columns), kept with the layout of its product."""
     return _restricted(_balance(kb), np.argsort(kb.component_band, kind="stable"))
-
-
-@lru_cache(maxsize=16)
-def _lumped_balanced(kb: KnowledgeBase, finding_ids: frozenset[str]) -> KnowledgeBase:
-    """The class-balanced lumped mixture of ``finding_ids``, kept for the atypical check's
-    next block of references (the same findings)."""
-    return _balance(lumped_knowledge(kb, finding_ids))
 
 
 def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
