@@ -290,3 +290,20 @@ def test_an_app_served_without_its_lifespan_still_answers(tiny_diagnoser):
     response = c.post("/v1/assess", json={"findings": EXAMPLE_FINDINGS})
     assert response.status_code == 200, response.text
     assert c.get("/readyz").status_code == 503
+
+
+def test_the_assess_body_is_the_assessment_record_as_compact_json(client, tiny_diagnoser):
+    """Byte for byte (the time it was made aside): the record of Assessment.to_dict, in UTF-8
+    JSON without spaces, for generated cases, a range, several explanations."""
+    from crampdx.synthetic import generate
+
+    frame = generate(12, seed=41).drop(columns="etiology")
+    cases = [{k: v.item() if hasattr(v, "item") else v for k, v in row.dropna().items()} for _, row in frame.iterrows()]
+    for k, case in enumerate([*cases, {"potassium": "low", "age": 80, "gangrene": "present"}]):
+        options = {"top": 2 + k % 9, "explain": k % 4, "atypical": False}
+        response = client.post("/v1/assess", json={"findings": case, **options})
+        assert response.status_code == 200, response.text
+        record = tiny_diagnoser.assess(case, **options).to_dict()
+        created = json.loads(response.content)["created"]
+        expected = json.dumps({**record, "created": created}, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        assert response.content == expected.encode("utf-8")
