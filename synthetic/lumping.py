@@ -146,10 +146,13 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     starts = np.searchsorted(balanced.component_band, np.arange(balanced.component_band.max() + 2))
     groups = [(np.flatnonzero(band == b), slice(starts[b], starts[b + 1])) for b in np.unique(band) if 0 <= b < len(starts) - 1]
     possible = [(rows, components) for rows, components in groups if components.stop > components.start]
-    joint = np.full((len(codes), balanced.n_components), NEG)  # another band's components: impossible
+    # each case's own band's components side by side, padded with impossible ones
+    width = max((components.stop - components.start for _, components in possible), default=1)
+    joint, component_class = np.full((len(codes), width), NEG), np.zeros((len(codes), width), dtype=np.int64)
     for (rows, components), band_joint in zip(possible, grouped_log_joint(codes, balanced, possible, intervals)):
-        joint[rows, components] = band_joint
-    return _class_log_sum(joint, balanced.component_class, len(kb.classes))
+        joint[rows, :band_joint.shape[1]] = band_joint
+        component_class[rows, :band_joint.shape[1]] = balanced.component_class[components]
+    return _class_log_sum(joint, component_class, len(kb.classes))
 
 
 def class_balanced_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterable[str],
@@ -206,9 +209,9 @@ def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:
 
 
 def _class_log_sum(joint: np.ndarray, component_class: np.ndarray, n_classes: int) -> np.ndarray:
-    """log p(x | c) per row and class from the class-balanced joint of components of
-    ``component_class`` (``joint`` is overwritten); a row of NaN where every component is
-    impossible."""
+    """log p(x | c) per row and class from the class-balanced joint of components of class
+    ``component_class`` (per column, or per row and column); ``joint`` is overwritten. A
+    row of NaN where every component is impossible."""
     top = joint.max(axis=1)
     joint -= top[:, None]
     # exp() of a number it rounds to 0 takes numpy's slow path: only exponentiate the rest
@@ -216,9 +219,14 @@ def _class_log_sum(joint: np.ndarray, component_class: np.ndarray, n_classes: in
     counted = joint > _EXP_UNDERFLOW
     scaled = np.zeros_like(joint)
     scaled[counted] = np.exp(joint[counted])
-    for_class = np.zeros((len(component_class), n_classes))
-    for_class[np.arange(len(component_class)), component_class] = 1.0
-    by_class = scaled @ for_class  # sum_{k in c} w_k p(x | k) / (C prior_c) = p(x | c) / C, scaled by e^-top
+    # sum_{k in c} w_k p(x | k) / (C prior_c) = p(x | c) / C, scaled by e^-top
+    if component_class.ndim == 1:
+        for_class = np.zeros((len(component_class), n_classes))
+        for_class[np.arange(len(component_class)), component_class] = 1.0
+        by_class = scaled @ for_class
+    else:
+        cell = np.arange(len(joint))[:, None] * n_classes + component_class
+        by_class = np.bincount(cell.ravel(), weights=scaled.ravel(), minlength=len(joint) * n_classes).reshape(len(joint), n_classes)
     with np.errstate(divide="ignore"):
         out = np.log(by_class) + (top + np.log(n_classes))[:, None]
     out[top < NEG / 2] = np.nan
