@@ -91,7 +91,8 @@ def findings_column():
     left, right = st.columns([1, 1], gap="large")
     with left:
         st.subheader("Findings")
-        st.caption("Every finding starts as *not assessed*; only what you enter is used.")
+        # Bold, not italics: the first page's only italics made a new browser fetch a font (138 kB).
+        st.caption("Every finding starts as **not assessed**; only what you enter is used.")
         findings_form(case, problems)
     right.subheader("Differential")
     return case, problems, right
