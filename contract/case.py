@@ -127,6 +127,17 @@ def describe_value(finding: Finding, value: Any, flag: str | None = None) -> str
     return f"{finding.label}: {label}"
 
 
+_RULED: dict[int, tuple[Schema, tuple[Finding, ...]]] = {}  # id(schema) -> (schema, its findings with only_when)
+
+
+def _ruled(schema: Schema) -> tuple[Finding, ...]:
+    """The findings with an ``only_when`` rule, in schema order (found once per schema)."""
+    kept = _RULED.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _RULED[id(schema)] = (schema, tuple(f for f in schema if f.only_when is not None))
+    return kept[1]
+
+
 def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = None) -> dict[str, str]:
     """Findings that each are valid but cannot occur together, named on the dependent field.
 
@@ -142,7 +153,7 @@ def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = N
     """
     schema = schema or load_schema()
     problems = {}
-    for finding in schema:
+    for finding in _ruled(schema):
         rule, value = finding.only_when, values.get(finding.id)
         if rule is None or value is None or value == rule.otherwise or value not in finding.level_ids:
             continue
