@@ -128,38 +128,3 @@ def test_findings_can_be_entered_while_the_model_loads(held_server):
         page.wait_for_timeout(2_000)
         assert [size for size in sent[settled:] if size > 30] == []
         browser.close()
-
-
-def test_a_tick_before_the_browser_has_drawn_the_form_waits_for_the_next():
-    from crampdx.dashboard.pacing import form_on_screen
-
-    drawn = {"$$ID-1-f:cramp_timing", "$$ID-2-f:cramp_site"}
-    assert not form_on_screen(drawn, set())  # the tick came while the browser was still drawing
-    assert not form_on_screen(drawn, {"$$ID-1-f:cramp_timing"})
-    assert form_on_screen(drawn, drawn | {"$$ID-3-section"})
-    assert form_on_screen(None, set()) and form_on_screen(drawn, None)  # unknown: the results come
-
-
-def test_the_pacing_finds_the_widget_states_it_reads(monkeypatch, tmp_path):
-    """The first run records its findings' inputs, and the states a browser sends with a tick
-    are read where Streamlit keeps them (private attributes: a Streamlit that moves them makes
-    pacing fall back to drawing the results at the first tick, and this test fail)."""
-    from types import SimpleNamespace
-
-    from streamlit.proto.WidgetStates_pb2 import WidgetStates
-    from streamlit.runtime.state.safe_session_state import SafeSessionState
-    from streamlit.runtime.state.session_state import SessionState
-
-    from crampdx.dashboard import pacing
-
-    monkeypatch.setenv("CRAMPDX_MODEL", str(tmp_path / "model"))
-    monkeypatch.setattr(crampdx.dashboard.loading, "_load", lambda: None)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    drawn = app.session_state[pacing.FORM_INPUTS]
-    assert drawn is not None and len(drawn) == len(load_schema().in_section(FIRST.section))
-    state, sent = SessionState(), WidgetStates()
-    for wid in [*drawn, "$$ID-0-section"]:
-        sent.widgets.add(id=wid, string_value="not_assessed")
-    state.on_script_will_rerun(sent)
-    tick = SimpleNamespace(session_state=SafeSessionState(state, lambda: None))
-    assert pacing._widget_states(tick, sent=True) == set(drawn)
