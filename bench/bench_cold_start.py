@@ -21,9 +21,9 @@ taking turns (the bare app's sessions show what Streamlit's own page costs on th
   files, served as immutable, come from the browser's HTTP cache: a clinician opening the
   dashboard a second time, or in a second tab). The earlier tab is closed.
 
-Each session is timed from ``page.goto`` to usable and to the differential; the browser's CPU
-seconds to usable (chromium and the driver, from /proc: less at the mercy of the other jobs on
-a shared machine than wall time) and how many of the page's static files came from the cache
+Each session is timed from ``page.goto`` to usable and to the differential; the client's CPU
+seconds to usable (chromium, Playwright's driver and this script polling the page, from /proc:
+less at the mercy of the other jobs on a shared machine than wall time) and how many of the page's static files came from the cache
 (Resource Timing: a same-origin file with transferSize 0) are reported too, so that the tab
 mode can be seen to be served from the cache.
 
@@ -212,7 +212,7 @@ def report(results: dict[str, dict[str, list]], names: list[str], rounds: int) -
             verdict = "" if name == "bare" else (f" (x{m[f'{mode} usable'] / med['bare'][f'{mode} usable']:.2f} the bare "
                                                  f"app; target <= {WARM_TARGET_S:.0f} s: "
                                                  f"{'met' if m[f'{mode} usable'] <= WARM_TARGET_S else 'missed'})")
-            print(f"  {name}: usable {m[f'{mode} usable']:.2f} s{verdict}{shown}; browser CPU to usable "
+            print(f"  {name}: usable {m[f'{mode} usable']:.2f} s{verdict}{shown}; client CPU to usable "
                   f"{m[f'{mode} cpu']:.2f} s; {cached}  (usable, all: {fmt(times[f'{mode} usable'])})")
     print("targets (cold start ratio; new session in a fresh context): " + ("met" if ok else "MISSED"))
     return ok
