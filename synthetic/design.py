@@ -46,6 +46,7 @@ class JointPlan:
     level_weights: np.ndarray  # (sum of widths, K): their log-weights stacked
     others: tuple[tuple[str, int, object], ...]  # stand-alone numeric and age findings: (id, column, table)
     families: tuple[Family, ...]
+    has_table: np.ndarray  # per schema column: whether the knowledge base holds its table
 
 
 def joint_plan(kb: KnowledgeBase) -> JointPlan:
@@ -78,11 +79,18 @@ def _make_plan(kb: KnowledgeBase) -> JointPlan:
             kid_tables=tuple(kb.tables[c] for c in kids), kid_owner=np.repeat(np.arange(len(kids)), kid_widths),
             kid_weights=tuple(np.vstack([kb.tables[c].given(level).log_weights() for c in kids])
                               for level in range(parent_log.shape[1]))))
-    return JointPlan(
+    level_set = set(levels)
+    plan = JointPlan(
         level_columns=np.array([schema.position(fid) for fid in levels], dtype=np.int64), level_widths=widths,
         level_owner=np.repeat(np.arange(len(levels)), widths), level_weights=level_weights,
-        others=tuple((fid, schema.position(fid), kb.tables[fid]) for fid in alone if fid not in set(levels)),
-        families=tuple(families))
+        others=tuple((fid, schema.position(fid), kb.tables[fid]) for fid in alone if fid not in level_set),
+        families=tuple(families), has_table=np.array([fid in kb.tables for fid in schema.ids]))
+    for array in [plan.level_columns, plan.level_widths, plan.level_owner, plan.level_weights, plan.has_table]:
+        array.flags.writeable = False  # kept with the knowledge base and shared
+    for family in plan.families:
+        for array in [family.parent_log, family.kid_columns, family.kid_owner, *family.kid_weights]:
+            array.flags.writeable = False
+    return plan
 
 
 def level_onehot(codes: np.ndarray, widths: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -6,9 +6,10 @@ likelihoods ``p(x_S | k)`` that are equal for every case assessed on ``S`` alone
 over components, they can be replaced by one component carrying their summed weight:
 ``sum_k w_k p(x_S | k) = sum_groups (sum_{k in g} w_k) p(x_S | g)`` exactly. Many findings
 do not depend on the age band or sex, so a typical set of findings leaves a few hundred
-distinct components of the 867 (all of them once age is among the findings, but then a
-case's age rules out every other age band's components). The atypical-case check scores
-its blocks of reference cases against the lumped mixture, kept from one block to the next.
+distinct components of the 867 (all of them once age is among the findings). The
+atypical-case check (:func:`class_log_evidence`) scores a block of reference cases without
+an age against the lumps (:func:`lumps`, kept from one block to the next), and with the age
+known each case against its own age band's components only, without lumping.
 """
 
 from __future__ import annotations
@@ -117,8 +118,8 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     c, shape (n, C); a row of ``NaN`` for a case the knowledge base deems impossible
     (``-inf`` for a class that cannot give the case).
 
-    Computed over the lumped mixture (:func:`lumped_knowledge`; with the age known, each
-    case over its age band's components only), weighted as if every class were equally likely.
+    Without the age, computed over the lumps of components the findings cannot tell apart
+    (:func:`lumps`); with the age known, each case over its own age band's components only.
     ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
 
     Examples
@@ -178,11 +179,19 @@ def balanced_log_sum(class_log_evidence: np.ndarray) -> np.ndarray:
 
 
 def log_sum_exp(values: np.ndarray) -> np.ndarray:
-    """log sum exp along the last axis, for rows holding at least one finite value (a row
-    with a ``NaN`` gives ``NaN``); scipy's ``logsumexp`` does the same at several times the
-    cost for the atypical check's small arrays."""
+    """log sum exp along the last axis: ``-inf`` for a row of ``-inf``, ``NaN`` for a row with
+    a ``NaN``, as scipy's ``logsumexp``, which costs several times as much on the atypical
+    check's small arrays.
+
+    Examples
+    --------
+    >>> log_sum_exp(np.array([[0.0, 0.0], [-np.inf, -np.inf]])).tolist()
+    [0.6931471805599453, -inf]
+    """
     top = values.max(axis=-1, keepdims=True)
-    return np.log(np.exp(values - top).sum(axis=-1)) + top[..., 0]
+    shift = np.where(np.isneginf(top), 0.0, top)  # a row of -inf: exp gives zeros, log gives -inf
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(values - shift).sum(axis=-1)) + shift[..., 0]
 
 
 def _balance(kb: KnowledgeBase) -> KnowledgeBase:
@@ -196,7 +205,10 @@ def _balance(kb: KnowledgeBase) -> KnowledgeBase:
 def _balanced_by_band(kb: KnowledgeBase) -> KnowledgeBase:
     """The whole class-balanced mixture with its components in age-band order (each band's
     weights then a contiguous block of columns), kept with the layout of its product."""
-    return _restricted(_balance(kb), np.argsort(kb.component_band, kind="stable"))
+    balanced = _restricted(_balance(kb), np.argsort(kb.component_band, kind="stable"))
+    for array in [balanced.component_log_weight, balanced.component_class, balanced.component_band]:
+        array.flags.writeable = False  # kept and shared
+    return balanced
 
 
 def _restricted(kb: KnowledgeBase, components: np.ndarray) -> KnowledgeBase:

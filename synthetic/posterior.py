@@ -73,7 +73,9 @@ class _Product(NamedTuple):
     n_cases: int
     design: np.ndarray | None  # (n, D)
     weights: np.ndarray | None  # (D, K)
-    families: list  # (rows to sum over the parent, children's design, parent's log-weights (K, L), children's weights per level)
+    # (parent id, rows to sum over the parent's levels, children's design, parent's log-weights (K, L),
+    # children's weights per parent level)
+    families: list
     ranged: dict  # row -> summed log-mass (K,) of its ranges
     per_level: dict  # parent -> row -> (levels, K): a child's range under a parent not assessed
 
@@ -86,6 +88,10 @@ class _Product(NamedTuple):
         # range's mass is added apart (its place in ``codes`` is NaN).
         ranged_ids = {fid for entries in intervals.values() for fid in entries}
         assessed = ~np.isnan(codes).all(axis=0)
+        untabled = [fid for fid, column in zip(kb.schema.ids, assessed & ~plan.has_table) if column]
+        untabled += sorted(fid for fid in ranged_ids if fid not in kb.tables)
+        if untabled:  # a restricted (lumped) knowledge base cannot score findings it left out
+            raise KeyError(f"the knowledge base holds no table for {', '.join(untabled)}")
         designs, weights = [], []
         for _, column, table in plan.others:
             if assessed[column]:

@@ -79,9 +79,10 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     that finding as the cell of the same partition (below, within or above the range) its
     value falls in, so probabilities are compared with probabilities, not with densities.
     References are scored with :func:`~crampdx.synthetic.lumping.class_log_evidence`
-    (exact, lumping the mixture components the case's assessed findings cannot tell apart),
-    each block in one batch with the case, so a reference with the case's very findings ties
-    with it.
+    (exact: the mixture components the case's assessed findings cannot tell apart lumped, or
+    with the age known each case against its age band's components only), each block in one
+    batch with the case, so a reference with the case's very findings ties with it; the
+    case's own log-evidence comes from the first block.
 
     With ``settle_at`` the references are scored a block at a time (2, 4, 8 and 16 times the
     number of classes, then all, every block holding each class equally), stopping

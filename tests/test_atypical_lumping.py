@@ -2,6 +2,7 @@
 answer of the whole mixture: the same class-balanced evidence, the same percentiles."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import crampdx.synthetic as synthetic
@@ -70,7 +71,9 @@ def test_percentiles_equal_the_whole_mixtures_on_generated_and_ranged_cases(kb):
     frame = synthetic.generate(40, seed=12, knowledge=kb).drop(columns=synthetic.LABEL)
     mappings = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.dropna().items()} for _, row in frame.iterrows()]
     mappings += [{"potassium": "low", "age": 70, "sex": "female", "true_cramps": "present"},
-                 {"magnesium": "low", "egfr": "low", "tsh": "suppressed", "sex": "male"}]
+                 {"magnesium": "low", "egfr": "low", "tsh": "suppressed", "sex": "male"},
+                 # age known, children given as ranges under parents not assessed (dialysis, diabetes)
+                 {"age": 70, "egfr": "low", "glucose": "high", "creatinine": 3.0, "sex": "male"}]
     cases = [validate_case(m, schema=kb.schema) for m in mappings]
     assert any(case.intervals for case in cases)
     for case in cases:
@@ -94,7 +97,7 @@ def test_references_with_the_cases_very_findings_tie_with_it(kb):
 
 
 @pytest.mark.parametrize("finding_ids", FINDING_SETS)
-def test_a_few_cases_scored_against_the_whole_mixture_give_the_same_evidence(kb, finding_ids):
+def test_a_block_as_small_as_the_first_gives_the_whole_mixtures_evidence(kb, finding_ids):
     """A block as small as the atypical check's first (the case and 50 references): the same numbers."""
     codes = _masked(kb, reference_cases(kb, 200, 31)[0], finding_ids)[:51]
     np.testing.assert_allclose(class_balanced_log_evidence(codes, kb, finding_ids), _whole_mixture_balanced(kb, codes),
@@ -131,3 +134,30 @@ def test_settling_early_decides_every_case_as_all_references_do(kb):
         if is_below:
             assert q.reference_cases == f.reference_cases == 1000 and q.percentile == pytest.approx(f.percentile, abs=1e-12)
     assert np.median([q.reference_cases for q in quick]) <= 200
+
+
+def test_the_reported_log_evidence_is_the_cases_evidence_under_the_whole_mixture(kb):
+    """The case's log p(x_S), read from the first block of references, equals the exact
+    evidence computed on its own (with and without age, a child's range under a parent not
+    assessed); an impossible case gets -inf."""
+    mappings = [{"potassium": "low", "age": 70, "sex": "female", "true_cramps": "present"},
+                {"magnesium": "low", "egfr": "low", "tsh": "suppressed", "sex": "male"},
+                {"age": 70, "egfr": "low", "glucose": "high", "creatinine": 3.0, "sex": "male"},
+                {"cramp_timing": "nocturnal_at_rest", "med_diuretic": "yes"}]
+    for mapping in mappings:
+        case = validate_case(mapping, schema=kb.schema)
+        ranges = {fid: (v.low, v.high) for fid, v in case.intervals.items()}
+        expected = class_posterior_and_evidence(case.codes(), kb, {0: ranges})[1][0]
+        for settle_at in (None, 0.01):
+            got = evidence_percentile(case.codes(), kb, ranges=ranges, settle_at=settle_at).log_evidence
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-12), mapping
+    impossible = kb.schema.encode(pd.DataFrame({"sex": ["male"], "pregnancy": ["trimester_3"]}))  # validation refuses it
+    for settle_at in (None, 0.01):
+        assert evidence_percentile(impossible[0], kb, settle_at=settle_at) == (0.0, -np.inf, 0)
+
+
+def test_a_table_the_knowledge_base_left_out_is_an_error_not_a_zero(kb):
+    lumped = lumped_knowledge(kb, ["true_cramps"])
+    codes = _masked(kb, reference_cases(kb, 50, 31)[0], ["true_cramps", "potassium"])
+    with pytest.raises(KeyError, match="potassium"):
+        class_posterior_and_evidence(codes, lumped)
