@@ -3,7 +3,8 @@
 The command line names this function as the handler of ``serve`` (it imports handlers by
 name only when their subcommand runs), so the service stays a front end of its own.
 
-With ``--workers N`` (N > 1) uvicorn runs N processes behind one port, each building the
+With ``--workers N`` (N > 1) N processes serve one port, each with its own socket
+(:mod:`crampdx.service.workers`: the kernel spreads the connections) and each building the
 app with :func:`app_from_environment`: each loads and verifies the model itself (the
 parent has verified it once already, so a bad model still stops the start in one sentence)
 and re-reads the token file, which never travels through the environment.
@@ -26,6 +27,7 @@ from crampdx import DISCLAIMER
 from crampdx.errors import UserFacingError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.app import create_app
+from crampdx.service.workers import REFUSED, serve_workers
 
 __all__ = ["ServeError", "app_from_environment", "cmd_serve", "read_token"]
 
@@ -99,12 +101,12 @@ def app_from_environment():
         diagnoser = Diagnoser.load(config["model"])
     except UserFacingError as error:  # one sentence in the log, and this worker stops (no traceback loop)
         print(f"crampdx worker {os.getpid()}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(REFUSED) from None
     if diagnoser.identity.model_sha256 != config["model_sha256"]:
-        # Workers restart (a crash, SIGHUP): all must serve the model the parent verified at start.
+        # A worker that died is replaced: all must serve the model the parent verified at start.
         print(f"crampdx worker {os.getpid()}: the model in {config['model']} changed since `crampdx serve` started; "
               "restart the service to serve the new one", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(REFUSED)
     return create_app(diagnoser, token=token, cors_origins=config["cors_origins"])
 
 
@@ -131,5 +133,4 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "token_file": str(Path(args.token_file).resolve()) if args.token_file else None,
         "cors_origins": list(args.cors_origin or ())})
     del diagnoser  # each worker loads its own
-    uvicorn.run("crampdx.service.serve:app_from_environment", factory=True, workers=workers, **options)
-    return 0
+    return serve_workers("crampdx.service.serve:app_from_environment", workers, options)
