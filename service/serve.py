@@ -3,8 +3,8 @@
 The command line names this function as the handler of ``serve`` (it imports handlers by
 name only when their subcommand runs), so the service stays a front end of its own.
 
-With ``--workers N`` (N > 1) N processes serve one port, each with its own socket
-(:mod:`crampdx.service.workers`: the kernel spreads the connections) and each building the
+With ``--workers N`` (N > 1) N processes serve one port, on Linux each with its own socket
+(:mod:`crampdx.service.workers`: the kernel spreads the connections), and each building the
 app with :func:`app_from_environment`: each loads and verifies the model itself (the
 parent has verified it once already, so a bad model still stops the start in one sentence)
 and re-reads the token file, which never travels through the environment.
@@ -27,7 +27,7 @@ from crampdx import DISCLAIMER
 from crampdx.errors import UserFacingError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.app import create_app
-from crampdx.service.workers import REFUSED, serve_workers
+from crampdx.service.workers import AVAILABLE, REFUSED, listening_sockets, serve_workers
 
 __all__ = ["ServeError", "app_from_environment", "cmd_serve", "read_token"]
 
@@ -84,6 +84,16 @@ def _check_port_free(host: str, port: int) -> None:
                              "choose another --port or stop what is using it") from None
 
 
+def _worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
+    """One listening socket per worker, bound at once: a second service started on the port
+    meanwhile fails its own check instead of sharing the port."""
+    try:
+        return listening_sockets(host, port, workers)
+    except OSError as error:
+        raise ServeError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                         "choose another --port or stop what is using it") from None
+
+
 def _one_thread_per_request() -> None:
     """One BLAS and one OpenMP thread in this process: requests run side by side in processes
     (and the slow lane's thread), and a case is one row, so more threads save nothing while idle OpenBLAS
@@ -116,7 +126,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ServeError(f"--workers {workers}: give at least 1 process (one per core is the most that helps)")
     _check_port_free(args.host, args.port)
-    diagnoser = Diagnoser.load(args.model)  # ArtifactError: one sentence with the fix; nothing is served
+    sockets = _worker_sockets(args.host, args.port, workers) if workers > 1 and AVAILABLE else []
+    try:
+        diagnoser = Diagnoser.load(args.model)  # ArtifactError: one sentence with the fix; nothing is served
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     if not _is_loopback(args.host) and token is None:
         print(f"warning: serving on {args.host} without --token-file: anyone who can reach this machine can use "
               "the service", file=sys.stderr)
@@ -133,4 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "token_file": str(Path(args.token_file).resolve()) if args.token_file else None,
         "cors_origins": list(args.cors_origin or ())})
     del diagnoser  # each worker loads its own
-    return serve_workers("crampdx.service.serve:app_from_environment", workers, options)
+    if not sockets:  # not Linux: SO_REUSEPORT would not spread the connections there
+        uvicorn.run("crampdx.service.serve:app_from_environment", factory=True, workers=workers, **options)
+        return 0
+    return serve_workers("crampdx.service.serve:app_from_environment", sockets, options)

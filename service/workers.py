@@ -1,89 +1,129 @@
-"""``crampdx serve --workers N``: N processes, each with its own listening socket on the port.
+"""``crampdx serve --workers N`` on Linux: N processes, each accepting on its own socket.
 
 uvicorn's own workers accept from one shared socket, and the process that wakes first takes
 every connection waiting: 20 connections opened together were split 20/0 in 5 of 12 runs
 (bench/bench_service.py), and a kept-alive connection stays where it landed, so one process
-served everything while the other idled. Here every worker binds the port itself with
-``SO_REUSEPORT`` and the kernel spreads new connections across the workers' sockets
-(Linux: only processes of the same user may join the port). The parent starts the workers,
-restarts one that dies, stops them all on SIGINT, SIGTERM or SIGHUP, and stops with the
+served everything while the other idled. Here the parent binds N sockets to the port with
+``SO_REUSEPORT`` at once (a second service on the port then fails its own check, as before)
+and hands socket i to worker i; the kernel spreads new connections across the sockets. The
+parent replaces a worker that dies (its socket, still open in the parent, keeps the
+connections waiting meanwhile), gives up when workers keep dying at start, stops them all on
+SIGINT or SIGTERM (and SIGHUP, unless it is ignored, as under ``nohup``), and stops with the
 worker's code when a worker refuses to start (it prints why: a changed model, an unreadable
-token, the port taken).
+token). Elsewhere than Linux ``SO_REUSEPORT`` does not spread connections; ``crampdx serve``
+uses uvicorn's workers there (:data:`AVAILABLE`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import uvicorn
 
-__all__ = ["REFUSED", "listening_socket", "serve_workers"]
+__all__ = ["AVAILABLE", "REFUSED", "listening_sockets", "serve_workers"]
 
+AVAILABLE = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 REFUSED = 2  # a worker's exit code when it cannot serve what the parent verified (app_from_environment)
-_RESTART_PAUSE = 1.0  # seconds between restarts of a worker that died
+_STARTUP_FAILED = 3  # uvicorn's exit code when the app cannot be imported or started
+_QUICK_DEATH = 30.0  # seconds: a worker dying this soon after its start counts towards giving up
+_QUICK_DEATHS = 5  # ... this many times in a row, and the service stops
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` that other processes of this user may bind too (the
-    kernel then spreads new connections across them)."""
+def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
+    """``n`` sockets listening on ``host:port`` together (``SO_REUSEPORT``). Raises OSError when
+    the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
-def _worker(app: str, options: dict) -> None:
-    """One worker process: its own socket on the port, uvicorn serving the app factory ``app``."""
+    sockets = []
     try:
-        sock = listening_socket(options["host"], options["port"])
-    except OSError as error:
-        print(f"crampdx worker: cannot listen on {options['host']}:{options['port']} ({error.strerror or error}); "
-              "choose another --port or stop what is using it", file=sys.stderr)
-        raise SystemExit(REFUSED) from None
-    uvicorn.Server(uvicorn.Config(app, factory=True, **options)).run(sockets=[sock])
+        for _ in range(n):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
-def serve_workers(app: str, workers: int, options: dict) -> int:
-    """Run ``workers`` processes serving the app factory ``app`` (an import string) with the
+def _stop_with_parent() -> None:
+    """SIGTERM to this worker once its parent is gone (killed, say): no orphan keeps serving."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(app: str, options: dict, sock: socket.socket) -> None:
+    """One worker process: uvicorn serving the app factory ``app`` on its own socket."""
+    try:
+        threading.Thread(target=_stop_with_parent, daemon=True).start()
+        uvicorn.Server(uvicorn.Config(app, factory=True, **options)).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: uvicorn has stopped
+        pass
+
+
+def serve_workers(app: str, sockets: list[socket.socket], options: dict) -> int:
+    """Run one process per socket, serving the app factory ``app`` (an import string) with the
     uvicorn ``options``; return the exit code once they have stopped."""
     context = multiprocessing.get_context("spawn")
-    stopping = []
+    stopping: list = []
 
     def stop(signum, frame) -> None:
+        if stopping:  # a second signal: no more waiting
+            for process in processes:
+                if process.pid is not None and process.is_alive():
+                    process.kill()
         stopping.append(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    processes = [context.Process(target=_worker, args=(app, options)) for _ in range(workers)]
+    start = lambda i: context.Process(target=_worker, args=(app, options, sockets[i]))  # noqa: E731
+    processes = [start(i) for i in range(len(sockets))]
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else [])
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
+    started = [time.monotonic()] * len(sockets)
+    quick_deaths = 0
     try:
         for process in processes:
             process.start()
         while not stopping:
+            time.sleep(0.2)
             for i, process in enumerate(processes):
                 if process.is_alive() or stopping:
                     continue
-                if process.exitcode == REFUSED:  # it printed why; the others would refuse as well
-                    stopping.append(None)
+                if process.exitcode in (REFUSED, _STARTUP_FAILED):  # it printed why; the others would fail alike
                     return REFUSED
+                quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < _QUICK_DEATH else 1
+                if quick_deaths >= _QUICK_DEATHS:
+                    print(f"crampdx: {quick_deaths} workers stopped soon after starting (last exit code "
+                          f"{process.exitcode}); see the log above, then start the service again", file=sys.stderr)
+                    return 1
                 print(f"crampdx worker {process.pid} stopped (exit code {process.exitcode}); starting another",
                       file=sys.stderr)
-                time.sleep(_RESTART_PAUSE)
-                processes[i] = context.Process(target=_worker, args=(app, options))
+                processes[i], started[i] = start(i), time.monotonic()
                 processes[i].start()
-            time.sleep(0.2)
         return 0
     finally:
-        for process in processes:
+        running = [process for process in processes if process.pid is not None]
+        for process in running:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes the requests under way
-        for process in processes:
-            process.join(timeout=20)
+        deadline = time.monotonic() + 20
+        for process in running:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
+                process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for sock in sockets:
+            sock.close()

@@ -19,7 +19,7 @@ from crampdx import DISCLAIMER
 from crampdx.cli.main import main
 from crampdx.service.requests import EXAMPLE_FINDINGS
 from crampdx.service.serve import SERVE_CONFIG_ENV
-from crampdx.service.workers import REFUSED, serve_workers
+from crampdx.service.workers import REFUSED, listening_sockets, serve_workers
 
 TOKEN = "served-token-of-enough-length"
 
@@ -39,7 +39,7 @@ def _serve(model_dir, tmp_path_factory, *extra: str):
     process = subprocess.Popen(
         [sys.executable, "-m", "crampdx.cli.main", "serve", "--model", str(model_dir), "--port", str(port),
          "--token-file", str(token_file), "--log-level", "warning", *extra],
-        stdout=subprocess.DEVNULL, stderr=log, text=True)
+        stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)  # its own group: _stop reaches every worker
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -61,9 +61,14 @@ def _serve(model_dir, tmp_path_factory, *extra: str):
 def _stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        process.kill()
+        pass
+    try:  # whatever is left of its group (workers)
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +170,15 @@ def test_two_workers_each_load_the_model_and_serve_one_port(tiny_model_dir, tmp_
             assert [c["id"] for c in ok.json()["differential"]] == expected
             assert httpx.post(f"{base}/v1/assess", json={"findings": {}}, timeout=30).status_code == 401
         # a worker that dies is replaced
-        killed = _workers(process.pid)[0]
+        before = set(_workers(process.pid))
+        killed = min(before)
         os.kill(killed, signal.SIGKILL)
         while time.monotonic() < deadline + 60 and (killed in _workers(process.pid) or len(_workers(process.pid)) < 2):
             time.sleep(0.2)
         assert killed not in _workers(process.pid) and len(_workers(process.pid)) == 2
+        replacement = next(pid for pid in _workers(process.pid) if pid not in before)
+        port = int(base.rsplit(":", 1)[1])
+        assert _server_side_sockets(port, "0A") & _socket_inodes(replacement)  # it took over the socket
         ok = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=60)
         assert ok.status_code == 200, ok.text
     finally:
@@ -213,8 +222,9 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(tiny_model_d
             time.sleep(0.2)
         workers = _workers(process.pid)
         listening = _server_side_sockets(port, "0A")
-        assert len(workers) == 2 and len(listening) == 2
+        assert len(workers) == 2 and len(listening) == 2  # bound by the parent, one per worker
         assert all(len(listening & _socket_inodes(pid)) == 1 for pid in workers)
+        assert len({frozenset(listening & _socket_inodes(pid)) for pid in workers}) == 2
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         accepted = []
         while time.monotonic() < deadline:
@@ -237,13 +247,14 @@ def test_a_worker_refusing_the_model_stops_the_service_with_its_code(tiny_model_
     monkeypatch.setenv(SERVE_CONFIG_ENV, json.dumps({"model": str(tiny_model_dir), "model_sha256": "0" * 64,
                                                      "token_file": None, "cors_origins": []}))
     options = dict(host="127.0.0.1", port=_free_port(), log_level="warning", access_log=False)
+    sockets = listening_sockets(options["host"], options["port"], 2)
     def give_up(signum, frame):  # a supervisor restarting the refusing worker would never return
         raise TimeoutError("serve_workers kept running after a worker refused")
 
     previous = signal.signal(signal.SIGALRM, give_up)
     signal.alarm(90)
     try:
-        assert serve_workers("crampdx.service.serve:app_from_environment", 2, options) == REFUSED
+        assert serve_workers("crampdx.service.serve:app_from_environment", sockets, options) == REFUSED
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
