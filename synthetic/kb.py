@@ -10,6 +10,7 @@ posterior inverts it exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
@@ -101,6 +102,11 @@ class KnowledgeBase:
     @property
     def n_components(self) -> int:
         return len(self.component_class)
+
+    @cached_property
+    def parent_of(self) -> dict[str, str]:
+        """Child finding id -> its parent's (the inverse of ``children``), worked out once."""
+        return {child: parent for parent, kids in self.children.items() for child in kids}
 
     def class_of(self, class_id: str) -> EtiologyClass:
         for c in self.classes:

@@ -54,7 +54,7 @@ def table_types(kb: KnowledgeBase) -> dict[str, np.ndarray]:
 def family_closure(kb: KnowledgeBase, finding_ids: Iterable[str]) -> set[str]:
     """``finding_ids`` with, for each one that belongs to a parent -> children family, the
     whole family (the parent's levels are summed out over its children's tables)."""
-    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    parent_of = kb.parent_of
     out = set(finding_ids)
     for fid in list(out):
         parent = parent_of.get(fid, fid)
@@ -68,7 +68,7 @@ def lumps(kb: KnowledgeBase, finding_ids: frozenset[str]) -> tuple[np.ndarray, n
     """The lumps of ``kb``'s components that ``finding_ids`` cannot tell apart (see
     :func:`lumped_knowledge`): the first component of each, and the log of each one's summed
     weight. Kept for the atypical check's next block of references (the same findings)."""
-    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    parent_of = kb.parent_of
     # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
     telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
     types = table_types(kb)

@@ -101,6 +101,7 @@ class _Product(NamedTuple):
         if chosen.any():  # every level finding's one-hot columns at once (one table at a time cost more than the product)
             designs.append(level_onehot(codes, plan.level_widths[chosen], plan.level_columns[chosen]))
             weights.append(plan.level_weights[chosen[plan.level_owner]])
+        ranged, per_level = _interval_terms(codes, kb, intervals)
         families = []
         for family in plan.families:
             kids_assessed = assessed[family.kid_columns]
@@ -116,11 +117,10 @@ class _Product(NamedTuple):
                 indicator = parent_onehot[:, level:level + 1]
                 designs += [indicator, indicator * kid_design]
                 weights += [family.parent_log[None, :, level], level_weights]
-            families.append((family.parent, parent_onehot.sum(axis=1) == 0, kid_design, family.parent_log, kid_weights))
-        ranged, per_level = _interval_terms(codes, kb, intervals)
-        # the cases whose family must be summed over the parent's levels: parent missing, a child known
-        families = [(parent, missing & (kid_design.any(axis=1) | _rows_in(per_level.get(parent, {}), len(codes))),
-                     kid_design, parent_log, kid_weights) for parent, missing, kid_design, parent_log, kid_weights in families]
+            # the cases whose family must be summed over the parent's levels: parent missing, a child known
+            summed_out = (parent_onehot.sum(axis=1) == 0) & (kid_design.any(axis=1)
+                                                             | _rows_in(per_level.get(family.parent, {}), len(codes)))
+            families.append((family.parent, summed_out, kid_design, family.parent_log, kid_weights))
         return cls(len(codes), np.hstack(designs) if designs else None, np.vstack(weights) if designs else None, families, ranged, per_level)
 
 
@@ -161,7 +161,7 @@ def _interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) 
     """Each range's log-mass: summed per row (row -> (K,)), or, for a child whose parent is not
     assessed, per parent level (parent -> row -> (levels, K)) to be summed out. Ranges repeat
     (the atypical check's references give three cells per range): each is computed once."""
-    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    parent_of = kb.parent_of
     ranged: dict[int, np.ndarray] = {}
     per_level: dict[str, dict[int, np.ndarray]] = {}
     masses: dict[tuple, np.ndarray] = {}

@@ -150,7 +150,7 @@ def answer_distributions(codes_row: np.ndarray, kb: KnowledgeBase, finding_ids=N
         finding_ids = [fid for fid in schema.ids if np.isnan(row[schema.position(fid)]) and fid not in ranges]
     post = component_posterior(row[None, :], kb, {0: ranges})[0]
     by_class = class_component_weights(post, kb)
-    parent_of = {child: parent for parent, kids in kb.children.items() for child in kids}
+    parent_of = kb.parent_of
     out = []
     for fid in finding_ids:
         finding, table = schema[fid], kb.tables[fid]
