@@ -10,10 +10,11 @@ bounded is a single cell (a value, a header) and the work per column.
 
 from __future__ import annotations
 
+import operator
 import sys
 
 __all__ = ["MAX_CASE_FIELDS", "MAX_CASE_JSON_BYTES", "MAX_HEADER_CHARS", "MAX_JSON_DEPTH", "MAX_NAME_CHARS",
-           "MAX_NUMBER", "MAX_TABLE_COLUMNS", "MAX_TABLE_ROWS", "MAX_VALUE_CHARS"]
+           "MAX_NUMBER", "MAX_TABLE_COLUMNS", "MAX_TABLE_ROWS", "MAX_VALUE_CHARS", "whole_number"]
 
 MAX_CASE_JSON_BYTES = 1_000_000  # one case, or one exported assessment (about 30 kB), as JSON
 MAX_JSON_DEPTH = 20  # a case is flat; an exported assessment nests 5 levels deep
@@ -24,3 +25,24 @@ MAX_NUMBER = sys.float_info.max  # about 1.8e308: an integer beyond it has no fl
 MAX_TABLE_COLUMNS = 1_000  # findings and carried columns (an id, a site, a date) together
 MAX_HEADER_CHARS = MAX_TABLE_COLUMNS * (MAX_NAME_CHARS + 3)  # the header row of a CSV file
 MAX_TABLE_ROWS = 10_000_000  # cases in one file; more are refused before being read in full: split the file
+
+
+def whole_number(value, name: str, *, least: int) -> int:
+    """An argument that counts something (numpy integers too, not booleans), at least ``least``.
+
+    Examples
+    --------
+    >>> whole_number(3, "top", least=1)
+    3
+    >>> whole_number(0, "top", least=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: top must be a whole number, at least 1 (got 0)
+    """
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < least:
+        raise ValueError(f"{name} must be a whole number, at least {least} (got {value!r})")
+    return number

@@ -12,7 +12,6 @@ from it, never from a different knowledge base than the model learned.
 
 from __future__ import annotations
 
-import operator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,10 +22,12 @@ from scipy.special import softmax
 
 from crampdx import __version__
 from crampdx.contract.case import Case, validate_case
+from crampdx.contract.limits import whole_number
 from crampdx.contract.schema import Interval
 from crampdx.model.artifact import default_artifact_dir
 from crampdx.model.assessment import Assessment, ModelIdentity
 from crampdx.model.attribution import TreeAttribution
+from crampdx.model.batch_forest import HeapForest
 from crampdx.model.explain import ATYPICAL_PERCENTILE, atypicality, explanations, mean_over_rows, probabilities_of
 from crampdx.model.forest import CompiledForest
 from crampdx.model.loading import load_model
@@ -40,8 +41,8 @@ from crampdx.synthetic.typicality import evidence_percentile
 
 __all__ = ["Diagnoser"]
 
-# Up to this many cases are scored by the compiled forest (all trees walked at once);
-# larger batches by scikit-learn, which parallelises over cases.
+# Up to this many cases are scored by the compiled forest (all trees walked at once), larger
+# batches in compiled code (model/batch_forest.py; scikit-learn for forests too deep for it).
 SMALL_BATCH = 512
 # A result known only as a range ("potassium low") is scored as the average over this many
 # values drawn from the range under the knowledge base (stratified; the same case, the same draws).
@@ -128,11 +129,18 @@ class Diagnoser:
         """The model's trees as flat arrays: one case scores in about a millisecond."""
         return CompiledForest(self.estimator_)
 
+    @cached_property
+    def batch_forest_(self) -> HeapForest | None:
+        """The trees laid out for large batches (None when too deep: scikit-learn scores those)."""
+        return HeapForest(self.forest_) if HeapForest.supports(self.forest_) else None
+
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds (``logits / T``) for encoded cases, shape (n, n_classes)."""
         codes = np.asarray(codes, dtype=float)
         if codes.ndim == 2 and len(codes) <= SMALL_BATCH:
             return self.forest_.decision_function(codes) / self.temperature_
+        if codes.ndim == 2 and self.batch_forest_ is not None:
+            return self.batch_forest_.decision_function(codes) / self.temperature_
         # Column-major: scikit-learn walks the trees one at a time over all rows, so each tree
         # reads a few columns; row-major rows made every tree stream the whole batch through
         # the cache (bench/bench_cli.py: ~4x the rows per second, the same scores).
@@ -311,12 +319,12 @@ class Diagnoser:
         KeyError
             An unknown cause id in ``explain``.
         """
-        top = None if top is None else _whole_number(top, "top", least=1)
-        next_findings = _whole_number(next_findings, "next_findings", least=0)
+        top = None if top is None else whole_number(top, "top", least=1)
+        next_findings = whole_number(next_findings, "next_findings", least=0)
         if isinstance(explain, str):
             explain = [explain]
         elif not isinstance(explain, Sequence):
-            explain = _whole_number(explain, "explain", least=0)
+            explain = whole_number(explain, "explain", least=0)
         case = self.case(case)
         rows, scores = self._rows_and_scores(case)
         differential = probabilities_of(scores)
@@ -335,13 +343,3 @@ class Diagnoser:
             not_used=dict(not_used or {}),
         )
 
-
-def _whole_number(value, name: str, *, least: int) -> int:
-    """An argument that counts something (numpy integers too), at least ``least``."""
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        number = None
-    if number is None or number < least:
-        raise ValueError(f"{name} must be a whole number, at least {least} (got {value!r})")
-    return number

@@ -1,0 +1,90 @@
+"""Large batches are scored in compiled code to the bit as scikit-learn scores them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, HeapForest
+from crampdx.model.diagnoser import SMALL_BATCH
+from crampdx.model.forest import CompiledForest
+from crampdx.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def heaps(tiny_diagnoser):
+    return HeapForest(CompiledForest(tiny_diagnoser.estimator_))
+
+
+def _same_floats(ours, theirs):
+    assert ours.shape == theirs.shape
+    assert np.array_equal(ours, theirs), f"largest difference {np.abs(ours - theirs).max():.3g}"
+
+
+def test_generated_cases_score_as_scikit_learn_to_the_bit(tiny_diagnoser, heaps):
+    codes = tiny_diagnoser.schema.encode(generate(2 * ROWS_PER_TASK + 37, seed=21))
+    assert np.isnan(codes).any() and (~np.isnan(codes)).any()
+    _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
+
+
+def test_thresholds_missing_values_and_infinities_take_scikit_learns_side(tiny_diagnoser, heaps):
+    """Values exactly on split thresholds, missing, or infinite, one feature of each split at a time."""
+    forest = CompiledForest(tiny_diagnoser.estimator_)
+    splits = ~forest.is_leaf_
+    features, thresholds = forest.feature_[splits], forest.threshold_[splits]
+    rng = np.random.default_rng(6)
+    chosen = rng.choice(len(features), size=600, replace=True)
+    codes = tiny_diagnoser.schema.encode(generate(600, seed=22))
+    rows = np.arange(600)
+    codes[rows, features[chosen]] = thresholds[chosen]
+    codes[rows[::4], features[chosen][::4]] = np.nan
+    codes[rows[1::4], features[chosen][1::4]] = np.inf
+    codes[rows[2::8], features[chosen][2::8]] = -np.inf
+    _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
+
+
+def test_uneven_trees_are_padded_without_changing_a_score():
+    """Unlimited depth and 6 leaves: trees with leaves at several depths, missing values in training."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 4))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = (np.nan_to_num(X[:, 0]) > 0.3).astype(int) + (np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2]) > 0.1) \
+        + np.isnan(X[:, 3])
+    model = HistGradientBoostingClassifier(max_iter=20, max_depth=None, max_leaf_nodes=6, random_state=0).fit(X, y)
+    forest = CompiledForest(model)
+    depths = {int(d) for p in model._predictors for t in p for d in t.nodes["depth"][t.nodes["is_leaf"]]}
+    assert len(depths) > 1 and forest.depth_ > 2
+    test = rng.normal(size=(2500, 4))
+    test[rng.random(test.shape) < 0.2] = np.nan
+    _same_floats(HeapForest(forest).decision_function(test), model.decision_function(test))
+
+
+def test_one_thread_and_several_give_the_same_scores(tiny_diagnoser, heaps):
+    codes = tiny_diagnoser.schema.encode(generate(3 * ROWS_PER_TASK, seed=23))
+    _same_floats(heaps.decision_function(codes, n_threads=1), heaps.decision_function(codes, n_threads=3))
+
+
+def test_a_forest_too_deep_for_heaps_is_left_to_scikit_learn():
+    """A chain-like tree deeper than MAX_DEPTH is refused by HeapForest and scored by scikit-learn."""
+    X = np.arange(4000, dtype=float)[:, None]
+    y = (np.arange(4000) % 3 == 0).astype(int) + (np.arange(4000) % 5 == 0)
+    model = HistGradientBoostingClassifier(max_iter=2, max_depth=None, max_leaf_nodes=255, min_samples_leaf=1,
+                                           max_bins=255, random_state=0).fit(X, y)
+    forest = CompiledForest(model)
+    assert forest.depth_ > MAX_DEPTH and not HeapForest.supports(forest)
+    with pytest.raises(ValueError, match="too deep"):
+        HeapForest(forest)
+
+
+def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_alike(tiny_diagnoser):
+    codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 50, seed=24))
+    assert tiny_diagnoser.batch_forest_ is not None
+    whole = tiny_diagnoser.scores(codes)
+    _same_floats(whole, tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_)
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
+
+
+def test_a_batch_of_the_wrong_width_is_refused(heaps):
+    with pytest.raises(ValueError, match="columns"):
+        heaps.decision_function(np.zeros((3, heaps.n_features_in_ + 1)))
