@@ -32,6 +32,10 @@ __all__ = ["HeapForest", "available_cpus"]
 MAX_DEPTH = 8
 MAX_CELLS = 1 << 23
 ROWS_PER_TASK = 1024
+# numba's start (importing it, loading the compiled loop from its cache: ~0.9 s once per
+# process) costs what scikit-learn takes for ~4,000 rows of the default model: smaller batches
+# stay with scikit-learn until a large one has paid it.
+ROWS_WORTH_STARTING = 4096
 _LARGEST = float(np.finfo(float).max)
 
 
@@ -115,6 +119,12 @@ class HeapForest:
         self.baseline_ = forest.baseline_.astype(float)
         self.n_classes_ = forest.n_classes_
         self.n_features_in_ = forest.n_features_in_
+
+    @staticmethod
+    def worthwhile(n_rows: int) -> bool:
+        """Whether a batch of ``n_rows`` is worth scoring here: large enough to pay numba's
+        start, or any batch once it has been paid in this process."""
+        return n_rows >= ROWS_WORTH_STARTING or _kernel.cache_info().currsize > 0
 
     @staticmethod
     def supports(forest: CompiledForest) -> bool:

@@ -42,7 +42,8 @@ from crampdx.synthetic.typicality import evidence_percentile
 __all__ = ["Diagnoser"]
 
 # Up to this many cases are scored by the compiled forest (all trees walked at once), larger
-# batches in compiled code (model/batch_forest.py; scikit-learn for forests too deep for it).
+# batches in compiled code (model/batch_forest.py; by scikit-learn when too few to pay its start,
+# or the trees are too deep for it).
 SMALL_BATCH = 512
 # A result known only as a range ("potassium low") is scored as the average over this many
 # values drawn from the range under the knowledge base (stratified; the same case, the same draws).
@@ -139,7 +140,7 @@ class Diagnoser:
         codes = np.asarray(codes, dtype=float)
         if codes.ndim == 2 and len(codes) <= SMALL_BATCH:
             return self.forest_.decision_function(codes) / self.temperature_
-        if codes.ndim == 2 and self.batch_forest_ is not None:
+        if codes.ndim == 2 and HeapForest.worthwhile(len(codes)) and self.batch_forest_ is not None:
             return self.batch_forest_.decision_function(codes) / self.temperature_
         # Column-major: scikit-learn walks the trees one at a time over all rows, so each tree
         # reads a few columns; row-major rows made every tree stream the whole batch through

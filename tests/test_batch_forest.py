@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, HeapForest
+from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest, _kernel
 from crampdx.model.diagnoser import SMALL_BATCH
 from crampdx.model.forest import CompiledForest
 from crampdx.synthetic import generate
@@ -77,12 +77,23 @@ def test_a_forest_too_deep_for_heaps_is_left_to_scikit_learn():
         HeapForest(forest)
 
 
-def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_alike(tiny_diagnoser):
-    codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 50, seed=24))
-    assert tiny_diagnoser.batch_forest_ is not None
+def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_alike(tiny_diagnoser, monkeypatch):
+    codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=24))
+    calls = []
+    scored = HeapForest.decision_function
+    monkeypatch.setattr(HeapForest, "decision_function", lambda self, X, **kw: calls.append(len(X)) or scored(self, X, **kw))
     whole = tiny_diagnoser.scores(codes)
+    assert calls == [ROWS_WORTH_STARTING]
     _same_floats(whole, tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_)
     np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
+    assert calls == [ROWS_WORTH_STARTING]  # a small batch: the compiled forest
+
+
+def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch():
+    _kernel.cache_clear()
+    assert not HeapForest.worthwhile(SMALL_BATCH + 1) and HeapForest.worthwhile(ROWS_WORTH_STARTING)
+    _kernel()
+    assert HeapForest.worthwhile(SMALL_BATCH + 1)
 
 
 def test_a_batch_of_the_wrong_width_is_refused(heaps):
