@@ -18,33 +18,41 @@ the scores are the same floats (``tests/test_batch_forest.py`` checks equality t
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
+import joblib
 import numpy as np
 
 from crampdx.model.forest import CompiledForest
 
 __all__ = ["HeapForest", "available_cpus"]
 
-# Deeper forests (trained with other hyperparameters) stay with scikit-learn: a heap holds
-# 2**depth cells per tree, most of them padding when the trees are deep and narrow.
+# Deeper or much larger forests (trained with other hyperparameters) stay with scikit-learn:
+# a heap holds 2**depth cells per tree, most of them padding when the trees are deep and
+# narrow; 2**21 cells are ~50 MB of arrays (the default model needs 66,600).
 MAX_DEPTH = 8
-MAX_CELLS = 1 << 23
+MAX_CELLS = 1 << 21
 ROWS_PER_TASK = 1024
-# numba's start (importing it, loading the compiled loop from its cache: ~0.9 s once per
-# process) costs what scikit-learn takes for ~4,000 rows of the default model: smaller batches
-# stay with scikit-learn until a large one has paid it.
+# numba's start (importing it and loading the compiled loop from its cache, 0.6-0.9 s once
+# per process) is about what the compiled loop saves on ~4,000 rows of the default model
+# against scikit-learn: smaller batches stay with scikit-learn until a large one has paid it.
 ROWS_WORTH_STARTING = 4096
 _LARGEST = float(np.finfo(float).max)
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity where the platform reports it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this process may use: joblib's count (CPU affinity and container quotas),
+    at most ``OMP_NUM_THREADS`` when set, as for scikit-learn's own threads.
+
+    Examples
+    --------
+    >>> 1 <= available_cpus() <= (os.cpu_count() or 1)
+    True
+    """
+    cpus = max(1, joblib.cpu_count())
+    limit = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return min(cpus, int(limit)) if limit.isdigit() and int(limit) > 0 else cpus
 
 
 def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, depth, out):
@@ -70,13 +78,27 @@ def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, de
             out[i, tree_class[t]] += leaf_value[t, k - n_splits]
 
 
-@lru_cache(maxsize=1)
-def _kernel():
-    # numba takes ~0.6 s to import and compiles on first use (cached on disk after that):
-    # only large batches need it, not the command line's start or the dashboard's first page
-    import numba
+_compiled: list = []
+_compiling = threading.Lock()
 
-    return numba.njit(nogil=True, cache=True)(_score_rows)
+
+def _kernel():
+    """The compiled loop, made once per process (concurrent first callers wait for it)."""
+    with _compiling:
+        if not _compiled:
+            # numba takes ~0.3 s to import: only large batches need it, not the command
+            # line's start or the dashboard's first page
+            import numba
+
+            try:  # compiled once and kept in numba's on-disk cache (__pycache__ or ~/.cache/numba)
+                _compiled.append(numba.njit(nogil=True, cache=True)(_score_rows))
+            except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time (~1 s)
+                _compiled.append(numba.njit(nogil=True)(_score_rows))
+        return _compiled[0]
+
+
+def _kernel_started() -> bool:
+    return bool(_compiled)
 
 
 class HeapForest:
@@ -85,7 +107,8 @@ class HeapForest:
     Parameters
     ----------
     forest : CompiledForest
-        The model's trees; their depth must be at most ``MAX_DEPTH`` (see :meth:`supports`).
+        The model's trees: at most ``MAX_DEPTH`` deep and ``MAX_CELLS`` heap leaves in all
+        (see :meth:`supports`).
 
     Attributes
     ----------
@@ -107,7 +130,8 @@ class HeapForest:
 
     def __init__(self, forest: CompiledForest) -> None:
         if not self.supports(forest):
-            raise ValueError(f"trees of depth {forest.depth_} ({forest.n_trees_} of them) are too deep to lay out as heaps")
+            raise ValueError(f"{forest.n_trees_} trees of depth {forest.depth_} are too deep or too many to lay out as heaps "
+                             f"(at most depth {MAX_DEPTH} and {MAX_CELLS:,} leaves in all)")
         self.depth_ = depth = max(1, forest.depth_)
         n_splits = (1 << depth) - 1
         self.split_feature_ = np.zeros((forest.n_trees_, n_splits), dtype=np.intp)
@@ -124,11 +148,11 @@ class HeapForest:
     def worthwhile(n_rows: int) -> bool:
         """Whether a batch of ``n_rows`` is worth scoring here: large enough to pay numba's
         start, or any batch once it has been paid in this process."""
-        return n_rows >= ROWS_WORTH_STARTING or _kernel.cache_info().currsize > 0
+        return n_rows >= ROWS_WORTH_STARTING or _kernel_started()
 
     @staticmethod
     def supports(forest: CompiledForest) -> bool:
-        """Whether the forest is shallow enough to be laid out as heaps."""
+        """Whether the forest is shallow and small enough to be laid out as heaps."""
         return forest.depth_ <= MAX_DEPTH and forest.n_trees_ << max(1, forest.depth_) <= MAX_CELLS
 
     def _place(self, forest: CompiledForest, trees: np.ndarray, nodes: np.ndarray, slots: np.ndarray) -> None:

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest, _kernel
-from crampdx.model.diagnoser import SMALL_BATCH
+import numba
+
+from crampdx.model import batch_forest
+from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest
+from crampdx.model.diagnoser import SMALL_BATCH, Diagnoser
 from crampdx.model.forest import CompiledForest
 from crampdx.synthetic import generate
 
@@ -29,7 +32,8 @@ def test_generated_cases_score_as_scikit_learn_to_the_bit(tiny_diagnoser, heaps)
 
 
 def test_thresholds_missing_values_and_infinities_take_scikit_learns_side(tiny_diagnoser, heaps):
-    """Values exactly on split thresholds, missing, or infinite, one feature of each split at a time."""
+    """Values exactly on split thresholds (600 splits drawn at random, one per case), some of
+    them missing or infinite instead."""
     forest = CompiledForest(tiny_diagnoser.estimator_)
     splits = ~forest.is_leaf_
     features, thresholds = forest.feature_[splits], forest.threshold_[splits]
@@ -65,8 +69,9 @@ def test_one_thread_and_several_give_the_same_scores(tiny_diagnoser, heaps):
     _same_floats(heaps.decision_function(codes, n_threads=1), heaps.decision_function(codes, n_threads=3))
 
 
-def test_a_forest_too_deep_for_heaps_is_left_to_scikit_learn():
-    """A chain-like tree deeper than MAX_DEPTH is refused by HeapForest and scored by scikit-learn."""
+def test_a_forest_too_deep_for_heaps_is_refused():
+    """A chain-like tree deeper than MAX_DEPTH is refused by HeapForest (the Diagnoser then
+    keeps scikit-learn, as for a forest too large, below)."""
     X = np.arange(4000, dtype=float)[:, None]
     y = (np.arange(4000) % 3 == 0).astype(int) + (np.arange(4000) % 5 == 0)
     model = HistGradientBoostingClassifier(max_iter=2, max_depth=None, max_leaf_nodes=255, min_samples_leaf=1,
@@ -77,23 +82,66 @@ def test_a_forest_too_deep_for_heaps_is_left_to_scikit_learn():
         HeapForest(forest)
 
 
-def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_alike(tiny_diagnoser, monkeypatch):
-    codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=24))
+@pytest.fixture
+def heap_calls(monkeypatch):
+    """The number of rows of every batch HeapForest scores."""
     calls = []
     scored = HeapForest.decision_function
     monkeypatch.setattr(HeapForest, "decision_function", lambda self, X, **kw: calls.append(len(X)) or scored(self, X, **kw))
+    return calls
+
+
+def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_with_the_compiled_forest(tiny_diagnoser, heap_calls):
+    codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=24))
     whole = tiny_diagnoser.scores(codes)
-    assert calls == [ROWS_WORTH_STARTING]
+    assert heap_calls == [ROWS_WORTH_STARTING]
     _same_floats(whole, tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_)
     np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
-    assert calls == [ROWS_WORTH_STARTING]  # a small batch: the compiled forest
+    assert heap_calls == [ROWS_WORTH_STARTING]
 
 
-def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch():
-    _kernel.cache_clear()
-    assert not HeapForest.worthwhile(SMALL_BATCH + 1) and HeapForest.worthwhile(ROWS_WORTH_STARTING)
-    _kernel()
-    assert HeapForest.worthwhile(SMALL_BATCH + 1)
+def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch(tiny_diagnoser, heap_calls, monkeypatch):
+    monkeypatch.setattr(batch_forest, "_compiled", [])  # as in a new process
+    codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 10, seed=25))
+    expected = tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_
+    _same_floats(tiny_diagnoser.scores(codes), expected)  # scikit-learn: numba not worth starting for this
+    assert heap_calls == [] and not HeapForest.worthwhile(SMALL_BATCH + 10) and HeapForest.worthwhile(ROWS_WORTH_STARTING)
+    batch_forest._kernel()
+    _same_floats(tiny_diagnoser.scores(codes), expected)
+    assert heap_calls == [SMALL_BATCH + 10]
+
+
+def test_a_forest_too_large_for_heaps_is_scored_by_scikit_learn(tiny_diagnoser, heap_calls, monkeypatch):
+    monkeypatch.setattr(batch_forest, "MAX_CELLS", 1000)
+    diagnoser = Diagnoser(tiny_diagnoser.estimator_, tiny_diagnoser.manifest_, tiny_diagnoser.knowledge_)
+    assert diagnoser.batch_forest_ is None
+    codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=26))
+    _same_floats(diagnoser.scores(codes), tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_)
+    assert heap_calls == []
+
+
+def test_without_a_writable_cache_numba_compiles_in_memory(tiny_diagnoser, monkeypatch):
+    """numba refuses cache=True where it finds no writable cache folder (a read-only install
+    run by a user without a home): the loop is compiled without the cache instead."""
+    njit = numba.njit
+
+    def refusing_cache(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_score_rows': no locator available")
+        return njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", refusing_cache)
+    monkeypatch.setattr(batch_forest, "_compiled", [])
+    codes = tiny_diagnoser.schema.encode(generate(50, seed=27))
+    heaps = HeapForest(CompiledForest(tiny_diagnoser.estimator_))
+    _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
+
+
+def test_the_thread_count_honours_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert batch_forest.available_cpus() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert batch_forest.available_cpus() >= 1
 
 
 def test_a_batch_of_the_wrong_width_is_refused(heaps):

@@ -39,7 +39,7 @@ def test_values_on_a_threshold_go_left_and_missing_values_follow_the_learned_sid
 
 def test_one_case_and_large_batches_agree(tiny_diagnoser):
     codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 10, seed=13))
-    whole = tiny_diagnoser.scores(codes)  # the batch path
+    whole = tiny_diagnoser.scores(codes)  # the batch path (scikit-learn, or compiled batches once numba has started)
     np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
     np.testing.assert_allclose(tiny_diagnoser.scores(codes[:1]), whole[:1], rtol=0, atol=1e-9)
 
