@@ -29,6 +29,8 @@ def test_generated_cases_score_as_scikit_learn_to_the_bit(tiny_diagnoser, heaps)
     codes = tiny_diagnoser.schema.encode(generate(2 * ROWS_PER_TASK + 37, seed=21))
     assert np.isnan(codes).any() and (~np.isnan(codes)).any()
     _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
+    for n in (1, 5, 16, 17):  # rows walk the trees side by side in lanes of 16
+        _same_floats(heaps.decision_function(codes[:n]), tiny_diagnoser.estimator_.decision_function(codes[:n]))
 
 
 def test_thresholds_missing_values_and_infinities_take_scikit_learns_side(tiny_diagnoser, heaps):
