@@ -6,7 +6,10 @@
 * ``crampdx predict cases.csv --out ranked.csv`` on 100,000 rows: rows/s end to end (fresh
   process, model loading included; target >= 10,000 rows/s), and in one run the split by
   stage (read, validate, rank, write), timed in-process with the same functions the
-  command uses, so that the stage that bounds the rate is named.
+  command uses, so that the stage that bounds the rate is named;
+* the ranking's scores by scikit-learn and by the compiled batches (``model/batch_forest.py``)
+  alternately on the same 50,000 rows: rows/s of each, their ratio, and whether the floats
+  are the same.
 
 Medians over several runs; the default model (``~/.local/share/crampdx/models/default`` or
 ``$CRAMPDX_MODEL``) is used as it is.
