@@ -16,7 +16,7 @@ from typing import Iterator
 import pandas as pd
 
 from crampdx.contract.casefile import CaseTable, resolve_case_table
-from crampdx.contract.casereading import case_file_errors, check_table_columns, csv_options, read_case_table
+from crampdx.contract.casereading import case_file_errors, check_table_columns, csv_options, read_case_table, too_many_rows
 from crampdx.contract.limits import MAX_TABLE_ROWS
 from crampdx.contract.schema import Schema, SchemaError
 from crampdx.contract.schema_file import load_schema
@@ -62,8 +62,7 @@ def read_case_chunks(path: str | Path, schema: Schema | None = None, rows: int =
         if len(frame) == 0:  # a header and no rows
             continue
         if seen + len(frame) > MAX_TABLE_ROWS:
-            raise SchemaError(f"{path} holds more than {MAX_TABLE_ROWS:,} cases; split it into files of at most "
-                              f"{MAX_TABLE_ROWS:,} rows")
+            raise too_many_rows(path, MAX_TABLE_ROWS)
         check_table_columns(frame, path)
         frame.index = pd.RangeIndex(seen, seen + len(frame))
         seen += len(frame)

@@ -19,7 +19,7 @@ from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import finding_id_for, finding_names
 from crampdx.errors import clip
 
-__all__ = ["case_file_errors", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table"]
+__all__ = ["case_file_errors", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table", "too_many_rows"]
 
 
 def csv_delimiter(path: Path, names: dict[str, str]) -> str:
@@ -71,14 +71,14 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     parquet = path.suffix.lower() == ".parquet"
     with case_file_errors(path, parquet):
         if parquet:
+            _check_parquet_size(path)
             frame = pd.read_parquet(path)
         else:  # one more row than allowed tells a file that is too long
             frame = pd.read_csv(path, **csv_options(path, schema or load_schema()), nrows=MAX_TABLE_ROWS + 1)
     if len(frame) == 0:
         raise SchemaError(f"{path} holds no cases: it has a header but no rows; add one case per row")
     if len(frame) > MAX_TABLE_ROWS:
-        raise SchemaError(f"{path} holds more than {MAX_TABLE_ROWS:,} cases; split it into files of at most "
-                          f"{MAX_TABLE_ROWS:,} rows")
+        raise too_many_rows(path, MAX_TABLE_ROWS)
     check_table_columns(frame, path)
     return frame
 
@@ -113,6 +113,25 @@ def csv_options(path: Path, schema: Schema) -> dict:
 
 def check_table_columns(frame: pd.DataFrame, where: Any) -> None:
     """Refuse a table with more than :data:`~crampdx.contract.limits.MAX_TABLE_COLUMNS` columns."""
-    if frame.shape[1] > MAX_TABLE_COLUMNS:  # each column's name is looked up: bound that work
-        raise SchemaError(f"{where} has {frame.shape[1]:,} columns; a file of cases has at most "
+    _check_column_count(frame.shape[1], where)
+
+
+def _check_column_count(columns: int, where: Any) -> None:
+    if columns > MAX_TABLE_COLUMNS:  # each column's name is looked up: bound that work
+        raise SchemaError(f"{where} has {columns:,} columns; a file of cases has at most "
                           f"{MAX_TABLE_COLUMNS:,} (one per finding, the etiology and a few carried through)")
+
+
+def too_many_rows(path: Path, limit: int) -> SchemaError:
+    """The error for a file of more than ``limit`` cases (:data:`~crampdx.contract.limits.MAX_TABLE_ROWS`)."""
+    return SchemaError(f"{path} holds more than {limit:,} cases; split it into files of at most {limit:,} rows")
+
+
+def _check_parquet_size(path: Path) -> None:
+    """Refuse a parquet file with too many rows or columns from its footer, before reading it."""
+    import pyarrow.parquet as pq  # optional dependency: only a parquet file needs it
+
+    metadata = pq.ParquetFile(path).metadata
+    if metadata.num_rows > MAX_TABLE_ROWS:
+        raise too_many_rows(path, MAX_TABLE_ROWS)
+    _check_column_count(metadata.num_columns, path)

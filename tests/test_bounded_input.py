@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from conftest import possible_case
 from crampdx.cli.main import main
 from crampdx.contract import (Case, CaseError, SchemaError, findings_from_json, load_schema, read_case_table,
                               resolve_case_table, validate_case, validate_what_is_valid)
-from crampdx.contract import casereading
+from crampdx.contract import casechunks, casereading
 from crampdx.contract.casejson import json_depth
 from crampdx.contract.limits import (MAX_CASE_FIELDS, MAX_CASE_JSON_BYTES, MAX_HEADER_CHARS, MAX_JSON_DEPTH,
                                      MAX_TABLE_COLUMNS, MAX_VALUE_CHARS)
@@ -234,6 +235,25 @@ def test_too_many_rows_are_refused_before_the_file_is_read_in_full(tmp_path, mon
     monkeypatch.setattr(casereading, "MAX_TABLE_ROWS", 5)  # where the file is read
     path = write(tmp_path, "potassium\n" + "2.9\n" * 50)
     assert "more than 5 cases; split it" in refused(lambda: read_case_table(path), SchemaError)
+
+
+def test_a_parquet_file_with_too_many_rows_or_columns_is_refused_from_its_footer_unread(tmp_path, monkeypatch):
+    path = tmp_path / "cases.parquet"
+    pd.DataFrame({"potassium": [2.9] * 50, **{f"c{i}": [1] * 50 for i in range(9)}}).to_parquet(path)
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("the file was read before its size was checked"))
+    monkeypatch.setattr(casereading, "MAX_TABLE_ROWS", 5)
+    assert "more than 5 cases; split it" in refused(lambda: read_case_table(path), SchemaError)
+    monkeypatch.setattr(casereading, "MAX_TABLE_ROWS", 100)
+    monkeypatch.setattr(casereading, "MAX_TABLE_COLUMNS", 4)
+    assert "has 10 columns; a file of cases has at most 4" in refused(lambda: read_case_table(path), SchemaError)
+
+
+def test_a_file_read_in_chunks_is_refused_past_the_row_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(casechunks, "MAX_TABLE_ROWS", 5)
+    for path in [write(tmp_path, "potassium\n" + "2.9\n" * 50), tmp_path / "cases.parquet"]:
+        if path.suffix == ".parquet":
+            pd.DataFrame({"potassium": [2.9] * 50}).to_parquet(path)
+        assert "more than 5 cases; split it" in refused(lambda: list(casechunks.read_case_chunks(path, rows=2)), SchemaError)
 
 
 # ------------------------------------------------------------------ the command line
