@@ -34,7 +34,7 @@ from crampdx.synthetic.kb import KnowledgeBase
 
 __all__ = ["TEMPERATURE_RANGE", "check_model_fits", "check_versions", "load_model", "read_artifact", "read_manifest"]
 
-# The bounds training/fit.py's fit_temperature searches in: anything outside was not fitted.
+# The bounds training's fit_temperature searches in (it reads them here): anything outside was not fitted.
 TEMPERATURE_RANGE = (0.05, 20.0)
 _ROUNDING = 1e-6  # relative slack for a temperature found at a bound
 

@@ -31,6 +31,7 @@ from scipy.special import log_softmax
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from crampdx.contract.schema import SchemaError
+from crampdx.model.loading import TEMPERATURE_RANGE
 from crampdx.training.distill import fit_soft_targets, over_classes, target_classes
 
 __all__ = ["Hyperparameters", "fit_classifier", "fit_temperature", "iterations_text", "reached_cap"]
@@ -185,5 +186,5 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     def loss(log_t: float) -> float:
         return -(targets * log_softmax(logits / np.exp(log_t), axis=1)).sum(axis=1).mean()
 
-    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    result = minimize_scalar(loss, bounds=tuple(np.log(TEMPERATURE_RANGE)), method="bounded")
     return float(np.exp(result.x))
