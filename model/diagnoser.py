@@ -132,7 +132,7 @@ class Diagnoser:
 
     @cached_property
     def batch_forest_(self) -> HeapForest | None:
-        """The trees laid out for large batches (None when too deep: scikit-learn scores those)."""
+        """The trees laid out for large batches (None when too deep or too many: scikit-learn scores those)."""
         return HeapForest(self.forest_) if HeapForest.supports(self.forest_) else None
 
     def scores(self, codes: np.ndarray) -> np.ndarray:
@@ -343,4 +343,3 @@ class Diagnoser:
             top=top,
             not_used=dict(not_used or {}),
         )
-
