@@ -158,6 +158,11 @@ class HeapForest:
         self.baseline_ = forest.baseline_.astype(float)
         self.n_classes_ = forest.n_classes_
         self.n_features_in_ = forest.n_features_in_
+        # The compiled loop reads without bounds checks: every index it follows must lie in range
+        # (the loader has checked the model's arrays; this keeps the loop safe on its own).
+        if not (0 <= self.split_feature_.min() and self.split_feature_.max() < 2 * self.n_features_in_
+                and 0 <= self.tree_class_.min() and self.tree_class_.max() < len(self.baseline_) == self.n_classes_):
+            raise ValueError("the forest's feature or class indices are out of range")
 
     @staticmethod
     def worthwhile(n_rows: int) -> bool:

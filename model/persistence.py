@@ -13,9 +13,10 @@ partial copy) the hashes suffice. Anyone who can write the model directory can r
 model with another one and recompute the hashes (there is no signature), and so change what
 clinicians see; what they can no longer do is run code: nothing here unpickles, and every
 array is checked (dtypes, shapes, node links within each tree, feature indices, finite
-values) before scikit-learn's compiled code or the compiled forest walks it, so a damaged
-or hostile file ends in :class:`ModelFileError`, one phrase saying what is wrong. Keep the
-model directory writable only by the user who runs crampdx.
+values) before scikit-learn's compiled code, the compiled forest or the compiled batches
+(which read without bounds checks) walk it, so a damaged or hostile file ends in
+:class:`ModelFileError`, one phrase saying what is wrong. Keep the model directory writable
+only by the user who runs crampdx.
 
 The rebuilt estimator sets scikit-learn's private fitted attributes; that is safe because
 an artifact loads only under the scikit-learn version it was written with (the manifest's

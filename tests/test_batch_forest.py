@@ -146,6 +146,14 @@ def test_the_thread_count_honours_omp_num_threads(monkeypatch):
     assert batch_forest.available_cpus() >= 1
 
 
+def test_indices_out_of_range_are_refused_before_the_unchecked_loop_reads_them(tiny_diagnoser):
+    forest = CompiledForest(tiny_diagnoser.estimator_)
+    forest._side_feature = forest._side_feature.copy()
+    forest._side_feature[~forest.is_leaf_] = 2 * forest.n_features_in_  # one past the doubled row
+    with pytest.raises(ValueError, match="out of range"):
+        HeapForest(forest)
+
+
 def test_a_batch_of_the_wrong_width_is_refused(heaps):
     with pytest.raises(ValueError, match="columns"):
         heaps.decision_function(np.zeros((3, heaps.n_features_in_ + 1)))
