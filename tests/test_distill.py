@@ -45,19 +45,22 @@ def test_the_gradient_and_hessian_are_those_of_the_cross_entropy():
 
 
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_the_arrays_scikit_learn_passes_get_the_same_floats_as_the_plain_formula(order):
-    """scikit-learn hands column-major float32 arrays to fill; they are filled class by class on
-    their transposes, which must give the float64 formula's values rounded to float32, bit for bit."""
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_arrays_scikit_learn_passes_get_the_float64_formulas_values(order, weighted):
+    """scikit-learn hands column-major float32 arrays to fill; they must hold the float64
+    formula's values (scipy's softmax) rounded to float32, bit for bit."""
     rng = np.random.default_rng(4)
     targets = rng.dirichlet(np.full(25, 0.3), size=3001)
     loss = SoftTargetLoss(targets, np.full((7, 25), 1 / 25))
     raw = np.asarray(rng.normal(scale=4, size=(3001, 25)), order=order)
+    weight = rng.random(3001) if weighted else None
     gradient = np.empty((3001, 25), dtype=np.float32, order=order)
     hessian = np.empty_like(gradient)
-    loss.gradient_hessian(np.zeros(3001), raw, None, gradient, hessian)
-    plain_gradient, plain_hessian = loss.gradient_hessian(np.zeros(3001), raw)  # no arrays to fill: the plain formula
-    assert np.array_equal(gradient, plain_gradient.astype(np.float32))
-    assert np.array_equal(hessian, plain_hessian.astype(np.float32))
+    loss.gradient_hessian(np.zeros(3001), raw, weight, gradient, hessian)
+    q = softmax(raw, axis=1)
+    w = np.ones(3001) if weight is None else weight
+    assert np.array_equal(gradient, ((q - targets) * w[:, None]).astype(np.float32))
+    assert np.array_equal(hessian, (q * (1.0 - q) * w[:, None]).astype(np.float32))
 
 
 def test_one_hot_targets_fit_exactly_as_scikit_learns_own_log_loss(labelled):

@@ -25,7 +25,7 @@ multinomial loss, so a scikit-learn release that changes the protocol fails loud
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp, softmax
+from scipy.special import logsumexp
 from sklearn._loss.loss import HalfMultinomialLoss
 from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -91,33 +91,26 @@ class SoftTargetLoss(HalfMultinomialLoss):
     def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, gradient_out=None, hessian_out=None,
                          n_threads=1):
         targets = self._targets_for(y_true, "gradient_hessian")
-        if sample_weight is None and gradient_out is not None and hessian_out is not None:
-            return self._gradient_hessian_by_class(targets, raw_prediction, gradient_out, hessian_out)
-        q = softmax(raw_prediction, axis=1)
-        gradient, hessian = q - targets, q * (1.0 - q)
-        if sample_weight is not None:
-            gradient *= sample_weight[:, None]
-            hessian *= sample_weight[:, None]
-        if gradient_out is None:
-            return gradient, hessian
-        gradient_out[...] = gradient
-        hessian_out[...] = hessian
-        return gradient_out, hessian_out
-
-    def _gradient_hessian_by_class(self, targets, raw_prediction, gradient_out, hessian_out):
-        """The same floats as above, on the transposed arrays: scikit-learn's are column-major
-        (rows x classes), so their transposes are row-major and each class's values are
-        contiguous (~18 instead of ~29 ms for 32,000 cases x 25 classes, a tenth of a fit)."""
         if self._by_class is None or self._by_class.shape[1] != len(targets):
             self._by_class = np.ascontiguousarray(targets.T)
+        if gradient_out is None:
+            gradient_out = np.empty(raw_prediction.shape, order="F")
+        if hessian_out is None:
+            hessian_out = np.empty(raw_prediction.shape, order="F")
+        # On the transposes: scikit-learn's arrays are column-major (rows x classes), so each
+        # class's values are contiguous there (~18 instead of ~29 ms an iteration for 32,000
+        # cases x 25 classes). q = softmax(raw) as scipy computes it: shift, exp, divide by the sum.
         raw = raw_prediction.T
-        q = raw - raw.max(axis=0)  # as scipy's softmax: shift by the maximum, exp, divide by the sum
+        q = raw - raw.max(axis=0)
         np.exp(q, out=q)
         q /= q.sum(axis=0)
-        np.subtract(q, self._by_class, out=gradient_out.T, casting="same_kind")
-        np.multiply(q, 1.0 - q, out=hessian_out.T, casting="same_kind")
+        if sample_weight is None:
+            np.subtract(q, self._by_class, out=gradient_out.T, casting="same_kind")
+            np.multiply(q, 1.0 - q, out=hessian_out.T, casting="same_kind")
+        else:
+            np.multiply(q - self._by_class, sample_weight, out=gradient_out.T, casting="same_kind")
+            np.multiply(q * (1.0 - q), sample_weight, out=hessian_out.T, casting="same_kind")
         return gradient_out, hessian_out
-
 
 def target_classes(targets: np.ndarray) -> np.ndarray:
     """The class positions some case gives probability to: the classes a model fitted to
