@@ -16,7 +16,8 @@ from typing import Iterator
 import pandas as pd
 
 from crampdx.contract.casefile import CaseTable, resolve_case_table
-from crampdx.contract.casereading import case_file_errors, check_table_columns, csv_options, read_case_table, too_many_rows
+from crampdx.contract.casereading import (case_file_errors, check_parquet_size, check_table_columns, csv_options, read_case_table,
+                                         too_many_rows)
 from crampdx.contract.limits import MAX_TABLE_ROWS
 from crampdx.contract.schema import Schema, SchemaError
 from crampdx.contract.schema_file import load_schema
@@ -79,6 +80,7 @@ def _csv_chunks(path: Path, schema: Schema, rows: int) -> Iterator[pd.DataFrame]
 def _parquet_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq  # optional dependency: only a parquet file needs it
 
+    check_parquet_size(path)  # from the footer, before the first batch is decoded
     for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
         yield batch.to_pandas()
 

@@ -19,7 +19,7 @@ from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import finding_id_for, finding_names
 from crampdx.errors import clip
 
-__all__ = ["case_file_errors", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table", "too_many_rows"]
+__all__ = ["case_file_errors", "check_parquet_size", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table", "too_many_rows"]
 
 
 def csv_delimiter(path: Path, names: dict[str, str]) -> str:
@@ -71,7 +71,7 @@ def read_case_table(path: str | Path, schema: Schema | None = None) -> pd.DataFr
     parquet = path.suffix.lower() == ".parquet"
     with case_file_errors(path, parquet):
         if parquet:
-            _check_parquet_size(path)
+            check_parquet_size(path)
             frame = pd.read_parquet(path)
         else:  # one more row than allowed tells a file that is too long
             frame = pd.read_csv(path, **csv_options(path, schema or load_schema()), nrows=MAX_TABLE_ROWS + 1)
@@ -127,7 +127,7 @@ def too_many_rows(path: Path, limit: int) -> SchemaError:
     return SchemaError(f"{path} holds more than {limit:,} cases; split it into files of at most {limit:,} rows")
 
 
-def _check_parquet_size(path: Path) -> None:
+def check_parquet_size(path: Path) -> None:
     """Refuse a parquet file with too many rows or columns from its footer, before reading it."""
     import pyarrow.parquet as pq  # optional dependency: only a parquet file needs it
 

@@ -248,6 +248,16 @@ def test_a_parquet_file_with_too_many_rows_or_columns_is_refused_from_its_footer
     assert "has 10 columns; a file of cases has at most 4" in refused(lambda: read_case_table(path), SchemaError)
 
 
+def test_a_parquet_file_read_in_chunks_is_refused_from_its_footer_before_a_batch_is_decoded(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "cases.parquet"
+    pd.DataFrame({"potassium": [2.9] * 50}).to_parquet(path)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: pytest.fail("a batch was decoded first"))
+    monkeypatch.setattr(casereading, "MAX_TABLE_ROWS", 5)
+    assert "more than 5 cases; split it" in refused(lambda: list(casechunks.read_case_chunks(path, rows=2)), SchemaError)
+
+
 def test_a_file_read_in_chunks_is_refused_past_the_row_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(casechunks, "MAX_TABLE_ROWS", 5)
     for path in [write(tmp_path, "potassium\n" + "2.9\n" * 50), tmp_path / "cases.parquet"]:
