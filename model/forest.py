@@ -94,7 +94,9 @@ class CompiledForest:
         self.empty_leaf_ = node
         self.empty_scores_ = self.baseline_ + np.bincount(self.tree_class_, weights=self.value_[node],
                                                           minlength=self.n_classes_)
-        pairs = np.unique(np.column_stack([np.concatenate(on_path), np.tile(np.arange(self.n_trees_), self.depth_)]), axis=0)
+        # every tree a single leaf (depth 0: a model that never split) leaves no path to index
+        on_path = np.concatenate(on_path) if on_path else np.zeros(0, dtype=np.int32)
+        pairs = np.unique(np.column_stack([on_path, np.tile(np.arange(self.n_trees_), self.depth_)]), axis=0)
         pairs = pairs[pairs[:, 0] >= 0]
         n_features = int(self.feature_.max()) + 1 if len(self.feature_) else 0
         self.trees_by_feature_ = np.split(pairs[:, 1], np.searchsorted(pairs[:, 0], np.arange(1, n_features)))

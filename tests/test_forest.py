@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from crampdx.model.attribution import TreeAttribution
+from crampdx.model.batch_forest import HeapForest
 from crampdx.model.diagnoser import SMALL_BATCH
 from crampdx.model.forest import CompiledForest
 from crampdx.synthetic import generate
@@ -103,3 +105,39 @@ def test_infinite_values_and_splits_of_the_missing_values_follow_scikit_learn():
     np.testing.assert_allclose(forest.decision_function(test), expected, rtol=0, atol=1e-9)
     for row in range(0, 300, 7):
         np.testing.assert_allclose(forest.decision_function(test[row:row + 1]), expected[row:row + 1], rtol=0, atol=1e-9)
+
+
+def _single_leaf_models():
+    """Models whose every tree is one leaf: too few rows for two leaves of ``min_samples_leaf``
+    (as ``crampdx train --data`` on a tiny file), or constant findings; binary and multi-class."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 5))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    y = rng.choice(4, size=60, p=[0.5, 0.3, 0.15, 0.05])
+    yield HistGradientBoostingClassifier(max_iter=6, min_samples_leaf=31).fit(X, y), X
+    yield HistGradientBoostingClassifier(max_iter=6, min_samples_leaf=31).fit(X, y > 0), X
+    yield HistGradientBoostingClassifier(max_iter=4, min_samples_leaf=2).fit(np.ones_like(X), y), X
+
+
+def test_a_model_whose_trees_never_split_scores_as_scikit_learn_does_to_the_bit():
+    """Every tree of depth 0 (no path to index, no step to walk): the compiled forest and the
+    heaps give scikit-learn's scores, for cases with any findings assessed."""
+    for model, X in _single_leaf_models():
+        assert all(len(tree.nodes) == 1 for trees in model._predictors for tree in trees)
+        expected = model._raw_predict(X)
+        forest = CompiledForest(model)
+        assert forest.depth_ == 0 and len(forest.trees_to_walk(X)) == 0
+        assert np.array_equal(forest.decision_function(X), expected)
+        assert np.array_equal(forest.decision_function(X[:1]), expected[:1])
+        assert np.array_equal(HeapForest(forest).decision_function(X), expected)
+
+
+def test_the_explanations_of_a_model_whose_trees_never_split_are_its_base_values():
+    """shap explains such a model without error: every finding contributes nothing, the base
+    values are the scores (all classes, and one class's trees at a time)."""
+    model, X = next(_single_leaf_models())
+    attribution, expected = TreeAttribution(model), model._raw_predict(X[:5])
+    for classes in (None, [3, 0]):
+        values, base = attribution.shap_values(X[:5], classes)
+        assert values.shape == (5, X.shape[1], 4 if classes is None else 2) and not values.any()
+        np.testing.assert_allclose(np.broadcast_to(base, (5, len(base))), expected[:, classes or slice(None)], rtol=0, atol=1e-12)
