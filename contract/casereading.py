@@ -13,13 +13,17 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from crampdx.contract.limits import MAX_HEADER_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_ROWS
+from crampdx.contract.limits import MAX_HEADER_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_DECODED_BYTES, MAX_TABLE_ROWS
 from crampdx.contract.schema import Schema, SchemaError
 from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import finding_id_for, finding_names
 from crampdx.errors import clip
 
-__all__ = ["case_file_errors", "check_parquet_size", "check_table_columns", "csv_delimiter", "csv_options", "read_case_table", "too_many_rows"]
+__all__ = ["case_file_errors", "check_parquet_size", "check_table_columns", "csv_delimiter", "csv_options", "parquet_decoded_bytes",
+           "read_case_table", "too_many_rows"]
+
+# Bytes a value of each fixed-width parquet type decodes to (INT96, a timestamp, to 8).
+_VALUE_BYTES = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 8}
 
 
 def csv_delimiter(path: Path, names: dict[str, str]) -> str:
@@ -128,10 +132,39 @@ def too_many_rows(path: Path, limit: int) -> SchemaError:
 
 
 def check_parquet_size(path: Path) -> None:
-    """Refuse a parquet file with too many rows or columns from its footer, before reading it."""
+    """Refuse a parquet file with too many rows or columns, or one that decodes to more than
+    :data:`~crampdx.contract.limits.MAX_TABLE_DECODED_BYTES`, from its footer, before reading it.
+
+    The columns counted are those pandas reads as columns: an index pandas stored with the
+    table (``to_parquet`` of a frame without the default index) becomes the frame's index again.
+    """
     import pyarrow.parquet as pq  # optional dependency: only a parquet file needs it
 
-    metadata = pq.ParquetFile(path).metadata
+    with pq.ParquetFile(path) as file:
+        metadata, pandas_metadata = file.metadata, file.schema_arrow.pandas_metadata or {}
     if metadata.num_rows > MAX_TABLE_ROWS:
         raise too_many_rows(path, MAX_TABLE_ROWS)
-    _check_column_count(metadata.num_columns, path)
+    # pandas' index columns by name (a RangeIndex is stored as a dict, not as a column)
+    index = {name for name in pandas_metadata.get("index_columns", ()) if isinstance(name, str)}
+    _check_column_count(metadata.num_columns - len(index & set(metadata.schema.names)), path)
+    decoded = parquet_decoded_bytes(metadata)
+    if decoded > MAX_TABLE_DECODED_BYTES:
+        rows = max(1, metadata.num_rows * MAX_TABLE_DECODED_BYTES // decoded)
+        raise SchemaError(f"{path} decodes to {decoded:,} bytes, more than the {MAX_TABLE_DECODED_BYTES:,} a file of cases may; "
+                          f"split it into files of at most {rows:,} rows")
+
+
+def parquet_decoded_bytes(metadata) -> int:
+    """What a parquet file's columns decode to at least, from its footer (``pyarrow``'s
+    ``FileMetaData``): a number or boolean column its rows times the value's width, however well
+    it was encoded and compressed (a million rows of zeros take a few kB); any other column its
+    size uncompressed (plain text: the characters and 4 bytes each; text dictionary-encoded
+    decodes to more, which the footer does not tell).
+    """
+    columns = [metadata.schema.column(i) for i in range(metadata.num_columns)]
+    widths = [c.length if c.physical_type == "FIXED_LEN_BYTE_ARRAY" else _VALUE_BYTES.get(c.physical_type, 0) for c in columns]
+    total = 0
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        total += sum(max(group.column(i).total_uncompressed_size, group.num_rows * width) for i, width in enumerate(widths))
+    return total

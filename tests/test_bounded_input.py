@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -264,6 +265,71 @@ def test_a_file_read_in_chunks_is_refused_past_the_row_limit(tmp_path, monkeypat
         if path.suffix == ".parquet":
             pd.DataFrame({"potassium": [2.9] * 50}).to_parquet(path)
         assert "more than 5 cases; split it" in refused(lambda: list(casechunks.read_case_chunks(path, rows=2)), SchemaError)
+
+
+
+def _no_decoding(monkeypatch):
+    """pandas' reader and pyarrow's batches replaced by failures: what is refused must be refused unread."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("the file was read before its size was checked"))
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: pytest.fail("a batch was decoded first"))
+
+
+def test_a_parquet_file_decoding_beyond_the_limit_is_refused_from_its_footer_unread(tmp_path, monkeypatch):
+    """200,000 rows of ten columns of zeros: a few kB compressed, 16 MB decoded (the footer's
+    uncompressed size says a few kB too); and 2,000 values of 1,000 characters, stored plain."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    zeros, text = tmp_path / "zeros.parquet", tmp_path / "text.parquet"
+    pd.DataFrame({f"c{i}": [0.0] * 200_000 for i in range(10)}).to_parquet(zeros)
+    pq.write_table(pa.table({"note": ["x" * 1_000] * 2_000}), text, use_dictionary=False, compression="zstd")
+    assert zeros.stat().st_size < 100_000 and text.stat().st_size < 100_000
+    _no_decoding(monkeypatch)
+    monkeypatch.setattr(casereading, "MAX_TABLE_DECODED_BYTES", 1_000_000)
+    expected = ("zeros.parquet decodes to 16,000,000 bytes, more than the 1,000,000 a file of cases may; "
+                "split it into files of at most 12,500 rows")
+    assert expected in refused(lambda: read_case_table(zeros), SchemaError)
+    assert expected in refused(lambda: list(casechunks.read_case_chunks(zeros)), SchemaError)
+    assert re.search(r"text\.parquet decodes to 2,0\d\d,\d{3} bytes, more than the 1,000,000 a file of cases may; "
+                     r"split it into files of at most 99\d rows$", refused(lambda: read_case_table(text), SchemaError))
+
+
+def test_a_parquet_file_of_the_longest_legitimate_rows_stays_far_inside_the_decoded_limit(tmp_path):
+    """Every finding assessed with its longest level label (a number where it is one), the
+    etiology and an id, stored as plain text: read, and the limit holds the most rows a file
+    may hold of such cases, each with 1.5 kB of further carried columns."""
+    import pyarrow.parquet as pq
+
+    row = {f.id: 1.0 if f.is_numeric else max((level.label for level in f.levels), key=len) for f in SCHEMA}
+    row.update(etiology="idiopathic_nocturnal", id="case-0000000001")
+    path = tmp_path / "cases.parquet"
+    pd.DataFrame([row] * 500).to_parquet(path, use_dictionary=False)
+    assert len(read_case_table(path)) == 500
+    per_row = casereading.parquet_decoded_bytes(pq.ParquetFile(path).metadata) / 500
+    assert 2_000 < per_row and casereading.MAX_TABLE_ROWS * (per_row + 1_500) < casereading.MAX_TABLE_DECODED_BYTES
+
+
+@pytest.mark.parametrize("index", ["stored range", "values", "named", "two levels"])
+def test_a_stored_pandas_index_is_not_counted_among_the_columns(tmp_path, monkeypatch, index):
+    """A frame written with its index (to_parquet(index=True), or an index other than 0..n-1)
+    stores it as columns that pandas reads back as the index, not as columns of cases."""
+    frame = pd.DataFrame({"potassium": [2.9, 3.1, 4.0], "sex": ["female", "male", "male"], "c1": [1] * 3, "c2": [2] * 3})
+    if index == "values":
+        frame.index = [10, 20, 30]
+    elif index == "named":
+        frame.index = pd.Index(["a", "b", "c"], name="case")
+    elif index == "two levels":
+        frame.index = pd.MultiIndex.from_tuples([("x", 1), ("x", 2), ("y", 1)], names=["site", "case"])
+    path = tmp_path / "cases.parquet"
+    frame.to_parquet(path, index=True)
+    monkeypatch.setattr(casereading, "MAX_TABLE_COLUMNS", 4)
+    assert list(read_case_table(path).columns) == list(frame.columns)
+    assert [list(chunk.columns) for chunk in casechunks.read_case_chunks(path, rows=2)] == [list(frame.columns)] * 2
+    frame.assign(c3=3).to_parquet(path, index=True)
+    _no_decoding(monkeypatch)
+    assert "has 5 columns; a file of cases has at most 4" in refused(lambda: read_case_table(path), SchemaError)
 
 
 # ------------------------------------------------------------------ the command line
