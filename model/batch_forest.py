@@ -18,15 +18,15 @@ the scores are the same floats (``tests/test_batch_forest.py`` checks equality t
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
 
+from crampdx.compiled import LazyKernel
 from crampdx.model.forest import CompiledForest
 
-__all__ = ["HeapForest", "available_cpus"]
+__all__ = ["HeapForest", "SCORE_KERNEL", "available_cpus"]
 
 # Deeper or much larger forests (trained with other hyperparameters) stay with scikit-learn:
 # a heap holds 2**depth cells per tree, most of them padding when the trees are deep and
@@ -57,7 +57,7 @@ def available_cpus() -> int:
 
 
 def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, depth, out):
-    """Raw scores of the rows of ``X`` into ``out`` (compiled by :func:`_kernel`).
+    """Raw scores of the rows of ``X`` into ``out`` (compiled by :data:`SCORE_KERNEL`).
 
     ``LANES`` rows walk each tree side by side: their walks are independent chains of loads,
     which the processor overlaps (1.7x the rows per second of one row at a time, measured).
@@ -93,27 +93,7 @@ def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, de
                 out[first + lane, c] = scores[lane, c]
 
 
-_compiled: list = []
-_compiling = threading.Lock()
-
-
-def _kernel():
-    """The compiled loop, made once per process (concurrent first callers wait for it)."""
-    with _compiling:
-        if not _compiled:
-            # numba takes ~0.3 s to import: only large batches need it, not the command
-            # line's start or the dashboard's first page
-            import numba
-
-            try:  # compiled once and kept in numba's on-disk cache (__pycache__ or ~/.cache/numba)
-                _compiled.append(numba.njit(nogil=True, cache=True)(_score_rows))
-            except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time (~1 s)
-                _compiled.append(numba.njit(nogil=True)(_score_rows))
-        return _compiled[0]
-
-
-def _kernel_started() -> bool:
-    return bool(_compiled)
+SCORE_KERNEL = LazyKernel(_score_rows)  # made once per process, on the first large batch
 
 
 class HeapForest:
@@ -168,7 +148,7 @@ class HeapForest:
     def worthwhile(n_rows: int) -> bool:
         """Whether a batch of ``n_rows`` is worth scoring here: large enough to pay numba's
         start, or any batch once it has been paid in this process."""
-        return n_rows >= ROWS_WORTH_STARTING or _kernel_started()
+        return n_rows >= ROWS_WORTH_STARTING or SCORE_KERNEL.started
 
     @staticmethod
     def supports(forest: CompiledForest) -> bool:
@@ -210,7 +190,7 @@ class HeapForest:
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected a 2-d array of cases with {self.n_features_in_} columns, got shape {X.shape}")
         out = np.empty((len(X), self.n_classes_))
-        kernel = _kernel()
+        kernel = SCORE_KERNEL.get()
         arrays = (self.split_feature_, self.split_at_, self.leaf_value_, self.tree_class_, self.baseline_, self.depth_)
         tasks = [slice(start, start + ROWS_PER_TASK) for start in range(0, len(X), ROWS_PER_TASK)]
         threads = min(len(tasks), n_threads or available_cpus())

@@ -24,6 +24,7 @@ from crampdx.service import api, cds_hooks
 from crampdx.service.guards import (DISCLAIMER_HEADER, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit, DisclaimerHeader,
                                     error_response, install_error_handlers, token_matches)
 from crampdx.synthetic.summary import knowledge_summary
+from crampdx.synthetic.typicality import compile_atypical_check
 
 __all__ = ["DISCLAIMER_HEADER", "create_app", "public_manifest"]
 
@@ -47,8 +48,10 @@ def _model_card(diagnoser: Diagnoser) -> str | None:
 
 
 def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
-    """Compile the forest and build the explainer before the first real request needs them."""
+    """Compile the forest and the atypical check and build the explainer before the first real
+    request needs them."""
     try:
+        compile_atypical_check()
         diagnoser.assess({}, explain=1, next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")

@@ -24,7 +24,7 @@ from crampdx.synthetic.load import load_knowledge
 from crampdx.synthetic.tables import NEG
 
 __all__ = ["Intervals", "case_posterior", "class_posterior_and_evidence", "component_log_joint", "grouped_log_joint",
-           "log_evidence", "posterior", "posterior_from_codes"]
+           "interval_terms", "log_evidence", "posterior", "posterior_from_codes"]
 
 _CHUNK = 20_000
 
@@ -101,7 +101,7 @@ class _Product(NamedTuple):
         if chosen.any():  # every level finding's one-hot columns at once (one table at a time cost more than the product)
             designs.append(level_onehot(codes, plan.level_widths[chosen], plan.level_columns[chosen]))
             weights.append(plan.level_weights[chosen[plan.level_owner]])
-        ranged, per_level = _interval_terms(codes, kb, intervals)
+        ranged, per_level = interval_terms(codes, kb, intervals)
         families = []
         for family in plan.families:
             kids_assessed = assessed[family.kid_columns]
@@ -157,7 +157,7 @@ def _rows_in(rows, n: int) -> np.ndarray:
     return mask
 
 
-def _interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> tuple[dict, dict]:
+def interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> tuple[dict, dict]:
     """Each range's log-mass: summed per row (row -> (K,)), or, for a child whose parent is not
     assessed, per parent level (parent -> row -> (levels, K)) to be summed out. Ranges repeat
     (the atypical check's references give three cells per range): each is computed once."""

@@ -14,11 +14,12 @@ from typing import Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
+from crampdx.synthetic.compiled_evidence import EVIDENCE_KERNEL
 from crampdx.synthetic.generate import generate
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.lumping import balanced_log_sum, class_log_evidence, log_sum_exp
 
-__all__ = ["EvidencePercentile", "TIE_TOLERANCE", "evidence_percentile", "reference_cases"]
+__all__ = ["EvidencePercentile", "TIE_TOLERANCE", "compile_atypical_check", "evidence_percentile", "reference_cases"]
 
 # Log-evidences this close (relative, at least 1 nat) are the same combination of findings
 # computed along different paths (a mixture sum in another order); they tie.
@@ -60,6 +61,14 @@ def reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, n
     weights = np.ones(len(codes))
     codes.flags.writeable = weights.flags.writeable = False  # cached and shared: callers copy
     return codes, weights
+
+
+def compile_atypical_check() -> None:
+    """Compile the check's loop (:mod:`~crampdx.synthetic.compiled_evidence`) now, so that every
+    check after it in this process takes it: for a server's warm-up. numba loads it from its
+    disk cache in ~0.5 s (~5 s the first time on a machine). Until then the check runs in
+    numpy, with the same answers: a short command-line run does not pay numba's start."""
+    EVIDENCE_KERNEL.get()
 
 
 class EvidencePercentile(NamedTuple):

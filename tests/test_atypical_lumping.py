@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 import crampdx.synthetic as synthetic
+from crampdx.compiled import LazyKernel
 from crampdx.contract.case import validate_case
+from crampdx.synthetic import lumping
 from crampdx.synthetic.lumping import class_balanced_log_evidence, lumped_knowledge
 from crampdx.synthetic.posterior import class_posterior_and_evidence
 from crampdx.synthetic.typicality import TIE_TOLERANCE, _partition_cells, evidence_percentile, reference_cases
@@ -19,6 +21,17 @@ FINDING_SETS = [
     ("hemodialysis", "egfr", "cramps_with_dialysis", "age", "sex", "med_diuretic"),
     ("age", "sex", "tsh", "magnesium", "pedal_pulses", "diabetes", "hba1c"),
 ]
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def evidence_path(request, monkeypatch):
+    """Every test runs on both paths of the check: numpy, and the compiled loop
+    (synthetic/compiled_evidence.py) that a server's warm-up starts."""
+    if request.param == "numpy":
+        monkeypatch.setattr(lumping, "EVIDENCE_KERNEL", LazyKernel(lumping.EVIDENCE_KERNEL.function))  # not started
+    else:
+        lumping.EVIDENCE_KERNEL.get()
+    return request.param
 
 
 def _masked(kb, codes, finding_ids):

@@ -8,6 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 import numba
 
+from crampdx.compiled import LazyKernel
 from crampdx.model import batch_forest
 from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest
 from crampdx.model.diagnoser import SMALL_BATCH, Diagnoser
@@ -103,12 +104,12 @@ def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_with_the_c
 
 
 def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch(tiny_diagnoser, heap_calls, monkeypatch):
-    monkeypatch.setattr(batch_forest, "_compiled", [])  # as in a new process
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))  # as in a new process
     codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 10, seed=25))
     expected = tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_
     _same_floats(tiny_diagnoser.scores(codes), expected)  # scikit-learn: numba not worth starting for this
     assert heap_calls == [] and not HeapForest.worthwhile(SMALL_BATCH + 10) and HeapForest.worthwhile(ROWS_WORTH_STARTING)
-    batch_forest._kernel()
+    batch_forest.SCORE_KERNEL.get()
     _same_floats(tiny_diagnoser.scores(codes), expected)
     assert heap_calls == [SMALL_BATCH + 10]
 
@@ -133,7 +134,7 @@ def test_without_a_writable_cache_numba_compiles_in_memory(tiny_diagnoser, monke
         return njit(*args, **kwargs)
 
     monkeypatch.setattr(numba, "njit", refusing_cache)
-    monkeypatch.setattr(batch_forest, "_compiled", [])
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))
     codes = tiny_diagnoser.schema.encode(generate(50, seed=27))
     heaps = HeapForest(CompiledForest(tiny_diagnoser.estimator_))
     _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))

@@ -14,10 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crampdx import DISCLAIMER
+from crampdx.compiled import LazyKernel
 from crampdx.contract import CaseError, validate_case
 from crampdx.model.assessment import assessment_json_schema
 from crampdx.service.app import DISCLAIMER_HEADER, create_app
 from crampdx.service.guards import MAX_BODY_BYTES
+from crampdx.synthetic import lumping, typicality
 from crampdx.service.requests import EXAMPLE_FINDINGS
 
 TOKEN = "a-test-token-of-enough-length"
@@ -126,6 +128,15 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json()["status"] == "ok"
     client.app.state.ready.wait(timeout=60)
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_warm_up_compiles_the_atypical_check(tiny_diagnoser, monkeypatch):
+    """Once ready, the service's atypical checks take the compiled loop (synthetic/compiled_evidence.py)."""
+    fresh = LazyKernel(lumping.EVIDENCE_KERNEL.function, helpers=lumping.EVIDENCE_KERNEL.helpers)  # as in a new process
+    monkeypatch.setattr(lumping, "EVIDENCE_KERNEL", fresh)
+    monkeypatch.setattr(typicality, "EVIDENCE_KERNEL", fresh)
+    with TestClient(create_app(tiny_diagnoser), raise_server_exceptions=False) as c:
+        assert c.app.state.ready.wait(timeout=60) and fresh.started
 
 
 def test_unknown_routes_and_methods_are_json_errors(client):

@@ -1,0 +1,65 @@
+"""Loops compiled with numba, once per process and only when first needed.
+
+numba (installed with shap) takes ~0.3 s to import and a few tenths of a second more to load
+a compiled loop from its on-disk cache: a short command-line run or the dashboard's first page
+should not pay that for a loop it never runs. :class:`LazyKernel` compiles its function on
+the first :meth:`~LazyKernel.get` (concurrent first callers wait for one compilation) and
+says whether that has happened, so callers can keep their plain numpy path until a long
+batch or a server's warm-up has paid for the start.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+__all__ = ["LazyKernel"]
+
+
+class LazyKernel:
+    """``function`` compiled by ``numba.njit(nogil=True)`` on first use, with the functions it
+    calls (``helpers``, defined in the same module) compiled first and put in their place in
+    the module's namespace, where the compiled ``function`` finds them.
+
+    Examples
+    --------
+    >>> def twice(x):
+    ...     return 2 * x
+    >>> kernel = LazyKernel(twice)
+    >>> kernel.started
+    False
+    >>> kernel.get()(21), kernel.started
+    (42, True)
+    """
+
+    def __init__(self, function: Callable, helpers: tuple[Callable, ...] = ()) -> None:
+        self.function, self.helpers = function, helpers
+        self._compiled: list = []
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        """Whether the compiled loop exists in this process."""
+        return bool(self._compiled)
+
+    def get(self) -> Callable:
+        """The compiled loop, made on the first call."""
+        with self._lock:
+            if not self._compiled:
+                import numba  # deferred: see the module docstring (not a cycle)
+
+                try:  # compiled once and kept in numba's on-disk cache (__pycache__ or ~/.cache/numba)
+                    self._compiled.append(self._compile(numba, cache=True))
+                except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time
+                    self._compiled.append(self._compile(numba, cache=False))
+            return self._compiled[0]
+
+    def _compile(self, numba, cache: bool) -> Callable:
+        for helper in self.helpers:
+            self.function.__globals__[helper.__name__] = numba.njit(nogil=True, cache=cache)(helper)
+        return numba.njit(nogil=True, cache=cache)(self.function)
+
+    def reset(self) -> None:
+        """Forget the compiled loop, as in a new process (for tests)."""
+        with self._lock:
+            self._compiled.clear()

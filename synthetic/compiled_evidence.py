@@ -1,0 +1,274 @@
+"""Class log-evidences of a batch of encoded cases in one compiled loop (the atypical check).
+
+:func:`~crampdx.synthetic.lumping.class_log_evidence` scores a block of reference cases
+(usually 50) against each case's own components: the lumps its findings cannot tell apart,
+or its age band's. In numpy that is a design built table by table, a matrix product per age
+band, a sum over the parent's levels per family whose parent is not assessed and a
+log-sum-exp per class: dozens of calls whose fixed costs, not the arithmetic, take most of
+the check's time. Here one compiled loop reads each case's codes and adds, for every
+assessed finding, its row of log-weights over the case's components (a level's row, a
+normal's quadratic, linear and constant rows, an age band's row):
+
+    log p(x_r | c) = log sum_{k in c, k among row r's components} exp(log w_k + sum_f log p(x_rf | k)
+                     + ranges_rk + sum_families log sum_p p(p | k) prod_children p(x_child | p, k))
+
+with the class-balanced weights of :mod:`~crampdx.synthetic.lumping` (so the sum is
+p(x_r | c) / C, and log C is added back). The values are the numpy path's to rounding: the
+same terms summed in another order. What the loop does not do (a child's range under a parent
+not assessed, a finding without a table) is left to the numpy path: the function returns
+``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crampdx.compiled import LazyKernel
+from crampdx.synthetic.design import joint_plan
+from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.synthetic.posterior import Intervals, interval_terms
+from crampdx.synthetic.tables import NEG, AgeTable, LevelTable, NormalTable
+
+__all__ = ["EVIDENCE_KERNEL", "compiled_class_log_evidence"]
+
+LEVEL, NORMAL, AGE = 0, 1, 2
+
+
+def _add_finding(kind, x, off, center, log_space, edges, weights, first, m, into):
+    """Add the log-weights of one finding's value ``x`` (rows from ``off``) to ``into[:m]``."""
+    if kind == LEVEL:
+        row = weights[off + int(x), first:first + m]
+        for k in range(m):
+            into[k] += row[k]
+    elif kind == NORMAL:
+        z = (np.log(x) if log_space else x) - center
+        quadratic, linear, constant = weights[off, first:first + m], weights[off + 1, first:first + m], weights[off + 2, first:first + m]
+        zz = z * z
+        for k in range(m):
+            into[k] += zz * quadratic[k] + z * linear[k] + constant[k]
+    else:
+        row = weights[off + np.searchsorted(edges, x, side="right") - 1, first:first + m]
+        for k in range(m):
+            into[k] += row[k]
+
+
+def _family_term(codes, r, f, level, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log,
+                 edges, first, m, into):
+    """log p(parent = level | k) + the assessed children's log p(x | level, k), into ``into[:m]``."""
+    row = parent_log[f, level, first:first + m]
+    for k in range(m):
+        into[k] = row[k]
+    for j in range(kid_col.shape[1]):
+        if kid_in[f, j]:
+            x = codes[r, kid_col[f, j]]
+            if not np.isnan(x):
+                _add_finding(kid_kind[f, j], x, kid_offset[f, j], kid_center[f, j], kid_log[f, j], edges, kid_weights[f, level],
+                             first, m, into)
+
+
+def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights, log_weight, start, stop, component_class,
+                ranged_of_row, ranged, families, parent_col, parent_in, n_levels, parent_log, kid_in, kid_col, kid_kind,
+                kid_offset, kid_center, kid_log, kid_weights, out):
+    """log p(x_r | c) of every row r of ``codes`` into ``out`` (n, C); see the module docstring."""
+    n_rows, n_classes = out.shape
+    width = 1
+    for r in range(n_rows):
+        width = max(width, stop[r] - start[r])
+    joint, total, term, sums = np.empty(width), np.empty(width), np.empty(width), np.empty(n_classes)
+    log_classes = np.log(n_classes)
+    for r in range(n_rows):
+        first, m = start[r], stop[r] - start[r]
+        for k in range(m):
+            joint[k] = log_weight[first + k]
+        for col in columns:
+            x = codes[r, col]
+            if not np.isnan(x):
+                _add_finding(kind[col], x, offset[col], center[col], log_space[col], edges, weights, first, m, joint)
+        if ranged_of_row[r] >= 0:
+            for k in range(m):
+                joint[k] += ranged[ranged_of_row[r], first + k]
+        for f in families:
+            parent = codes[r, parent_col[f]] if parent_in[f] else np.nan
+            if not np.isnan(parent):  # the parent assessed: its level's terms only
+                _family_term(codes, r, f, int(parent), kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights,
+                             parent_log, edges, first, m, term)
+                for k in range(m):
+                    joint[k] += term[k]
+                continue
+            known = False
+            for j in range(kid_col.shape[1]):
+                known = known or (kid_in[f, j] and not np.isnan(codes[r, kid_col[f, j]]))
+            if not known:
+                continue
+            for level in range(n_levels[f]):  # summed over the parent's levels, as np.logaddexp does it
+                _family_term(codes, r, f, level, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights,
+                             parent_log, edges, first, m, term if level else total)
+                for k in range(m if level else 0):
+                    if total[k] == term[k]:
+                        total[k] = total[k] + np.log(2.0)
+                    elif total[k] > term[k]:
+                        total[k] = total[k] + np.log1p(np.exp(term[k] - total[k]))
+                    else:
+                        total[k] = term[k] + np.log1p(np.exp(total[k] - term[k]))
+            for k in range(m):
+                joint[k] += total[k]
+        top = -np.inf
+        for k in range(m):
+            top = max(top, joint[k])
+        if top < NEG / 2:  # every component impossible (or none in the case's band)
+            out[r, :] = np.nan
+            continue
+        sums[:] = 0.0
+        for k in range(m):
+            sums[component_class[first + k]] += np.exp(joint[k] - top)
+        for c in range(n_classes):
+            out[r, c] = (np.log(sums[c]) if sums[c] > 0.0 else -np.inf) + (top + log_classes)
+
+
+EVIDENCE_KERNEL = LazyKernel(_class_sums, helpers=(_add_finding, _family_term))
+
+
+@dataclass(frozen=True, eq=False)
+class _EvidencePlan:
+    """A knowledge base's tables as the loop reads them: per schema column, its kind, its
+    first row of ``weights`` and its normal's centring; per family, the parent's and the
+    children's weights under each parent level (padded to the largest family)."""
+
+    kind: np.ndarray  # per column: LEVEL, NORMAL, AGE, or -1 (a family's member, or no table)
+    readable: np.ndarray  # per column: stand-alone or a family's member (else no table the loop reads)
+    n_codes: np.ndarray  # per column: its number of levels (a level finding), else 0
+    offset: np.ndarray
+    width: np.ndarray  # per column: its number of rows in ``weights``
+    center: np.ndarray
+    log_space: np.ndarray
+    edges: np.ndarray  # the age table's band edges
+    weights: np.ndarray  # (rows, K): every stand-alone finding's log-weights stacked
+    parent_col: np.ndarray  # (F,)
+    n_levels: np.ndarray  # (F,)
+    parent_log: np.ndarray  # (F, levels, K), NEG past a parent's levels
+    kid_col: np.ndarray  # (F, J), -1 past a family's children
+    kid_kind: np.ndarray
+    kid_offset: np.ndarray
+    kid_center: np.ndarray
+    kid_log: np.ndarray
+    kid_weights: np.ndarray  # (F, levels, rows, K)
+
+
+def _table_layout(tables) -> tuple[list, list, list, list, list]:
+    """Kinds, first rows, centres and log-space flags of ``tables`` stacked in order, and their weights."""
+    kinds, offsets, centers, logs, blocks, row = [], [], [], [], [], 0
+    for table in tables:
+        kinds.append(LEVEL if isinstance(table, LevelTable) else NORMAL if isinstance(table, NormalTable) else AGE)
+        offsets.append(row)
+        centers.append(getattr(table, "center", 0.0))
+        logs.append(bool(getattr(table, "log_space", False)))
+        blocks.append(table.log_weights())
+        row += blocks[-1].shape[0]
+    return kinds, offsets, centers, logs, blocks
+
+
+def _evidence_plan(kb: KnowledgeBase) -> _EvidencePlan | None:
+    """The plan of ``kb``, made on first use and kept with it (``None``: a table the loop cannot read)."""
+    if "_evidence_plan" in kb.__dict__:
+        return kb.__dict__["_evidence_plan"]
+    plan = joint_plan(kb)
+    alone = [(int(column), kb.tables[kb.schema.ids[column]]) for column in plan.level_columns] + [(c, t) for _, c, t in plan.others]
+    ages = [table for _, table in alone if isinstance(table, AgeTable)]
+    kid_tables = [table.default for family in plan.families for table in family.kid_tables]
+    supported = all(isinstance(t, (LevelTable, NormalTable, AgeTable)) for _, t in alone) and len(ages) <= 1 and \
+        all(isinstance(t, (LevelTable, NormalTable)) for t in kid_tables)
+    result = None
+    if supported:
+        n_columns, n_families = len(kb.schema), len(plan.families)
+        kinds, offsets, centers, logs, blocks = _table_layout([table for _, table in alone])
+        kind, offset, width, center, log_space = (np.full(n_columns, -1, dtype=np.int64), np.zeros(n_columns, dtype=np.int64),
+                                                  np.zeros(n_columns, dtype=np.int64), np.zeros(n_columns), np.zeros(n_columns, dtype=np.bool_))
+        columns = [column for column, _ in alone]
+        kind[columns], offset[columns], center[columns], log_space[columns] = kinds, offsets, centers, logs
+        width[columns] = [block.shape[0] for block in blocks]
+        levels = max((family.parent_log.shape[1] for family in plan.families), default=1)
+        n_kids = max((len(family.kid_ids) for family in plan.families), default=1)
+        rows = max((family.kid_weights[0].shape[0] for family in plan.families), default=1)
+        parent_log = np.full((n_families, levels, kb.n_components), NEG)
+        kid = {name: np.full((n_families, n_kids), fill, dtype=dtype) for name, fill, dtype in
+               [("col", -1, np.int64), ("kind", 0, np.int64), ("offset", 0, np.int64), ("center", 0.0, float), ("log", False, np.bool_)]}
+        kid_weights = np.zeros((n_families, levels, rows, kb.n_components))
+        for f, family in enumerate(plan.families):
+            parent_log[f, :family.parent_log.shape[1]] = family.parent_log.T
+            k_kinds, k_offsets, k_centers, k_logs, _ = _table_layout([table.default for table in family.kid_tables])
+            j = len(family.kid_ids)
+            kid["col"][f, :j], kid["kind"][f, :j], kid["offset"][f, :j] = family.kid_columns, k_kinds, k_offsets
+            kid["center"][f, :j], kid["log"][f, :j] = k_centers, k_logs
+            for level, level_weights in enumerate(family.kid_weights):
+                kid_weights[f, level, :level_weights.shape[0]] = level_weights
+        readable = kind >= 0
+        readable[[family.parent_column for family in plan.families] + [c for family in plan.families for c in family.kid_columns]] = True
+        n_codes = np.zeros(n_columns, dtype=np.int64)
+        for column in range(n_columns):
+            table = kb.tables.get(kb.schema.ids[column])
+            table = getattr(table, "default", table)
+            n_codes[column] = table.n_features if isinstance(table, LevelTable) else 0
+        result = _EvidencePlan(
+            kind, readable, n_codes, offset, width, center, log_space, ages[0].edges.astype(float) if ages else np.zeros(1),
+            np.ascontiguousarray(np.vstack(blocks)) if blocks else np.zeros((1, kb.n_components)),
+            np.array([family.parent_column for family in plan.families], dtype=np.int64),
+            np.array([family.parent_log.shape[1] for family in plan.families], dtype=np.int64), parent_log,
+            kid["col"], kid["kind"], kid["offset"], kid["center"], kid["log"], kid_weights)
+    object.__setattr__(kb, "_evidence_plan", result)  # a frozen dataclass: past its __setattr__
+    return result
+
+
+def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None, components: np.ndarray | None,
+                                log_weight: np.ndarray, component_class: np.ndarray, start: np.ndarray,
+                                stop: np.ndarray) -> np.ndarray | None:
+    """log p(x_r | c) for each encoded case r and class c, shape (n, C), over the case's
+    components ``start[r]:stop[r]`` of ``components`` (indices into ``kb``'s components,
+    ``None`` for all) with log-weights ``log_weight`` and classes ``component_class`` (both per
+    chosen component, the weights class-balanced); a row of ``NaN`` where every one of them is
+    impossible. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
+    ``None`` where the numpy path must do it (see the module docstring).
+    """
+    plan = _evidence_plan(kb)
+    assessed = np.flatnonzero(~np.isnan(codes).all(axis=0))
+    if plan is None or not plan.readable[assessed].all():
+        return None
+    # the loop reads without bounds checks: a level's code or an age outside the tables is the numpy path's error
+    levels, ages = assessed[plan.n_codes[assessed] > 0], assessed[plan.kind[assessed] == AGE]
+    level_codes, age_values = codes[:, levels], codes[:, ages]
+    if not (np.isnan(level_codes) | (level_codes >= 0) & (level_codes < plan.n_codes[levels]) & (level_codes % 1 == 0)).all() or \
+            not (np.isnan(age_values) | (age_values >= plan.edges[0]) & (age_values < plan.edges[-1])).all():
+        return None
+    ranged_terms, per_level = interval_terms(codes, kb, intervals or {})
+    if per_level:
+        return None
+    chosen = slice(None) if components is None else components
+    ranged_of_row = np.full(len(codes), -1, dtype=np.int64)
+    ranged = np.zeros((max(1, len(ranged_terms)), len(log_weight)))
+    for i, (row, terms) in enumerate(ranged_terms.items()):
+        ranged_of_row[row], ranged[i] = i, terms[chosen]
+    known = np.zeros(len(plan.kind) + 1, dtype=np.bool_)  # the extra last place: a padded child (-1)
+    known[assessed] = True
+    kid_in, parent_in = known[plan.kid_col], known[plan.parent_col]
+    ranged_columns = np.zeros_like(known)
+    ranged_columns[[kb.schema.position(fid) for entries in (intervals or {}).values() for fid in entries]] = True
+    families = np.flatnonzero(parent_in | kid_in.any(axis=1) | ranged_columns[plan.kid_col].any(axis=1))
+    alone = assessed[plan.kind[assessed] >= 0]
+    offset, weights, parent_log, kid_weights = plan.offset, plan.weights, plan.parent_log, plan.kid_weights
+    if components is not None:  # only the rows the findings use, only the chosen components' columns
+        widths = plan.width[alone]
+        firsts = np.cumsum(widths) - widths
+        rows = np.repeat(plan.offset[alone] - firsts, widths) + np.arange(widths.sum())
+        offset = plan.offset.copy()
+        offset[alone] = firsts
+        weights = np.ascontiguousarray(plan.weights[rows][:, components]) if len(rows) else plan.weights[:1, components]
+        parent_log, kid_weights = np.ascontiguousarray(parent_log[..., components]), np.ascontiguousarray(kid_weights[..., components])
+    out = np.empty((len(codes), len(kb.classes)))
+    EVIDENCE_KERNEL.get()(
+        codes, alone.astype(np.int64), plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
+        np.ascontiguousarray(log_weight, dtype=float), start.astype(np.int64), stop.astype(np.int64), component_class.astype(np.int64),
+        ranged_of_row, ranged, families, plan.parent_col, parent_in, plan.n_levels, parent_log, kid_in, plan.kid_col, plan.kid_kind,
+        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, out)
+    return out
+
