@@ -67,7 +67,11 @@ class Case:
 
     def codes(self) -> np.ndarray:
         """The case encoded: shape (1, n_findings), ``NaN`` where not assessed and where a
-        result is known only as a range (see :attr:`intervals`)."""
+        result is known only as a range (see :attr:`intervals`). A new array at each call."""
+        return self._encoded.copy()
+
+    @cached_property  # frozen: an assessment encodes the case for its ranking and its atypical check
+    def _encoded(self) -> np.ndarray:
         row = np.full((1, len(self.schema)), np.nan)
         positions, codes = [], []
         for fid, value in self.values.items():

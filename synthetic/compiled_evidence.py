@@ -54,29 +54,38 @@ def _add_finding(kind, x, off, center, log_space, edges, weights, first, m, into
             into[k] += row[k]
 
 
-def _family_term(codes, r, f, level, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log,
-                 edges, first, m, into):
-    """log p(parent = level | k) + the assessed children's log p(x | level, k), into ``into[:m]``."""
-    row = parent_log[f, level, first:first + m]
-    for k in range(m):
-        into[k] = row[k]
+def _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log):
+    """log p(parent = level | k) + the assessed children's log p(x_r | level, k), for one component ``k``."""
+    value = parent_log[f, level, k]
     for j in range(kid_col.shape[1]):
         if kid_in[f, j]:
             x = codes[r, kid_col[f, j]]
             if not np.isnan(x):
-                _add_finding(kid_kind[f, j], x, kid_offset[f, j], kid_center[f, j], kid_log[f, j], edges, kid_weights[f, level],
-                             first, m, into)
+                off = kid_offset[f, j]
+                if kid_kind[f, j] == LEVEL:
+                    value += kid_weights[f, level, off + int(x), k]
+                else:
+                    z = (np.log(x) if kid_log[f, j] else x) - kid_center[f, j]
+                    value += z * z * kid_weights[f, level, off, k] + z * kid_weights[f, level, off + 1, k] + kid_weights[f, level, off + 2, k]
+    return value
 
 
 def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights, log_weight, start, stop, component_class,
                 ranged_of_row, ranged, families, parent_col, parent_in, n_levels, parent_log, kid_in, kid_col, kid_kind,
-                kid_offset, kid_center, kid_log, kid_weights, out):
+                kid_offset, kid_center, kid_log, kid_weights, family_type, out):
     """log p(x_r | c) of every row r of ``codes`` into ``out`` (n, C); see the module docstring."""
     n_rows, n_classes = out.shape
     width = 1
     for r in range(n_rows):
         width = max(width, stop[r] - start[r])
-    joint, total, term, sums = np.empty(width), np.empty(width), np.empty(width), np.empty(n_classes)
+    joint, sums = np.empty(width), np.empty(n_classes)
+    n_types = 1
+    for f in families:
+        for k in range(family_type.shape[1]):
+            n_types = max(n_types, family_type[f, k] + 1)
+    # a family's term depends on the component only through its type (the same parent and
+    # children's weights): computed once per type a row meets, marked with (row, family)
+    term_of_type, marked = np.empty(n_types), np.full(n_types, -1)
     log_classes = np.log(n_classes)
     for r in range(n_rows):
         first, m = start[r], stop[r] - start[r]
@@ -91,29 +100,35 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
                 joint[k] += ranged[ranged_of_row[r], first + k]
         for f in families:
             parent = codes[r, parent_col[f]] if parent_in[f] else np.nan
-            if not np.isnan(parent):  # the parent assessed: its level's terms only
-                _family_term(codes, r, f, int(parent), kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights,
-                             parent_log, edges, first, m, term)
-                for k in range(m):
-                    joint[k] += term[k]
-                continue
-            known = False
+            known = not np.isnan(parent)  # the parent assessed: its level's terms only
+            summed = not known
             for j in range(kid_col.shape[1]):
                 known = known or (kid_in[f, j] and not np.isnan(codes[r, kid_col[f, j]]))
             if not known:
                 continue
-            for level in range(n_levels[f]):  # summed over the parent's levels, as np.logaddexp does it
-                _family_term(codes, r, f, level, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights,
-                             parent_log, edges, first, m, term if level else total)
-                for k in range(m if level else 0):
-                    if total[k] == term[k]:
-                        total[k] = total[k] + np.log(2.0)
-                    elif total[k] > term[k]:
-                        total[k] = total[k] + np.log1p(np.exp(term[k] - total[k]))
-                    else:
-                        total[k] = term[k] + np.log1p(np.exp(total[k] - term[k]))
-            for k in range(m):
-                joint[k] += total[k]
+            mark = r * parent_col.shape[0] + f
+            for kk in range(m):
+                k = first + kk
+                t = family_type[f, k]
+                if marked[t] != mark:
+                    marked[t] = mark
+                    if not summed:
+                        value = _level_term(codes, r, f, int(parent), k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
+                                            kid_weights, parent_log)
+                    else:  # summed over the parent's levels, as np.logaddexp does it
+                        value = _level_term(codes, r, f, 0, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
+                                            kid_weights, parent_log)
+                        for level in range(1, n_levels[f]):
+                            other = _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
+                                                kid_weights, parent_log)
+                            if value == other:
+                                value = value + np.log(2.0)
+                            elif value > other:
+                                value = value + np.log1p(np.exp(other - value))
+                            else:
+                                value = other + np.log1p(np.exp(value - other))
+                    term_of_type[t] = value
+                joint[kk] += term_of_type[t]
         top = -np.inf
         for k in range(m):
             top = max(top, joint[k])
@@ -127,7 +142,7 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
             out[r, c] = (np.log(sums[c]) if sums[c] > 0.0 else -np.inf) + (top + log_classes)
 
 
-EVIDENCE_KERNEL = LazyKernel(_class_sums, helpers=(_add_finding, _family_term))
+EVIDENCE_KERNEL = LazyKernel(_class_sums, helpers=(_add_finding, _level_term))
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +169,7 @@ class _EvidencePlan:
     kid_center: np.ndarray
     kid_log: np.ndarray
     kid_weights: np.ndarray  # (F, levels, rows, K)
+    family_type: np.ndarray  # (F, K): components with the same parent and children's weights share a type
 
 
 def _table_layout(tables) -> tuple[list, list, list, list, list]:
@@ -215,9 +231,18 @@ def _evidence_plan(kb: KnowledgeBase) -> _EvidencePlan | None:
             np.ascontiguousarray(np.vstack(blocks)) if blocks else np.zeros((1, kb.n_components)),
             np.array([family.parent_column for family in plan.families], dtype=np.int64),
             np.array([family.parent_log.shape[1] for family in plan.families], dtype=np.int64), parent_log,
-            kid["col"], kid["kind"], kid["offset"], kid["center"], kid["log"], kid_weights)
+            kid["col"], kid["kind"], kid["offset"], kid["center"], kid["log"], kid_weights, _family_types(parent_log, kid_weights))
     object.__setattr__(kb, "_evidence_plan", result)  # a frozen dataclass: past its __setattr__
     return result
+
+
+def _family_types(parent_log: np.ndarray, kid_weights: np.ndarray) -> np.ndarray:
+    """Per family and component, the id of its distinct column of weights (parent's and children's)."""
+    types = np.zeros(parent_log.shape[::2], dtype=np.int64)
+    for f in range(len(types)):
+        columns = np.vstack([parent_log[f], kid_weights[f].reshape(-1, parent_log.shape[2])]).T
+        types[f] = np.unique(columns, axis=0, return_inverse=True)[1].reshape(-1)
+    return types
 
 
 def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals | None, components: np.ndarray | None,
@@ -255,7 +280,7 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     ranged_columns[[kb.schema.position(fid) for entries in (intervals or {}).values() for fid in entries]] = True
     families = np.flatnonzero(parent_in | kid_in.any(axis=1) | ranged_columns[plan.kid_col].any(axis=1))
     alone = assessed[plan.kind[assessed] >= 0]
-    offset, weights, parent_log, kid_weights = plan.offset, plan.weights, plan.parent_log, plan.kid_weights
+    offset, weights, parent_log, kid_weights, family_type = plan.offset, plan.weights, plan.parent_log, plan.kid_weights, plan.family_type
     if components is not None:  # only the rows the findings use, only the chosen components' columns
         widths = plan.width[alone]
         firsts = np.cumsum(widths) - widths
@@ -264,11 +289,12 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
         offset[alone] = firsts
         weights = np.ascontiguousarray(plan.weights[rows][:, components]) if len(rows) else plan.weights[:1, components]
         parent_log, kid_weights = np.ascontiguousarray(parent_log[..., components]), np.ascontiguousarray(kid_weights[..., components])
+        family_type = np.ascontiguousarray(family_type[:, components])
     out = np.empty((len(codes), len(kb.classes)))
     EVIDENCE_KERNEL.get()(
         codes, alone.astype(np.int64), plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
         np.ascontiguousarray(log_weight, dtype=float), start.astype(np.int64), stop.astype(np.int64), component_class.astype(np.int64),
         ranged_of_row, ranged, families, plan.parent_col, parent_in, plan.n_levels, parent_log, kid_in, plan.kid_col, plan.kid_kind,
-        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, out)
+        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, family_type, out)
     return out
 
