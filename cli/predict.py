@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 
@@ -17,11 +17,13 @@ from crampdx.contract import SchemaError, findings_from_json, validate_case
 from crampdx.contract.casechunks import CHUNK_ROWS, read_case_chunks, resolve_case_chunk
 from crampdx.contract.limits import MAX_CASE_JSON_BYTES
 from crampdx.files import check_output_path, write_text_atomically
-from crampdx.interop.fhir import FhirFindings, describe_provenance, findings_from_fhir, resources_from_json
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.progress import progress_bar
 from crampdx.render.batch import batch_document, ranked_table
 from crampdx.render.text import assessment_text
+
+if TYPE_CHECKING:
+    from crampdx.interop.fhir import FhirFindings
 
 __all__ = ["cmd_predict"]
 
@@ -52,8 +54,12 @@ def _read_case_file(path: Path):
     raise UserError(f"{path}: use a .json file for one case or a .csv/.parquet file for many")
 
 
-def _read_fhir_file(path: Path) -> FhirFindings:
-    """A FHIR R4B Bundle or resource (JSON, at most 10 MB) read into findings with their sources."""
+def _read_fhir_file(path: Path) -> tuple[FhirFindings, list[str]]:
+    """A FHIR R4B Bundle or resource (JSON, at most 10 MB) read into findings with their
+    sources, and the lines that tell a reader where each came from."""
+    # fhir.resources takes ~0.25 s to import: only a --fhir run pays it, not every file of cases
+    from crampdx.interop.fhir import describe_provenance, findings_from_fhir, resources_from_json
+
     if not path.is_file():
         raise UserError(f"{path}: no such file" if not path.exists() else
                         f"{path} is a directory, not a FHIR file; give a FHIR R4B Bundle or resource as JSON")
@@ -62,14 +68,15 @@ def _read_fhir_file(path: Path) -> FhirFindings:
         raise UserError(f"{path} is {size / 1024 / 1024:.1f} MB, more than the 10 MB crampdx reads as one "
                         "patient's records; export only this patient's recent records")
     try:
-        return findings_from_fhir(resources_from_json(path.read_bytes()))
+        fhir = findings_from_fhir(resources_from_json(path.read_bytes()))
     except ValueError as error:
         raise UserError(f"{path}: {error}") from None
+    return fhir, describe_provenance(fhir)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
-    fhir = _read_fhir_file(Path(args.file)) if args.fhir else None
+    fhir, provenance = _read_fhir_file(Path(args.file)) if args.fhir else (None, [])
     kind, content = ("one", fhir.findings) if fhir is not None else _read_case_file(Path(args.file))
     if out is not None:  # refuse an unwritable --out before any work is done
         check_output_path(out, "--out", "report.json" if kind == "one" else "ranked.csv")
@@ -88,7 +95,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.json:
             print(document)
         else:
-            print("\n".join([*describe_provenance(fhir), "", assessment_text(assessment)]) if fhir is not None
+            print("\n".join([*provenance, "", assessment_text(assessment)]) if fhir is not None
                   else assessment_text(assessment))
         return 0
     return _predict_many(Diagnoser.load(args.model), content, args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -157,6 +159,18 @@ def test_predict_many_cases_from_csv(tiny_model_dir, tmp_path, capsys):
     assert len(ranked) == 25 and list(ranked.columns[:2]) == ["row", "etiology"]
     assert {"cause_1", "probability_1", "cause_3", "probability_3"} <= set(ranked.columns)
     assert (ranked["probability_1"] >= ranked["probability_2"]).all()
+
+
+def test_predict_on_a_file_of_cases_does_not_import_the_fhir_library(tiny_model_dir, tmp_path):
+    """fhir.resources takes ~0.25 s to import: only ``crampdx predict --fhir`` loads it."""
+    cases = tmp_path / "cases.csv"
+    pd.DataFrame({"potassium": [2.6], "med_diuretic": ["yes"]}).to_csv(cases, index=False)
+    script = ("import sys\nfrom crampdx.cli.main import main\n"
+              f"main(['predict', {str(cases)!r}, '--model', {str(tiny_model_dir)!r}, '--out', {str(tmp_path / 'out.csv')!r}])\n"
+              "print('fhir.resources' in sys.modules)")
+    answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "False", answer.stdout
+    assert (tmp_path / "out.csv").is_file()
 
 
 def test_predict_bad_case_prints_the_case_error_without_traceback(tiny_model_dir, tmp_path, capsys):
