@@ -265,9 +265,11 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     if not (np.isnan(level_codes) | (level_codes >= 0) & (level_codes < plan.n_codes[levels]) & (level_codes % 1 == 0)).all() or \
             not (np.isnan(age_values) | (age_values >= plan.edges[0]) & (age_values < plan.edges[-1])).all():
         return None
-    ranged_terms, per_level = interval_terms(codes, kb, intervals or {})
-    if per_level:
+    ranged_ids = {fid for entries in (intervals or {}).values() for fid in entries}
+    parents = [kb.schema.position(kb.parent_of[fid]) for fid in ranged_ids if fid in kb.parent_of]
+    if np.isnan(codes[:, parents]).any():  # a child's range summed over its parent's levels: before computing any range
         return None
+    ranged_terms, _ = interval_terms(codes, kb, intervals or {})
     chosen = slice(None) if components is None else components
     ranged_of_row = np.full(len(codes), -1, dtype=np.int64)
     ranged = np.zeros((max(1, len(ranged_terms)), len(log_weight)))
@@ -277,7 +279,7 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     known[assessed] = True
     kid_in, parent_in = known[plan.kid_col], known[plan.parent_col]
     ranged_columns = np.zeros_like(known)
-    ranged_columns[[kb.schema.position(fid) for entries in (intervals or {}).values() for fid in entries]] = True
+    ranged_columns[[kb.schema.position(fid) for fid in ranged_ids]] = True
     families = np.flatnonzero(parent_in | kid_in.any(axis=1) | ranged_columns[plan.kid_col].any(axis=1))
     alone = assessed[plan.kind[assessed] >= 0]
     offset, weights, parent_log, kid_weights, family_type = plan.offset, plan.weights, plan.parent_log, plan.kid_weights, plan.family_type
