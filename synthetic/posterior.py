@@ -130,11 +130,8 @@ def _joint(product: _Product, kb: KnowledgeBase, rows, components) -> np.ndarray
     out = np.tile(kb.component_log_weight[components], (len(row_ids), 1))
     if product.design is not None:
         out += product.design[row_ids] @ product.weights[:, components]
-    if product.ranged:
-        where = {int(r): i for i, r in enumerate(row_ids)}
-        for r, terms in product.ranged.items():
-            if r in where:
-                out[where[r]] += terms[components]
+    for positions, terms in _shared_terms(product.ranged, row_ids):
+        out[positions] += terms[components]
     for parent, summed_out, kid_design, parent_log, kid_weights in product.families:
         extra = product.per_level.get(parent, {})
         local = np.flatnonzero(summed_out[row_ids])
@@ -142,12 +139,23 @@ def _joint(product: _Product, kb: KnowledgeBase, rows, components) -> np.ndarray
             terms = None
             if extra:  # only rows with a child's range carry extra terms
                 terms = np.zeros((len(local), len(kid_weights), out.shape[1]))
-                for i, r in enumerate(row_ids[local]):
-                    if int(r) in extra:
-                        terms[i] = extra[int(r)][:, components]
+                for positions, row_terms in _shared_terms(extra, row_ids[local]):
+                    terms[positions] = row_terms[:, components]
             out[local] += _sum_out_parent(kid_design[row_ids[local]], parent_log[components],
                                           [w[:, components] for w in kid_weights], terms)
     return out
+
+
+def _shared_terms(by_row: dict, row_ids: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``row_ids`` (positions in it) that ``by_row`` gives terms, grouped by the
+    terms' array: rows with the same ranges share one (:func:`interval_terms`)."""
+    groups: dict[int, tuple[np.ndarray, list]] = {}
+    if by_row:
+        for i, row in enumerate(row_ids.tolist()):
+            terms = by_row.get(row)
+            if terms is not None:
+                groups.setdefault(id(terms), (terms, []))[1].append(i)
+    return [(np.array(positions), terms) for terms, positions in groups.values()]
 
 
 def _rows_in(rows, n: int) -> np.ndarray:
@@ -160,11 +168,12 @@ def _rows_in(rows, n: int) -> np.ndarray:
 def interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -> tuple[dict, dict]:
     """Each range's log-mass: summed per row (row -> (K,)), or, for a child whose parent is not
     assessed, per parent level (parent -> row -> (levels, K)) to be summed out. Ranges repeat
-    (the atypical check's references give three cells per range): each is computed once."""
+    (the atypical check's references give three cells per range): each is computed once, and
+    rows with the same ranges share its (read-only) array."""
     parent_of = kb.parent_of
     ranged: dict[int, np.ndarray] = {}
     per_level: dict[str, dict[int, np.ndarray]] = {}
-    masses: dict[tuple, np.ndarray] = {}
+    masses: dict[tuple, np.ndarray] = {}  # (finding, low, high[, the parent's level]) -> log-mass
     for row, entries in intervals.items():
         for fid, (low, high) in entries.items():
             parent = parent_of.get(fid)
@@ -173,15 +182,17 @@ def interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -
                 table = kb.tables[fid]
                 masses[key] = (table.log_mass(low, high) if parent is None else
                                np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))]))
+                masses[key].flags.writeable = False
             terms = masses[key]
             if parent is not None:
                 code = codes[row, kb.schema.position(parent)]
                 if np.isnan(code):
                     family = per_level.setdefault(parent, {})
-                    family[row] = family.get(row, 0.0) + terms
+                    family[row] = terms if row not in family else family[row] + terms
                     continue
-                terms = terms[int(code)]
-            ranged[row] = ranged.get(row, 0.0) + terms
+                key += (int(code),)
+                terms = masses[key] = masses.get(key, terms[int(code)])
+            ranged[row] = terms if row not in ranged else ranged[row] + terms
     return ranged, per_level
 
 
