@@ -23,7 +23,10 @@ import crampdx.synthetic as synthetic  # noqa: E402
 from _timing import machine, median_seconds  # noqa: E402
 from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
 from crampdx.model.diagnoser import Diagnoser  # noqa: E402
-from crampdx.synthetic.typicality import reference_cases  # noqa: E402
+from crampdx.compiled import LazyKernel  # noqa: E402
+from crampdx.synthetic import lumping  # noqa: E402
+from crampdx.synthetic.typicality import compile_atypical_check  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 
 def load_or_train() -> Diagnoser:
@@ -41,6 +44,25 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
+def atypical_paths(diagnoser: Diagnoser, cases) -> tuple[list[float], list[float]]:
+    """CPU seconds of each case's atypical check on the numpy path and in the compiled loop,
+    alternately (which goes first alternates too), one BLAS thread as in the service."""
+    compile_atypical_check()
+    diagnoser.atypical(cases[0])  # the loop's layout of the tables, once per process
+    started = lumping.EVIDENCE_KERNEL
+    paths = {"numpy": LazyKernel(started.function), "compiled": started}  # an unstarted kernel: the numpy path
+    seconds: dict[str, list[float]] = {"numpy": [], "compiled": []}
+    with threadpool_limits(1):
+        for i, case in enumerate(cases):
+            for name in (("numpy", "compiled") if i % 2 else ("compiled", "numpy")):
+                lumping.EVIDENCE_KERNEL = paths[name]
+                start = time.process_time()
+                diagnoser.atypical(case)
+                seconds[name].append(time.process_time() - start)
+    lumping.EVIDENCE_KERNEL = started
+    return seconds["numpy"], seconds["compiled"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=200)
@@ -53,7 +75,7 @@ def main() -> None:
     start = time.perf_counter()
     diagnoser.explain(cases[0], diagnoser.class_ids_[0])
     warmup = time.perf_counter() - start
-    reference_cases(synthetic.load_knowledge(), 4000, 20_011)  # atypical's reference, once
+    diagnoser.atypical(cases[0])  # the atypical check's references, once per process
 
     rank_explain, next_best, atypical = [], [], []
     for case in cases:
@@ -80,6 +102,8 @@ def main() -> None:
         diagnoser.estimator_.decision_function(codes)
         sklearn_path.append(time.perf_counter() - start)
 
+    atypical_numpy, atypical_compiled = atypical_paths(diagnoser, cases)
+
     batch = synthetic.generate(10_000, seed=124)
     batch_median, _ = median_seconds(lambda: diagnoser.predict_proba(batch), 5)
 
@@ -92,6 +116,9 @@ def main() -> None:
     print(f"first explain (builds the SHAP explainer once per process): {warmup:.2f} s")
     print(f"rank + explain, median: {1000 * statistics.median(rank_explain):.1f} ms over {len(cases)} cases")
     print(f"atypical, median: {1000 * statistics.median(atypical):.1f} ms")
+    print("atypical, CPU per case, numpy path (command line, dashboard) vs compiled loop (the service), alternately: "
+          f"median {1000 * statistics.median(atypical_numpy):.2f} vs {1000 * statistics.median(atypical_compiled):.2f} ms, "
+          f"mean {1000 * statistics.mean(atypical_numpy):.2f} vs {1000 * statistics.mean(atypical_compiled):.2f} ms")
     fast, slow = statistics.median(compiled), statistics.median(sklearn_path)
     print(f"scoring one case, median: compiled forest {1000 * fast:.2f} ms, scikit-learn decision_function "
           f"{1000 * slow:.1f} ms ({slow / fast:.0f}x)")
