@@ -24,7 +24,7 @@ from _timing import machine, median_seconds  # noqa: E402
 from crampdx.model.artifact import ArtifactError, default_artifact_dir  # noqa: E402
 from crampdx.model.diagnoser import Diagnoser  # noqa: E402
 from crampdx.compiled import LazyKernel  # noqa: E402
-from crampdx.synthetic import lumping  # noqa: E402
+from crampdx.synthetic import compiled_evidence  # noqa: E402
 from crampdx.synthetic.typicality import compile_atypical_check  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -47,19 +47,18 @@ def percentile(values, q):
 def atypical_paths(diagnoser: Diagnoser, cases) -> tuple[list[float], list[float]]:
     """CPU seconds of each case's atypical check on the numpy path and in the compiled loop,
     alternately (which goes first alternates too), one BLAS thread as in the service."""
-    compile_atypical_check()
-    diagnoser.atypical(cases[0])  # the loop's layout of the tables, once per process
-    started = lumping.EVIDENCE_KERNEL
+    compile_atypical_check(diagnoser.knowledge_)
+    started = compiled_evidence.EVIDENCE_KERNEL
     paths = {"numpy": LazyKernel(started.function), "compiled": started}  # an unstarted kernel: the numpy path
     seconds: dict[str, list[float]] = {"numpy": [], "compiled": []}
     with threadpool_limits(1):
         for i, case in enumerate(cases):
             for name in (("numpy", "compiled") if i % 2 else ("compiled", "numpy")):
-                lumping.EVIDENCE_KERNEL = paths[name]
+                compiled_evidence.EVIDENCE_KERNEL = paths[name]
                 start = time.process_time()
                 diagnoser.atypical(case)
                 seconds[name].append(time.process_time() - start)
-    lumping.EVIDENCE_KERNEL = started
+    compiled_evidence.EVIDENCE_KERNEL = started
     return seconds["numpy"], seconds["compiled"]
 
 

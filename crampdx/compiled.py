@@ -1,11 +1,12 @@
 """Loops compiled with numba, once per process and only when first needed.
 
-numba (installed with shap) takes ~0.3 s to import and a few tenths of a second more to load
-a compiled loop from its on-disk cache: a short command-line run or the dashboard's first page
-should not pay that for a loop it never runs. :class:`LazyKernel` compiles its function on
-the first :meth:`~LazyKernel.get` (concurrent first callers wait for one compilation) and
-says whether that has happened, so callers can keep their plain numpy path until a long
-batch or a server's warm-up has paid for the start.
+numba (installed with shap) takes ~0.3 s to import, and a loop's first call compiles it or loads
+it from numba's on-disk cache (a few tenths of a second; seconds the first time on a machine):
+a short command-line run or the dashboard's first page should not pay that for a loop it never
+runs. :class:`LazyKernel` imports numba and makes the loop's dispatcher on the first
+:meth:`~LazyKernel.get` (concurrent first callers wait for one) and says whether that has
+happened, so callers can keep their plain numpy path until a long batch or a server's warm-up
+(which also calls the loop once, to compile it) has paid for the start.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ __all__ = ["LazyKernel"]
 
 
 class LazyKernel:
-    """``function`` compiled by ``numba.njit(nogil=True)`` on first use, with the functions it
-    calls (``helpers``, defined in the same module) compiled first and put in their place in
-    the module's namespace, where the compiled ``function`` finds them.
+    """``function`` made a ``numba.njit(nogil=True)`` dispatcher on first use (numba compiles it
+    at its first call), with the functions it calls (``helpers``, defined in the same module)
+    made dispatchers first and put in their place in the module's namespace, where the compiled
+    ``function`` finds them.
 
     Examples
     --------
@@ -39,11 +41,11 @@ class LazyKernel:
 
     @property
     def started(self) -> bool:
-        """Whether the compiled loop exists in this process."""
+        """Whether the loop's dispatcher exists in this process."""
         return bool(self._compiled)
 
     def get(self) -> Callable:
-        """The compiled loop, made on the first call."""
+        """The loop's dispatcher, made on the first call."""
         with self._lock:
             if not self._compiled:
                 import numba  # deferred: see the module docstring (not a cycle)

@@ -51,7 +51,7 @@ def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
     """Compile the forest and the atypical check and build the explainer before the first real
     request needs them."""
     try:
-        compile_atypical_check()
+        compile_atypical_check(diagnoser.knowledge_)
         diagnoser.assess({}, explain=1, next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")

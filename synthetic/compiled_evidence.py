@@ -14,9 +14,10 @@ normal's quadratic, linear and constant rows, an age band's row):
 
 with the class-balanced weights of :mod:`~crampdx.synthetic.lumping` (so the sum is
 p(x_r | c) / C, and log C is added back). The values are the numpy path's to rounding: the
-same terms summed in another order. What the loop does not do (a child's range under a parent
-not assessed, a finding without a table) is left to the numpy path: the function returns
-``None``.
+same terms summed in another order. What the loop does not do is left to the numpy path (the
+function returns ``None``): a child's range under a parent not assessed, a finding without a
+table, and codes outside the tables (a level's code out of range, an age outside every band:
+the loop reads without bounds checks, numpy raises or answers as it does).
 """
 
 from __future__ import annotations
@@ -100,11 +101,11 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
                 joint[k] += ranged[ranged_of_row[r], first + k]
         for f in families:
             parent = codes[r, parent_col[f]] if parent_in[f] else np.nan
-            known = not np.isnan(parent)  # the parent assessed: its level's terms only
-            summed = not known
+            summed = np.isnan(parent)  # else the parent assessed: its level's terms only
+            anything = not summed
             for j in range(kid_col.shape[1]):
-                known = known or (kid_in[f, j] and not np.isnan(codes[r, kid_col[f, j]]))
-            if not known:
+                anything = anything or (kid_in[f, j] and not np.isnan(codes[r, kid_col[f, j]]))
+            if not anything:  # nothing of the family in this row: log 1
                 continue
             mark = r * parent_col.shape[0] + f
             for kk in range(m):
@@ -255,7 +256,18 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     impossible. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
     ``None`` where the numpy path must do it (see the module docstring).
     """
+    n_chosen = kb.n_components if components is None else len(components)
+    # fresh writable C arrays, whatever the caller gives: numba compiles once per layout and
+    # read-only flag, and a second compilation would stop a server for seconds
+    start, stop, component_class = (np.array(a, dtype=np.int64) for a in (start, stop, component_class))
+    log_weight = np.array(log_weight, dtype=float)
+    if not (len(log_weight) == len(component_class) == n_chosen and start.shape == stop.shape == (len(codes),)
+            and (0 <= start).all() and (start <= stop).all() and (stop <= n_chosen).all()
+            and ((0 <= component_class) & (component_class < len(kb.classes))).all()
+            and (components is None or ((0 <= components) & (components < kb.n_components)).all())):
+        raise ValueError("the components, their weights and classes, and each row's range of them do not match")
     plan = _evidence_plan(kb)
+    codes = np.require(codes, dtype=float, requirements=["C", "W"])
     assessed = np.flatnonzero(~np.isnan(codes).all(axis=0))
     if plan is None or not plan.readable[assessed].all():
         return None
@@ -265,11 +277,16 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     if not (np.isnan(level_codes) | (level_codes >= 0) & (level_codes < plan.n_codes[levels]) & (level_codes % 1 == 0)).all() or \
             not (np.isnan(age_values) | (age_values >= plan.edges[0]) & (age_values < plan.edges[-1])).all():
         return None
-    ranged_ids = {fid for entries in (intervals or {}).values() for fid in entries}
+    intervals = intervals or {}
+    if not all(isinstance(row, (int, np.integer)) and 0 <= row < len(codes) for row in intervals):
+        return None  # not rows of this batch: the numpy path's answer
+    ranged_ids = {fid for entries in intervals.values() for fid in entries}
     parents = [kb.schema.position(kb.parent_of[fid]) for fid in ranged_ids if fid in kb.parent_of]
     if np.isnan(codes[:, parents]).any():  # a child's range summed over its parent's levels: before computing any range
         return None
-    ranged_terms, _ = interval_terms(codes, kb, intervals or {})
+    ranged_terms, per_level = interval_terms(codes, kb, intervals)
+    if per_level:  # (the rule above, kept as a guard: a range is never dropped)
+        return None
     chosen = slice(None) if components is None else components
     ranged_of_row = np.full(len(codes), -1, dtype=np.int64)
     ranged = np.zeros((max(1, len(ranged_terms)), len(log_weight)))
@@ -278,9 +295,8 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     known = np.zeros(len(plan.kind) + 1, dtype=np.bool_)  # the extra last place: a padded child (-1)
     known[assessed] = True
     kid_in, parent_in = known[plan.kid_col], known[plan.parent_col]
-    ranged_columns = np.zeros_like(known)
-    ranged_columns[[kb.schema.position(fid) for fid in ranged_ids]] = True
-    families = np.flatnonzero(parent_in | kid_in.any(axis=1) | ranged_columns[plan.kid_col].any(axis=1))
+    # (a child's range reaches the loop only under an assessed parent: parent_in has its family)
+    families = np.flatnonzero(parent_in | kid_in.any(axis=1))
     alone = assessed[plan.kind[assessed] >= 0]
     offset, weights, parent_log, kid_weights, family_type = plan.offset, plan.weights, plan.parent_log, plan.kid_weights, plan.family_type
     if components is not None:  # only the rows the findings use, only the chosen components' columns
@@ -295,7 +311,7 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     out = np.empty((len(codes), len(kb.classes)))
     EVIDENCE_KERNEL.get()(
         codes, alone.astype(np.int64), plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
-        np.ascontiguousarray(log_weight, dtype=float), start.astype(np.int64), stop.astype(np.int64), component_class.astype(np.int64),
+        log_weight, start, stop, component_class,
         ranged_of_row, ranged, families, plan.parent_col, parent_in, plan.n_levels, parent_log, kid_in, plan.kid_col, plan.kid_kind,
         plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, family_type, out)
     return out

@@ -20,8 +20,8 @@ from typing import Iterable
 
 import numpy as np
 
+import crampdx.synthetic.compiled_evidence as compiled_evidence
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.synthetic.compiled_evidence import EVIDENCE_KERNEL, compiled_class_log_evidence
 from crampdx.synthetic.posterior import Intervals, grouped_log_joint
 from crampdx.synthetic.tables import NEG, AgeTable, ConditionalTable, LevelTable, NormalTable
 
@@ -135,14 +135,14 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     codes = np.asarray(codes, dtype=float)
     age = next((fid for fid in finding_ids if isinstance(kb.tables[fid], AgeTable)), None)
     balanced = _balanced_by_band(kb)
-    compiled = EVIDENCE_KERNEL.started  # once started (a server's warm-up): the compiled loop
+    compiled = compiled_evidence.EVIDENCE_KERNEL.started  # once started (a server's warm-up): the compiled loop
     if age is None or np.isnan(codes[:, kb.schema.position(age)]).any():
         # each lump's first component, with the lump's summed weight in place of its own
         representative, log_weight = lumps(balanced, frozenset(finding_ids))
         component_class = balanced.component_class[representative]
         everyone = np.zeros(len(codes), dtype=np.int64)
-        out = compiled_class_log_evidence(codes, balanced, intervals, representative, log_weight, component_class, everyone,
-                                          everyone + len(representative)) if compiled else None
+        out = compiled_evidence.compiled_class_log_evidence(
+            codes, balanced, intervals, representative, log_weight, component_class, everyone, everyone + len(representative)) if compiled else None
         if out is not None:
             return out
         joint = grouped_log_joint(codes, balanced, [(slice(None), representative)], intervals)[0]
@@ -156,8 +156,8 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
     if compiled:  # a band outside the knowledge base's: no components (a row of NaN)
         known, clipped = (band >= 0) & (band < len(starts) - 1), np.clip(band, 0, len(starts) - 2)
         first, last = np.where(known, starts[clipped], 0), np.where(known, starts[clipped + 1], 0)
-        out = compiled_class_log_evidence(codes, balanced, intervals, None, balanced.component_log_weight, balanced.component_class,
-                                          first, last)
+        out = compiled_evidence.compiled_class_log_evidence(
+            codes, balanced, intervals, None, balanced.component_log_weight, balanced.component_class, first, last)
         if out is not None:
             return out
     groups = [(np.flatnonzero(band == b), slice(starts[b], starts[b + 1])) for b in np.unique(band) if 0 <= b < len(starts) - 1]

@@ -14,7 +14,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from crampdx.synthetic.compiled_evidence import EVIDENCE_KERNEL
+import crampdx.synthetic.compiled_evidence as compiled_evidence
 from crampdx.synthetic.generate import generate
 from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.lumping import balanced_log_sum, class_log_evidence, log_sum_exp
@@ -63,12 +63,14 @@ def reference_cases(kb: KnowledgeBase, n: int, seed: int) -> tuple[np.ndarray, n
     return codes, weights
 
 
-def compile_atypical_check() -> None:
-    """Compile the check's loop (:mod:`~crampdx.synthetic.compiled_evidence`) now, so that every
-    check after it in this process takes it: for a server's warm-up. numba loads it from its
-    disk cache in ~0.5 s (~5 s the first time on a machine). Until then the check runs in
-    numpy, with the same answers: a short command-line run does not pay numba's start."""
-    EVIDENCE_KERNEL.get()
+def compile_atypical_check(kb: KnowledgeBase) -> None:
+    """Compile the check's loop (:mod:`~crampdx.synthetic.compiled_evidence`) and lay ``kb``'s
+    tables out for it now, so that every check after it in this process takes the loop: for a
+    server's warm-up. numba compiles a loop at its first call: ~0.4 s with its disk cache,
+    ~4 s the first time on a machine. Until then the check runs in numpy, with the same
+    answers: a short command-line run does not pay numba's start."""
+    compiled_evidence.EVIDENCE_KERNEL.get()
+    class_log_evidence(np.full((1, len(kb.schema)), np.nan), kb, [])  # nothing assessed: the loop's first call
 
 
 class EvidencePercentile(NamedTuple):

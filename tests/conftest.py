@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crampdx.contract.schema_file import SCHEMA_PATH, load_schema, parse_schema
-from crampdx.synthetic import generate, load_knowledge, posterior, read_knowledge_document
+from crampdx.synthetic import compiled_evidence, generate, load_knowledge, posterior, read_knowledge_document
 from crampdx.synthetic.load import KNOWLEDGE_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -157,3 +157,11 @@ def possible_case(mapping: dict) -> dict:
     if "pregnancy" in impossible_combinations(mapping):
         return {**mapping, "pregnancy": "not_pregnant"}
     return mapping
+
+
+@pytest.fixture(autouse=True, scope="module")
+def atypical_check_on_numpy_after_each_module():
+    """A module that starts the atypical check's compiled loop (a service's warm-up, the
+    two-path tests) leaves the next module on the numpy path, as a new process would be."""
+    yield
+    compiled_evidence.EVIDENCE_KERNEL.reset()

@@ -161,15 +161,16 @@ def test_predict_many_cases_from_csv(tiny_model_dir, tmp_path, capsys):
     assert (ranked["probability_1"] >= ranked["probability_2"]).all()
 
 
-def test_predict_on_a_file_of_cases_does_not_import_the_fhir_library(tiny_model_dir, tmp_path):
-    """fhir.resources takes ~0.25 s to import: only ``crampdx predict --fhir`` loads it."""
+def test_predict_on_a_small_file_of_cases_imports_neither_the_fhir_library_nor_numba(tiny_model_dir, tmp_path):
+    """fhir.resources takes ~0.25 s to import: only ``crampdx predict --fhir`` loads it; numba
+    (~0.3 s, and a compilation) only a batch large enough to pay for it."""
     cases = tmp_path / "cases.csv"
     pd.DataFrame({"potassium": [2.6], "med_diuretic": ["yes"]}).to_csv(cases, index=False)
     script = ("import sys\nfrom crampdx.cli.main import main\n"
               f"main(['predict', {str(cases)!r}, '--model', {str(tiny_model_dir)!r}, '--out', {str(tmp_path / 'out.csv')!r}])\n"
-              "print('fhir.resources' in sys.modules)")
+              "print('fhir.resources' in sys.modules, 'numba' in sys.modules)")
     answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
-    assert answer.stdout.strip().splitlines()[-1] == "False", answer.stdout
+    assert answer.stdout.strip().splitlines()[-1] == "False False", answer.stdout
     assert (tmp_path / "out.csv").is_file()
 
 

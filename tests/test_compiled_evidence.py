@@ -9,13 +9,33 @@ import pytest
 
 from crampdx.compiled import LazyKernel
 from crampdx.synthetic import compiled_evidence, lumping
-from crampdx.synthetic.compiled_evidence import compiled_class_log_evidence
-from crampdx.synthetic.typicality import _partition_cells, reference_cases
+from crampdx.synthetic.typicality import _partition_cells, compile_atypical_check, reference_cases
 
 
 @pytest.fixture
-def numpy_only(monkeypatch):
-    monkeypatch.setattr(lumping, "EVIDENCE_KERNEL", LazyKernel(lumping.EVIDENCE_KERNEL.function))  # not started
+def both_paths(monkeypatch):
+    """``evidence(codes, ids, intervals)`` -> (numpy's answer, the loop's answer), checking that
+    the loop answered rather than leaving the block to numpy."""
+    started = compiled_evidence.EVIDENCE_KERNEL
+    started.get()
+    loop, answers = compiled_evidence.compiled_class_log_evidence, []
+    monkeypatch.setattr(compiled_evidence, "compiled_class_log_evidence", lambda *args: answers.append(loop(*args)) or answers[-1])
+
+    def evidence(kb, codes, finding_ids, intervals=None):
+        monkeypatch.setattr(compiled_evidence, "EVIDENCE_KERNEL", LazyKernel(started.function))  # not started: numpy
+        expected = lumping.class_log_evidence(codes, kb, finding_ids, intervals)
+        monkeypatch.setattr(compiled_evidence, "EVIDENCE_KERNEL", started)
+        answers.clear()
+        got = lumping.class_log_evidence(codes, kb, finding_ids, intervals)
+        assert len(answers) == 1 and answers[0] is not None  # the loop answered
+        return expected, got
+
+    return evidence
+
+
+def _same(expected, got):
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)
 
 
 def _blocks(kb, n_sets, seed):
@@ -46,57 +66,95 @@ def _blocks(kb, n_sets, seed):
         yield codes, chosen, intervals
 
 
-def test_the_loop_gives_the_numpy_paths_class_log_evidence(kb, numpy_only, monkeypatch):
-    kernel = compiled_evidence.EVIDENCE_KERNEL
+def test_the_loop_gives_the_numpy_paths_class_log_evidence(kb, both_paths):
     compared = with_age = with_ranges = 0
     for codes, finding_ids, intervals in _blocks(kb, 40, 5):
-        expected = lumping.class_log_evidence(codes, kb, finding_ids, intervals)
-        taken = []
-        monkeypatch.setattr(lumping, "EVIDENCE_KERNEL", kernel)
-        monkeypatch.setattr(lumping, "compiled_class_log_evidence",
-                            lambda *args: taken.append(compiled_class_log_evidence(*args)) or taken[-1])
-        kernel.get()
-        got = lumping.class_log_evidence(codes, kb, finding_ids, intervals)
-        monkeypatch.setattr(lumping, "EVIDENCE_KERNEL", LazyKernel(kernel.function))
-        assert taken and taken[0] is not None  # the loop answered, not the numpy path
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)
+        _same(*both_paths(kb, codes, finding_ids, intervals))
         compared += 1
         with_age += "age" in finding_ids
         with_ranges += intervals is not None
     assert compared == 40 and with_age >= 5 and with_ranges >= 5
 
 
-def test_an_impossible_case_is_a_row_of_nan_on_both_paths(kb, numpy_only):
+def test_findings_missing_in_some_rows_only_are_skipped_in_those_rows(kb, both_paths):
+    """Parents, children and the age each missing in about a third of the rows (the loop must
+    not read a missing child's code), with and without a child's range under an assessed parent."""
+    ids = ["hemodialysis", "cramps_with_dialysis", "egfr", "diabetes", "med_insulin", "glucose", "potassium"]
+    reference = reference_cases(kb, 1000, 20_011)[0][:60]
+    rng = np.random.default_rng(0)
+    for with_age in (False, True):
+        chosen = ids + ["age"] if with_age else ids
+        codes = np.full((60, len(kb.schema)), np.nan)
+        columns = [kb.schema.position(f) for f in chosen]
+        codes[:, columns] = reference[:, columns]
+        for fid in ["cramps_with_dialysis", "med_insulin", "glucose"]:
+            codes[rng.random(60) < 0.3, kb.schema.position(fid)] = np.nan
+        _same(*both_paths(kb, codes, chosen))
+        # the eGFR known only as a range, in rows whose dialysis status is known
+        codes[:, kb.schema.position("hemodialysis")] = reference[:, kb.schema.position("hemodialysis")]
+        egfr = kb.schema.position("egfr")
+        cells = _partition_cells(reference[:, egfr], (kb.schema["egfr"].hard[0], 60.0), kb.schema["egfr"].hard)
+        codes[:, egfr] = np.nan
+        _same(*both_paths(kb, codes, chosen, {r: {"egfr": cell} for r, cell in enumerate(cells)}))
+
+
+def test_an_impossible_case_is_a_row_of_nan_on_both_paths(kb, both_paths):
     codes = kb.schema.encode(pd.DataFrame({"sex": ["male", "male"], "pregnancy": ["trimester_3", None]}))
     for age in (np.nan, 40.0):
         codes[:, kb.schema.position("age")] = age
-        ids = ["sex", "pregnancy"] + ([] if np.isnan(age) else ["age"])
-        expected = lumping.class_log_evidence(codes, kb, ids)
-        got = _call(kb, codes)
+        expected, got = both_paths(kb, codes, ["sex", "pregnancy"] + ([] if np.isnan(age) else ["age"]))
         assert np.isnan(expected[0]).all() and np.isnan(got[0]).all()
+        _same(expected, got)
         assert np.isfinite(got[1]).any()
 
 
 def _call(kb, codes, intervals=None):
     balanced = lumping._balanced_by_band(kb)
     everyone = np.zeros(len(codes), dtype=np.int64)
-    return compiled_class_log_evidence(codes, balanced, intervals, None, balanced.component_log_weight, balanced.component_class,
-                                       everyone, everyone + kb.n_components)
+    return compiled_evidence.compiled_class_log_evidence(codes, balanced, intervals, None, balanced.component_log_weight,
+                                                         balanced.component_class, everyone, everyone + kb.n_components)
 
 
 def test_what_the_loop_does_not_do_is_left_to_the_numpy_path(kb):
-    """A child's range under a parent not assessed, and codes outside the tables (the loop
-    reads without bounds checks): ``None``, and the numpy path answers or raises."""
+    """A child's range under a parent not assessed, codes outside the tables (the loop reads
+    without bounds checks) and ranges keyed by something other than a row: ``None``."""
+    compiled_evidence.EVIDENCE_KERNEL.get()
     codes = np.full((1, len(kb.schema)), np.nan)
     assert _call(kb, codes.copy()) is not None
     low = kb.schema["egfr"].hard[0]
     assert _call(kb, codes.copy(), {0: {"egfr": (low, 30.0)}}) is None
+    for row in (-1, 1, 0.0):
+        assert _call(kb, codes.copy(), {row: {"potassium": (1.0, 3.5)}}) is None, row
     for fid, value in [("true_cramps", len(kb.schema["true_cramps"].levels)), ("true_cramps", -1.0), ("true_cramps", 0.5),
                        ("hemodialysis", 7.0), ("age", 0.0), ("age", 500.0)]:
         bad = codes.copy()
         bad[0, kb.schema.position(fid)] = value
         assert _call(kb, bad) is None, (fid, value)
+
+
+def test_components_that_do_not_match_their_weights_or_rows_are_refused(kb):
+    balanced = lumping._balanced_by_band(kb)
+    codes = np.full((2, len(kb.schema)), np.nan)
+    zeros, width = np.zeros(2, dtype=np.int64), kb.n_components
+    good = (balanced.component_log_weight, balanced.component_class, zeros, zeros + width)
+    for log_weight, classes, start, stop in [good[:2] + (zeros, zeros + width + 1), good[:2] + (zeros + 3, zeros + 2),
+                                             (good[0][:-1],) + good[1:], (good[0], good[1] + 100) + good[2:]]:
+        with pytest.raises(ValueError, match="do not match"):
+            compiled_evidence.compiled_class_log_evidence(codes, balanced, None, None, log_weight, classes, start, stop)
+
+
+def test_the_warm_up_compiles_the_loop_once_for_every_kind_of_block(kb, monkeypatch):
+    """numba compiles a loop at its first call, once per kind of argument: after
+    compile_atypical_check, blocks with and without the age, with ranges, and read-only codes
+    (the references) reuse that one compilation (a second would stop a server for seconds)."""
+    fresh = LazyKernel(compiled_evidence.EVIDENCE_KERNEL.function, helpers=compiled_evidence.EVIDENCE_KERNEL.helpers)
+    monkeypatch.setattr(compiled_evidence, "EVIDENCE_KERNEL", fresh)
+    compile_atypical_check(kb)
+    assert len(fresh.get().signatures) == 1
+    for codes, finding_ids, intervals in _blocks(kb, 8, 6):
+        lumping.class_log_evidence(codes, kb, finding_ids, intervals)
+    lumping.class_log_evidence(reference_cases(kb, 50, 31)[0], kb, list(kb.schema.ids))  # read-only, every finding
+    assert len(fresh.get().signatures) == 1
 
 
 def test_without_a_writable_cache_the_loop_and_its_helpers_compile_in_memory(kb, monkeypatch):
@@ -108,8 +166,9 @@ def test_without_a_writable_cache_the_loop_and_its_helpers_compile_in_memory(kb,
         return njit(*args, **kwargs)
 
     monkeypatch.setattr(numba, "njit", refusing_cache)
+    for helper in compiled_evidence.EVIDENCE_KERNEL.helpers:  # LazyKernel rebinds them in the module: restored after the test
+        monkeypatch.setattr(compiled_evidence, helper.__name__, getattr(compiled_evidence, helper.__name__))
     fresh = LazyKernel(compiled_evidence.EVIDENCE_KERNEL.function, helpers=compiled_evidence.EVIDENCE_KERNEL.helpers)
     monkeypatch.setattr(compiled_evidence, "EVIDENCE_KERNEL", fresh)
-    codes = reference_cases(kb, 50, 31)[0][:5].copy()
-    out = _call(kb, codes)
+    out = _call(kb, reference_cases(kb, 50, 31)[0][:5].copy())
     assert fresh.started and out.shape == (5, len(kb.classes)) and np.isfinite(out).any()
