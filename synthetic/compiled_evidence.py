@@ -12,12 +12,15 @@ normal's quadratic, linear and constant rows, an age band's row):
     log p(x_r | c) = log sum_{k in c, k among row r's components} exp(log w_k + sum_f log p(x_rf | k)
                      + ranges_rk + sum_families log sum_p p(p | k) prod_children p(x_child | p, k))
 
+(a child known only as a range under a parent not assessed adds its log-mass under each level p
+inside the sum),
+
 with the class-balanced weights of :mod:`~crampdx.synthetic.lumping` (so the sum is
 p(x_r | c) / C, and log C is added back). The values are the numpy path's to rounding: the
 same terms summed in another order. What the loop does not do is left to the numpy path (the
-function returns ``None``): a child's range under a parent not assessed, a finding without a
-table, and codes outside the tables (a level's code out of range, an age outside every band:
-the loop reads without bounds checks, numpy raises or answers as it does).
+function returns ``None``): a finding without a table, and codes outside the tables (a level's
+code out of range, an age outside every band: the loop reads without bounds checks, numpy
+raises or answers as it does).
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ def _add_finding(kind, x, off, center, log_space, edges, weights, first, m, into
             into[k] += row[k]
 
 
-def _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log):
-    """log p(parent = level | k) + the assessed children's log p(x_r | level, k), for one component ``k``."""
-    value = parent_log[f, level, k]
+def _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log,
+                level_extra, q):
+    """log p(parent = level | k) + the assessed children's log p(x_r | level, k), for one
+    component ``k``, plus (``q`` >= 0) the children's ranges under that level."""
+    value = parent_log[f, level, k] + (level_extra[q, level, k] if q >= 0 else 0.0)
     for j in range(kid_col.shape[1]):
         if kid_in[f, j]:
             x = codes[r, kid_col[f, j]]
@@ -73,7 +78,7 @@ def _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, ki
 
 def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights, log_weight, start, stop, component_class,
                 ranged_of_row, ranged, families, parent_col, parent_in, n_levels, parent_log, kid_in, kid_col, kid_kind,
-                kid_offset, kid_center, kid_log, kid_weights, family_type, out):
+                kid_offset, kid_center, kid_log, kid_weights, family_type, level_extra_of_row, level_extra, out):
     """log p(x_r | c) of every row r of ``codes`` into ``out`` (n, C); see the module docstring."""
     n_rows, n_classes = out.shape
     width = 1
@@ -102,7 +107,8 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
         for f in families:
             parent = codes[r, parent_col[f]] if parent_in[f] else np.nan
             summed = np.isnan(parent)  # else the parent assessed: its level's terms only
-            anything = not summed
+            q = level_extra_of_row[f, r]  # a child's range under the parent not assessed
+            anything = not summed or q >= 0
             for j in range(kid_col.shape[1]):
                 anything = anything or (kid_in[f, j] and not np.isnan(codes[r, kid_col[f, j]]))
             if not anything:  # nothing of the family in this row: log 1
@@ -115,13 +121,13 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
                     marked[t] = mark
                     if not summed:
                         value = _level_term(codes, r, f, int(parent), k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
-                                            kid_weights, parent_log)
+                                            kid_weights, parent_log, level_extra, -1)
                     else:  # summed over the parent's levels, as np.logaddexp does it
                         value = _level_term(codes, r, f, 0, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
-                                            kid_weights, parent_log)
+                                            kid_weights, parent_log, level_extra, q)
                         for level in range(1, n_levels[f]):
                             other = _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
-                                                kid_weights, parent_log)
+                                                kid_weights, parent_log, level_extra, q)
                             if value == other:
                                 value = value + np.log(2.0)
                             elif value > other:
@@ -237,6 +243,22 @@ def _evidence_plan(kb: KnowledgeBase) -> _EvidencePlan | None:
     return result
 
 
+def _by_row(items, shape, term_shape, chosen) -> tuple[np.ndarray, np.ndarray]:
+    """From (place, terms) pairs: an index array of ``shape`` (-1 where no terms) into a stack of
+    the distinct terms arrays (rows with the same ranges share one, see ``interval_terms``),
+    each taken at the chosen components and padded to ``term_shape``."""
+    index, stacked, position = np.full(shape, -1, dtype=np.int64), [], {}
+    for place, terms in items:
+        if id(terms) not in position:
+            position[id(terms)] = len(stacked)
+            stacked.append(terms)
+        index[place] = position[id(terms)]
+    out = np.zeros((max(1, len(stacked)),) + tuple(term_shape))
+    for q, terms in enumerate(stacked):
+        out[(q,) + tuple(slice(0, n) for n in terms.shape[:-1])] = terms[..., chosen]
+    return index, out
+
+
 def _family_types(parent_log: np.ndarray, kid_weights: np.ndarray) -> np.ndarray:
     """Per family and component, the id of its distinct column of weights (parent's and children's)."""
     types = np.zeros(parent_log.shape[::2], dtype=np.int64)
@@ -278,25 +300,20 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
             not (np.isnan(age_values) | (age_values >= plan.edges[0]) & (age_values < plan.edges[-1])).all():
         return None
     intervals = intervals or {}
-    if not all(isinstance(row, (int, np.integer)) and 0 <= row < len(codes) for row in intervals):
+    if intervals and not (set(map(type, intervals)) <= {int, np.int64} and 0 <= min(intervals) and max(intervals) < len(codes)):
         return None  # not rows of this batch: the numpy path's answer
-    ranged_ids = {fid for entries in intervals.values() for fid in entries}
-    parents = [kb.schema.position(kb.parent_of[fid]) for fid in ranged_ids if fid in kb.parent_of]
-    if np.isnan(codes[:, parents]).any():  # a child's range summed over its parent's levels: before computing any range
-        return None
     ranged_terms, per_level = interval_terms(codes, kb, intervals)
-    if per_level:  # (the rule above, kept as a guard: a range is never dropped)
-        return None
     chosen = slice(None) if components is None else components
-    ranged_of_row = np.full(len(codes), -1, dtype=np.int64)
-    ranged = np.zeros((max(1, len(ranged_terms)), len(log_weight)))
-    for i, (row, terms) in enumerate(ranged_terms.items()):
-        ranged_of_row[row], ranged[i] = i, terms[chosen]
+    ranged_of_row, ranged = _by_row(ranged_terms.items(), len(codes), (len(log_weight),), chosen)
+    family_of = {int(column): f for f, column in enumerate(plan.parent_col)}
+    level_extra_of_row, level_extra = _by_row(
+        [((family_of[kb.schema.position(parent)], row), terms) for parent, by_row in per_level.items() for row, terms in by_row.items()],
+        (len(plan.parent_col), len(codes)), plan.parent_log.shape[1:2] + (len(log_weight),), chosen)
     known = np.zeros(len(plan.kind) + 1, dtype=np.bool_)  # the extra last place: a padded child (-1)
     known[assessed] = True
     kid_in, parent_in = known[plan.kid_col], known[plan.parent_col]
-    # (a child's range reaches the loop only under an assessed parent: parent_in has its family)
-    families = np.flatnonzero(parent_in | kid_in.any(axis=1))
+    # (a child's range under an assessed parent is among the ranges: parent_in has its family)
+    families = np.flatnonzero(parent_in | kid_in.any(axis=1) | (level_extra_of_row >= 0).any(axis=1))
     alone = assessed[plan.kind[assessed] >= 0]
     offset, weights, parent_log, kid_weights, family_type = plan.offset, plan.weights, plan.parent_log, plan.kid_weights, plan.family_type
     if components is not None:  # only the rows the findings use, only the chosen components' columns
@@ -313,6 +330,6 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
         codes, alone.astype(np.int64), plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
         log_weight, start, stop, component_class,
         ranged_of_row, ranged, families, plan.parent_col, parent_in, plan.n_levels, parent_log, kid_in, plan.kid_col, plan.kid_kind,
-        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, family_type, out)
+        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, family_type, level_extra_of_row, level_extra, out)
     return out
 

@@ -13,6 +13,7 @@ parent is not assessed it is summed out exactly.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping, NamedTuple
 
 import numpy as np
@@ -174,18 +175,16 @@ def interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -
     ranged: dict[int, np.ndarray] = {}
     per_level: dict[str, dict[int, np.ndarray]] = {}
     masses: dict[tuple, np.ndarray] = {}  # (finding, low, high[, the parent's level]) -> log-mass
+    parent_columns = {parent: kb.schema.position(parent) for parent in kb.children}
     for row, entries in intervals.items():
         for fid, (low, high) in entries.items():
             parent = parent_of.get(fid)
             key = (fid, low, high)
             if key not in masses:
-                table = kb.tables[fid]
-                masses[key] = (table.log_mass(low, high) if parent is None else
-                               np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))]))
-                masses[key].flags.writeable = False
+                masses[key] = _log_mass(kb, fid, float(low), float(high))
             terms = masses[key]
             if parent is not None:
-                code = codes[row, kb.schema.position(parent)]
+                code = codes[row, parent_columns[parent]]
                 if np.isnan(code):
                     family = per_level.setdefault(parent, {})
                     family[row] = terms if row not in family else family[row] + terms
@@ -194,6 +193,17 @@ def interval_terms(codes: np.ndarray, kb: KnowledgeBase, intervals: Intervals) -
                 terms = masses[key] = masses.get(key, terms[int(code)])
             ranged[row] = terms if row not in ranged else ranged[row] + terms
     return ranged, per_level
+
+
+@lru_cache(maxsize=256)
+def _log_mass(kb: KnowledgeBase, fid: str, low: float, high: float) -> np.ndarray:
+    """The log-mass of ``low``-``high`` in every component (per parent level for a child),
+    read-only: the atypical check asks for the same cells block after block."""
+    table, parent = kb.tables[fid], kb.parent_of.get(fid)
+    mass = (table.log_mass(low, high) if parent is None else
+            np.stack([table.given(level).log_mass(low, high) for level in range(len(kb.schema[parent].levels))]))
+    mass.flags.writeable = False
+    return mass
 
 
 def _sum_out_parent(kid_design, parent_log, kid_weights, extra) -> np.ndarray:
