@@ -306,8 +306,9 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     chosen = slice(None) if components is None else components
     ranged_of_row, ranged = _by_row(ranged_terms.items(), len(codes), (len(log_weight),), chosen)
     family_of = {int(column): f for f, column in enumerate(plan.parent_col)}
+    family_of = {parent: family_of[kb.schema.position(parent)] for parent in per_level}
     level_extra_of_row, level_extra = _by_row(
-        [((family_of[kb.schema.position(parent)], row), terms) for parent, by_row in per_level.items() for row, terms in by_row.items()],
+        [((family_of[parent], row), terms) for parent, by_row in per_level.items() for row, terms in by_row.items()],
         (len(plan.parent_col), len(codes)), plan.parent_log.shape[1:2] + (len(log_weight),), chosen)
     known = np.zeros(len(plan.kind) + 1, dtype=np.bool_)  # the extra last place: a padded child (-1)
     known[assessed] = True

@@ -9,7 +9,8 @@ do not depend on the age band or sex, so a typical set of findings leaves a few 
 distinct components of the 867 (all of them once age is among the findings). The
 atypical-case check (:func:`class_log_evidence`) scores a block of reference cases without
 an age against the lumps (:func:`lumps`, kept from one block to the next), and with the age
-known each case against its own age band's components only, without lumping.
+known each case against its own age band's components only, without lumping; once a server
+has started it, in one compiled loop (:mod:`~crampdx.synthetic.compiled_evidence`).
 """
 
 from __future__ import annotations
@@ -140,11 +141,12 @@ def class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, finding_ids: Iterab
         # each lump's first component, with the lump's summed weight in place of its own
         representative, log_weight = lumps(balanced, frozenset(finding_ids))
         component_class = balanced.component_class[representative]
-        everyone = np.zeros(len(codes), dtype=np.int64)
-        out = compiled_evidence.compiled_class_log_evidence(
-            codes, balanced, intervals, representative, log_weight, component_class, everyone, everyone + len(representative)) if compiled else None
-        if out is not None:
-            return out
+        if compiled:
+            everyone = np.zeros(len(codes), dtype=np.int64)
+            out = compiled_evidence.compiled_class_log_evidence(codes, balanced, intervals, representative, log_weight,
+                                                                component_class, everyone, everyone + len(representative))
+            if out is not None:
+                return out
         joint = grouped_log_joint(codes, balanced, [(slice(None), representative)], intervals)[0]
         joint += log_weight - balanced.component_log_weight[representative]
         return _class_log_sum(joint, component_class, len(kb.classes))
