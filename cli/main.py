@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=int, default=1,
                     help="server processes, each with its own copy of the model (default 1; 2 on two idle cores "
                          "serves about twice the requests)")
+    se.add_argument("--worker-timeout", type=positive_float, metavar="SECONDS",
+                    help="with --workers on Linux: a worker whose event loop has not run for this long (hung) is "
+                         "killed and replaced (default 60)")
     se.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 

@@ -27,7 +27,7 @@ from crampdx import DISCLAIMER
 from crampdx.errors import UserFacingError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.app import create_app
-from crampdx.service.workers import AVAILABLE, REFUSED, listening_sockets, serve_workers
+from crampdx.service.workers import AVAILABLE, HUNG_AFTER, REFUSED, listening_sockets, serve_workers
 
 __all__ = ["ServeError", "app_from_environment", "cmd_serve", "read_token"]
 
@@ -152,4 +152,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not sockets:  # not Linux: SO_REUSEPORT would not spread the connections there
         uvicorn.run("crampdx.service.serve:app_from_environment", factory=True, workers=workers, **options)
         return 0
-    return serve_workers("crampdx.service.serve:app_from_environment", sockets, options)
+    return serve_workers("crampdx.service.serve:app_from_environment", sockets, options,
+                         hung_after=getattr(args, "worker_timeout", None) or HUNG_AFTER)

@@ -7,7 +7,10 @@ served everything while the other idled. Here the parent binds N sockets to the 
 ``SO_REUSEPORT`` at once (a second service on the port then fails its own check, as before)
 and hands socket i to worker i; the kernel spreads new connections across the sockets. The
 parent replaces a worker that dies (its socket, still open in the parent, keeps the
-connections waiting meanwhile), gives up when workers keep dying at start, stops them all on
+connections waiting meanwhile) and one whose event loop has not ticked for ``hung_after``
+seconds (stopped, deadlocked, stuck in a loop: the usual request takes milliseconds and the
+slow ones run in a thread, so the loop ticks ten times a second while it serves), gives up when
+workers keep dying at start, stops them all on
 SIGINT or SIGTERM (and SIGHUP, unless it is ignored, as under ``nohup``), and stops with the
 worker's code when a worker refuses to start (it prints why: a changed model, an unreadable
 token). Elsewhere than Linux ``SO_REUSEPORT`` does not spread connections; ``crampdx serve``
@@ -27,13 +30,14 @@ import time
 
 import uvicorn
 
-__all__ = ["AVAILABLE", "REFUSED", "listening_sockets", "serve_workers"]
+__all__ = ["AVAILABLE", "HUNG_AFTER", "REFUSED", "listening_sockets", "serve_workers"]
 
 AVAILABLE = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 REFUSED = 2  # a worker's exit code when it cannot serve what the parent verified (app_from_environment)
 _STARTUP_FAILED = 3  # uvicorn's exit code when the app cannot be imported or started
 _QUICK_DEATH = 30.0  # seconds: a worker dying this soon after its start counts towards giving up
 _QUICK_DEATHS = 5  # ... this many times in a row, and the service stops
+HUNG_AFTER = 60.0  # seconds without a tick of a worker's event loop: it is killed and replaced
 
 
 def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
@@ -64,19 +68,34 @@ def _stop_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(app: str, options: dict, sock: socket.socket) -> None:
+class _TickingServer(uvicorn.Server):
+    """uvicorn's server, writing the time of each tick of its event loop (ten a second) where
+    the parent reads it."""
+
+    def __init__(self, config: uvicorn.Config, heartbeat) -> None:
+        super().__init__(config)
+        self.heartbeat = heartbeat
+
+    async def on_tick(self, counter: int) -> bool:
+        self.heartbeat.value = time.monotonic()
+        return await super().on_tick(counter)
+
+
+def _worker(app: str, options: dict, sock: socket.socket, heartbeat) -> None:
     """One worker process: uvicorn serving the app factory ``app`` on its own socket."""
     try:
         threading.Thread(target=_stop_with_parent, daemon=True).start()
-        uvicorn.Server(uvicorn.Config(app, factory=True, **options)).run(sockets=[sock])
+        _TickingServer(uvicorn.Config(app, factory=True, **options), heartbeat).run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C reached the whole process group: uvicorn has stopped
         pass
 
 
-def serve_workers(app: str, sockets: list[socket.socket], options: dict) -> int:
+def serve_workers(app: str, sockets: list[socket.socket], options: dict, hung_after: float = HUNG_AFTER) -> int:
     """Run one process per socket, serving the app factory ``app`` (an import string) with the
-    uvicorn ``options``; return the exit code once they have stopped."""
+    uvicorn ``options``; return the exit code once they have stopped. A worker whose event loop
+    has ticked once and then not for ``hung_after`` seconds is killed and replaced."""
     context = multiprocessing.get_context("spawn")
+    heartbeats = [context.Value("d", 0.0, lock=False) for _ in sockets]  # 0: not serving yet (loading the model)
     stopping: list = []
 
     def stop(signum, frame) -> None:
@@ -86,7 +105,10 @@ def serve_workers(app: str, sockets: list[socket.socket], options: dict) -> int:
                     process.kill()
         stopping.append(signum)
 
-    start = lambda i: context.Process(target=_worker, args=(app, options, sockets[i]))  # noqa: E731
+    def start(i: int) -> multiprocessing.Process:
+        heartbeats[i].value = 0.0
+        return context.Process(target=_worker, args=(app, options, sockets[i], heartbeats[i]))
+
     processes = [start(i) for i in range(len(sockets))]
     signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN else [])
     previous = {sig: signal.signal(sig, stop) for sig in signals}
@@ -98,6 +120,11 @@ def serve_workers(app: str, sockets: list[socket.socket], options: dict) -> int:
         while not stopping:
             time.sleep(0.2)
             for i, process in enumerate(processes):
+                silent = time.monotonic() - heartbeats[i].value
+                if process.is_alive() and heartbeats[i].value and silent > hung_after and not stopping:
+                    print(f"crampdx worker {process.pid} has not answered for {silent:.0f} s; stopping it", file=sys.stderr)
+                    process.kill()
+                    process.join()
                 if process.is_alive() or stopping:
                     continue
                 if process.exitcode in (REFUSED, _STARTUP_FAILED):  # it printed why; the others would fail alike

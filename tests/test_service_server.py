@@ -266,3 +266,33 @@ def test_serve_refuses_no_workers(tiny_model_dir, capsys):
     assert main(["serve", "--model", str(tiny_model_dir), "--workers", "0", "--port", str(_free_port())]) == 2
     err = capsys.readouterr().err
     assert "--workers 0" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
+def test_a_hung_worker_is_killed_and_replaced(tiny_model_dir, tmp_path_factory):
+    """A worker whose event loop stops (here: SIGSTOP) is killed after --worker-timeout and
+    replaced; the service answers again."""
+    base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2", "--worker-timeout", "3")
+    try:
+        deadline = time.monotonic() + 90
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        while time.monotonic() < deadline:  # both workers serving (each has loaded the model)
+            if len(_workers(process.pid)) == 2 and httpx.get(f"{base}/readyz", timeout=30).status_code == 200:
+                break
+            time.sleep(0.2)
+        before = set(_workers(process.pid))
+        time.sleep(2)  # every worker's loop has ticked
+        stopped = min(before)
+        os.kill(stopped, signal.SIGSTOP)
+        while time.monotonic() < deadline and (stopped in _workers(process.pid) or len(_workers(process.pid)) < 2):
+            time.sleep(0.2)
+        assert stopped not in _workers(process.pid) and len(_workers(process.pid)) == 2
+        replacement = next(pid for pid in _workers(process.pid) if pid not in before)
+        port = int(base.rsplit(":", 1)[1])
+        while time.monotonic() < deadline and not _server_side_sockets(port, "0A") & _socket_inodes(replacement):
+            time.sleep(0.2)
+        for _ in range(4):
+            ok = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=60)
+            assert ok.status_code == 200, ok.text
+    finally:
+        _stop(process)
