@@ -48,6 +48,7 @@ def _at_least(minimum: float, kind: type = int, *, exclusive: bool = False, mean
 
 positive_int = _at_least(1, meaning="a positive integer")  # counts
 non_negative_int = _at_least(0, meaning="zero or a positive integer")  # seeds
+at_least_a_second = _at_least(1.0, float, meaning="a number of seconds, at least 1")  # below, a worker's 0.1 s ticks look hung
 _at_least_two = _at_least(2, meaning="2 or more")
 positive_float = _at_least(0.0, float, exclusive=True, meaning="a positive number")
 non_negative_float = _at_least(0.0, float, meaning="zero or a positive number")
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=int, default=1,
                     help="server processes, each with its own copy of the model (default 1; 2 on two idle cores "
                          "serves about twice the requests)")
-    se.add_argument("--worker-timeout", type=positive_float, metavar="SECONDS",
+    se.add_argument("--worker-timeout", type=at_least_a_second, metavar="SECONDS",
                     help="with --workers on Linux: a worker whose event loop has not run for this long (hung) is "
                          "killed and replaced (default 60)")
     se.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

@@ -38,6 +38,7 @@ _STARTUP_FAILED = 3  # uvicorn's exit code when the app cannot be imported or st
 _QUICK_DEATH = 30.0  # seconds: a worker dying this soon after its start counts towards giving up
 _QUICK_DEATHS = 5  # ... this many times in a row, and the service stops
 HUNG_AFTER = 60.0  # seconds without a tick of a worker's event loop: it is killed and replaced
+_PAUSED = 2.0  # seconds between two of the supervisor's checks (every 0.2 s) that mean it was paused itself
 
 
 def listening_sockets(host: str, port: int, n: int) -> list[socket.socket]:
@@ -117,10 +118,17 @@ def serve_workers(app: str, sockets: list[socket.socket], options: dict, hung_af
     try:
         for process in processes:
             process.start()
+        awake = checked = time.monotonic()  # awake: since when this supervisor has run without a pause
         while not stopping:
             time.sleep(0.2)
+            now = time.monotonic()
+            if now - checked > _PAUSED:
+                awake = now
+            checked = now
             for i, process in enumerate(processes):
-                silent = time.monotonic() - heartbeats[i].value
+                # silence counts from this supervisor's own resumption: after the whole service
+                # was paused (Ctrl-Z, a frozen machine) the workers get their time to tick again
+                silent = now - max(heartbeats[i].value, awake)
                 if process.is_alive() and heartbeats[i].value and silent > hung_after and not stopping:
                     print(f"crampdx worker {process.pid} has not answered for {silent:.0f} s; stopping it", file=sys.stderr)
                     process.kill()

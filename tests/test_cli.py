@@ -266,6 +266,14 @@ def test_counts_must_be_positive_integers(argv, capsys):
     assert "must be a positive integer" in err and "reshape" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("seconds", ["0.05", "0", "-1", "nan"])
+def test_a_worker_timeout_below_a_second_is_refused(seconds, capsys):
+    """A worker's event loop ticks every 0.1 s: a shorter timeout would kill healthy workers."""
+    assert main(["serve", "--workers", "2", "--worker-timeout", seconds]) == 2
+    err = capsys.readouterr().err
+    assert "--worker-timeout" in err and "Traceback" not in err
+
+
 def test_a_csv_without_cases_says_so(tiny_model_dir, tmp_path, capsys):
     generate(3, seed=65).head(0).to_csv(tmp_path / "x.csv", index=False)
     assert main(["predict", str(tmp_path / "x.csv"), "--model", str(tiny_model_dir)]) == 2

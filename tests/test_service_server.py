@@ -268,31 +268,59 @@ def test_serve_refuses_no_workers(tiny_model_dir, capsys):
     assert "--workers 0" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def _every_worker_serving(base: str, process, deadline: float) -> set[int]:
+    """The two workers' pids once each has answered a connection opened here (so its event
+    loop runs: it has loaded its model and ticks), connections spread by the kernel."""
+    port = int(base.rsplit(":", 1)[1])
+    clients, served = [], set()
+    try:
+        while len(served) < 2 and time.monotonic() < deadline:
+            client = socket.create_connection(("127.0.0.1", port), timeout=60)
+            clients.append(client)
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            client.recv(1024)  # answered
+            established = _server_side_sockets(port, "01")
+            served |= {pid for pid in _workers(process.pid) if established & _socket_inodes(pid)}
+    finally:
+        for client in clients:
+            client.close()
+    assert len(served) == 2, served
+    return served
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
 def test_a_hung_worker_is_killed_and_replaced(tiny_model_dir, tmp_path_factory):
     """A worker whose event loop stops (here: SIGSTOP) is killed after --worker-timeout and
     replaced; the service answers again."""
     base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2", "--worker-timeout", "3")
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        while time.monotonic() < deadline:  # both workers serving (each has loaded the model)
-            if len(_workers(process.pid)) == 2 and httpx.get(f"{base}/readyz", timeout=30).status_code == 200:
-                break
-            time.sleep(0.2)
-        before = set(_workers(process.pid))
-        time.sleep(2)  # every worker's loop has ticked
+        before = _every_worker_serving(base, process, deadline)
         stopped = min(before)
         os.kill(stopped, signal.SIGSTOP)
         while time.monotonic() < deadline and (stopped in _workers(process.pid) or len(_workers(process.pid)) < 2):
             time.sleep(0.2)
         assert stopped not in _workers(process.pid) and len(_workers(process.pid)) == 2
-        replacement = next(pid for pid in _workers(process.pid) if pid not in before)
-        port = int(base.rsplit(":", 1)[1])
-        while time.monotonic() < deadline and not _server_side_sockets(port, "0A") & _socket_inodes(replacement):
-            time.sleep(0.2)
         for _ in range(4):
             ok = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=60)
             assert ok.status_code == 200, ok.text
+    finally:
+        _stop(process)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
+def test_a_paused_service_keeps_its_workers_when_it_resumes(tiny_model_dir, tmp_path_factory):
+    """The whole service stopped for longer than --worker-timeout (Ctrl-Z, a frozen machine) and
+    resumed: its supervisor gives the workers their time to tick again instead of killing them."""
+    base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2", "--worker-timeout", "2")
+    try:
+        before = _every_worker_serving(base, process, time.monotonic() + 120)
+        os.killpg(process.pid, signal.SIGSTOP)
+        time.sleep(5)
+        os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(4)
+        assert set(_workers(process.pid)) == before
+        assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
     finally:
         _stop(process)
