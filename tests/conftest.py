@@ -165,3 +165,19 @@ def atypical_check_on_numpy_after_each_module():
     two-path tests) leaves the next module on the numpy path, as a new process would be."""
     yield
     compiled_evidence.EVIDENCE_KERNEL.reset()
+
+
+@pytest.fixture
+def numba_without_disk_cache(monkeypatch):
+    """numba as on a read-only install run by a user without a home: ``cache=True`` refused
+    (it raises RuntimeError where it finds no writable cache folder)."""
+    import numba
+
+    njit = numba.njit
+
+    def refusing_cache(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return njit(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", refusing_cache)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-import numba
 
 from crampdx.compiled import LazyKernel
 from crampdx.model import batch_forest
@@ -123,17 +122,9 @@ def test_a_forest_too_large_for_heaps_is_scored_by_scikit_learn(tiny_diagnoser, 
     assert heap_calls == []
 
 
-def test_without_a_writable_cache_numba_compiles_in_memory(tiny_diagnoser, monkeypatch):
+def test_without_a_writable_cache_numba_compiles_in_memory(tiny_diagnoser, numba_without_disk_cache, monkeypatch):
     """numba refuses cache=True where it finds no writable cache folder (a read-only install
     run by a user without a home): the loop is compiled without the cache instead."""
-    njit = numba.njit
-
-    def refusing_cache(*args, **kwargs):
-        if kwargs.get("cache"):
-            raise RuntimeError("cannot cache function '_score_rows': no locator available")
-        return njit(*args, **kwargs)
-
-    monkeypatch.setattr(numba, "njit", refusing_cache)
     monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))
     codes = tiny_diagnoser.schema.encode(generate(50, seed=27))
     heaps = HeapForest(CompiledForest(tiny_diagnoser.estimator_))

@@ -2,7 +2,6 @@
 class log-evidences, and leaves to it what it does not do. (tests/test_atypical_lumping.py runs
 the check's tests against the whole mixture on both paths.)"""
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,15 +171,7 @@ def test_the_warm_up_compiles_the_loop_once_for_every_kind_of_block(kb, monkeypa
     assert len(fresh.get().signatures) == 1
 
 
-def test_without_a_writable_cache_the_loop_and_its_helpers_compile_in_memory(kb, monkeypatch):
-    njit = numba.njit
-
-    def refusing_cache(*args, **kwargs):
-        if kwargs.get("cache"):
-            raise RuntimeError("cannot cache function: no locator available")
-        return njit(*args, **kwargs)
-
-    monkeypatch.setattr(numba, "njit", refusing_cache)
+def test_without_a_writable_cache_the_loop_and_its_helpers_compile_in_memory(kb, numba_without_disk_cache, monkeypatch):
     for helper in compiled_evidence.EVIDENCE_KERNEL.helpers:  # LazyKernel rebinds them in the module: restored after the test
         monkeypatch.setattr(compiled_evidence, helper.__name__, getattr(compiled_evidence, helper.__name__))
     fresh = LazyKernel(compiled_evidence.EVIDENCE_KERNEL.function, helpers=compiled_evidence.EVIDENCE_KERNEL.helpers)
