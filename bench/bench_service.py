@@ -23,11 +23,11 @@ falls on all alike):
 Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients on this 2-core machine.
 
     python bench/bench_service.py [--clients 20] [--seconds 10] [--runs 3] [--workers 1 2] [--rates 10 20 40]
-                                  [--before DIR]
+                                  [--before DIR [--before-workers N]]
 
 ``--before DIR`` also serves an earlier checkout of the repository (``git archive COMMIT |
-tar -x -C DIR``) with one process, measured in the same runs, so before and after meet the
-same load.
+tar -x -C DIR``) with ``--before-workers`` processes (default 1), measured in the same runs, so
+before and after meet the same load.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ from _processes import cpu_seconds, descendants, package_view  # noqa: E402
 from _timing import machine  # noqa: E402
 
 TARGET_MS = 50.0
+# seconds between two closed-loop runs: the previous run's last requests finish and its
+# connections are closed on the server's side before the next run opens its own
+_SETTLE = 1.0
 
 
 def _free_port() -> int:
@@ -77,7 +80,7 @@ def _body(case: dict, atypical: bool) -> dict:
 def _start_server(model: str | None, workers: int, before: Path | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     command = [sys.executable, "-m", "crampdx.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
-    command += ["--workers", str(workers)] if before is None else []
+    command += ["--workers", str(workers)]
     if model:
         command += ["--model", model]
     view = package_view(before) if before is not None else None
@@ -214,7 +217,7 @@ def _wrk_row(result: dict, cpu: float) -> dict:
 
 
 def _label(server: str) -> str:
-    return "before (1 process)" if server == "before" else f"{server} worker(s)"
+    return f"before, {server.split(':')[1]} worker(s)" if server.startswith("before") else f"{server} worker(s)"
 
 
 def _show(label: str, r: dict) -> str:
@@ -232,7 +235,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[],
                         help="open-loop arrival rates (requests/s) to try, default request, after the closed loop")
     parser.add_argument("--model", default=os.environ.get("CRAMPDX_MODEL"))
-    parser.add_argument("--before", type=Path, help="an earlier checkout to serve and measure alongside (1 process)")
+    parser.add_argument("--before", type=Path, help="an earlier checkout to serve and measure alongside")
+    parser.add_argument("--before-workers", type=int, default=1, help="processes serving the earlier checkout")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("the closed loop needs wrk, a load generator in C: install it with `apt-get install wrk`")
@@ -242,15 +246,16 @@ def main() -> None:
     wrk_files = _wrk_files(cases, folder)
     servers = {str(w): _start_server(args.model, w) for w in args.workers}
     if args.before:
-        servers["before"] = _start_server(args.model, 1, args.before)
+        servers[f"before:{args.before_workers}"] = _start_server(args.model, args.before_workers, args.before)
     results: dict[tuple[str, bool], list[dict]] = {}
     open_rows: dict[tuple[str, float], dict] = {}
     try:
         for w, (process, base) in servers.items():
-            _wait_ready(process, base, 1 if w == "before" else int(w))
+            _wait_ready(process, base, int(w.rsplit(":", 1)[-1]))
         for run in range(1, args.runs + 1):
             for w, (process, base) in servers.items():
                 for atypical in (True, False):
+                    time.sleep(_SETTLE)
                     cpu = _server_cpu(process)
                     result = _closed_loop(base, wrk_files[atypical], args.clients, args.seconds)
                     row = _wrk_row(result, _server_cpu(process) - cpu)

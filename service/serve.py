@@ -3,8 +3,8 @@
 The command line names this function as the handler of ``serve`` (it imports handlers by
 name only when their subcommand runs), so the service stays a front end of its own.
 
-With ``--workers N`` (N > 1) N processes serve one port, on Linux each with its own socket
-(:mod:`crampdx.service.workers`: the kernel spreads the connections), and each building the
+With ``--workers N`` (N > 1) N processes serve one port, on Linux taking the connections the
+parent accepts, dealt out evenly (:mod:`crampdx.service.workers`), and each building the
 app with :func:`app_from_environment`: each loads and verifies the model itself (the
 parent has verified it once already, so a bad model still stops the start in one sentence)
 and re-reads the token file, which never travels through the environment.
@@ -27,7 +27,7 @@ from crampdx import DISCLAIMER
 from crampdx.errors import UserFacingError
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.app import create_app
-from crampdx.service.workers import AVAILABLE, HUNG_AFTER, REFUSED, listening_sockets, serve_workers
+from crampdx.service.workers import AVAILABLE, HUNG_AFTER, REFUSED, listening_socket, serve_workers
 
 __all__ = ["ServeError", "app_from_environment", "cmd_serve", "read_token"]
 
@@ -84,11 +84,11 @@ def _check_port_free(host: str, port: int) -> None:
                              "choose another --port or stop what is using it") from None
 
 
-def _worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
-    """One listening socket per worker, bound at once: a second service started on the port
-    meanwhile fails its own check instead of sharing the port."""
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the parent accepts on, bound before the model loads: a second service started
+    on the port meanwhile fails its own check instead of sharing the port."""
     try:
-        return listening_sockets(host, port, workers)
+        return listening_socket(host, port)
     except OSError as error:
         raise ServeError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
                          "choose another --port or stop what is using it") from None
@@ -126,12 +126,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ServeError(f"--workers {workers}: give at least 1 process (one per core is the most that helps)")
     _check_port_free(args.host, args.port)
-    sockets = _worker_sockets(args.host, args.port, workers) if workers > 1 and AVAILABLE else []
+    listener = _listening_socket(args.host, args.port) if workers > 1 and AVAILABLE else None
     try:
         diagnoser = Diagnoser.load(args.model)  # ArtifactError: one sentence with the fix; nothing is served
     except BaseException:
-        for sock in sockets:
-            sock.close()
+        if listener is not None:
+            listener.close()
         raise
     if not _is_loopback(args.host) and token is None:
         print(f"warning: serving on {args.host} without --token-file: anyone who can reach this machine can use "
@@ -149,8 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "token_file": str(Path(args.token_file).resolve()) if args.token_file else None,
         "cors_origins": list(args.cors_origin or ())})
     del diagnoser  # each worker loads its own
-    if not sockets:  # not Linux: SO_REUSEPORT would not spread the connections there
+    if listener is None:  # not Linux: no passing of connections between processes there
         uvicorn.run("crampdx.service.serve:app_from_environment", factory=True, workers=workers, **options)
         return 0
-    return serve_workers("crampdx.service.serve:app_from_environment", sockets, options,
+    return serve_workers("crampdx.service.serve:app_from_environment", listener, workers, options,
                          hung_after=getattr(args, "worker_timeout", None) or HUNG_AFTER)

@@ -19,7 +19,7 @@ from crampdx import DISCLAIMER
 from crampdx.cli.main import main
 from crampdx.service.requests import EXAMPLE_FINDINGS
 from crampdx.service.serve import SERVE_CONFIG_ENV
-from crampdx.service.workers import REFUSED, listening_sockets, serve_workers
+from crampdx.service.workers import REFUSED, listening_socket, serve_workers
 
 TOKEN = "served-token-of-enough-length"
 
@@ -177,10 +177,10 @@ def test_two_workers_each_load_the_model_and_serve_one_port(tiny_model_dir, tmp_
             time.sleep(0.2)
         assert killed not in _workers(process.pid) and len(_workers(process.pid)) == 2
         replacement = next(pid for pid in _workers(process.pid) if pid not in before)
-        port = int(base.rsplit(":", 1)[1])
-        assert _server_side_sockets(port, "0A") & _socket_inodes(replacement)  # it took over the socket
+        _every_worker_serving(base, process, deadline + 120)  # the replacement takes connections too
         ok = httpx.post(f"{base}/v1/assess", json={"findings": EXAMPLE_FINDINGS, "top": 3}, headers=headers, timeout=60)
         assert ok.status_code == 200, ok.text
+        assert replacement in _workers(process.pid)
     finally:
         _stop(process)
 
@@ -208,37 +208,87 @@ def _server_side_sockets(port: int, state: str) -> set[int]:
     return found
 
 
+def _connections_per_worker(port: int, workers: list[int], expected: int, deadline: float) -> list[int]:
+    """How many of the ``expected`` established connections to ``port`` each worker holds, once
+    all are held (or at ``deadline``)."""
+    held = []
+    while time.monotonic() < deadline:
+        established = _server_side_sockets(port, "01")
+        held = [len(established & _socket_inodes(pid)) for pid in workers]
+        if sum(held) == expected:
+            break
+        time.sleep(0.2)
+    return held
+
+
+def _peer_ports(port: int) -> dict[int, int]:
+    """The client's port of each established TCP socket on local ``port``, by inode."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                found[int(fields[9])] = int(fields[2].rsplit(":", 1)[1], 16)
+    return found
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the sockets in /proc (Linux)")
-def test_each_worker_listens_on_its_own_socket_and_gets_connections(tiny_model_dir, tmp_path_factory):
-    """Workers sharing one socket let the first awake take every waiting connection (20/0 in 5
-    of 12 benchmark runs); each with its own socket, the kernel spreads them: 40 connections
-    opened together all landing on one worker has probability 2 / 2**40."""
+def test_connections_are_dealt_out_evenly(tiny_model_dir, tmp_path_factory):
+    """The parent accepts and hands each connection to the worker with the fewest: 40 opened
+    together split 20/20 (each worker on its own SO_REUSEPORT socket, the kernel's hash split
+    20 connections 13/7 or worse about a quarter of the time); once one worker's connections
+    have all closed, the next 10 all go to it."""
     base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2")
     port = int(base.rsplit(":", 1)[1])
     clients = []
     try:
-        deadline = time.monotonic() + 60
-        while len(_workers(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        workers = _workers(process.pid)
+        deadline = time.monotonic() + 120
+        workers = sorted(_every_worker_serving(base, process, deadline))
         listening = _server_side_sockets(port, "0A")
-        assert len(workers) == 2 and len(listening) == 2  # bound by the parent, one per worker
-        assert all(len(listening & _socket_inodes(pid)) == 1 for pid in workers)
-        assert len({frozenset(listening & _socket_inodes(pid)) for pid in workers}) == 2
+        assert len(listening) == 1 and listening <= _socket_inodes(process.pid)  # the parent's
+        assert not any(listening & _socket_inodes(pid) for pid in workers)
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
-        accepted = []
-        while time.monotonic() < deadline:
-            established = _server_side_sockets(port, "01")
-            accepted = [len(established & _socket_inodes(pid)) for pid in workers]
-            if sum(accepted) == 40:
-                break
-            time.sleep(0.2)
-        assert sum(accepted) == 40 and min(accepted) > 0, accepted
+        assert _connections_per_worker(port, workers, 40, deadline) == [20, 20]
+        # every connection the first worker holds closes: the next 10 all go to it
+        ports = _peer_ports(port)
+        first = {ports[inode] for inode in _socket_inodes(workers[0]) if inode in ports}
+        for client in [c for c in clients if c.getsockname()[1] in first]:
+            client.close()
+            clients.remove(client)
+        assert _connections_per_worker(port, workers, 20, deadline) == [0, 20]
+        clients += [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        assert _connections_per_worker(port, workers, 30, deadline) == [10, 20]
     finally:
         for client in clients:
             client.close()
         _stop(process)
     assert process.returncode == 0 and not _workers(process.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
+def test_a_stalled_worker_gets_no_new_connections(tiny_model_dir, tmp_path_factory):
+    """A worker whose loop has not ticked for a second (here stopped, well before the
+    --worker-timeout) is passed over while the other serves: every new connection is answered."""
+    base, process = _serve(tiny_model_dir, tmp_path_factory, "--workers", "2")
+    stalled = None
+    try:
+        stalled = min(_every_worker_serving(base, process, time.monotonic() + 120))
+        os.kill(stalled, signal.SIGSTOP)
+        time.sleep(1.5)
+        port = int(base.rsplit(":", 1)[1])
+        clients = []
+        try:  # six connections open together: fewest-connections alone would give the stopped worker some
+            for _ in range(6):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                clients[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert all(client.recv(1024).startswith(b"HTTP/1.1 200") for client in clients)
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        if stalled is not None:
+            os.kill(stalled, signal.SIGCONT)
+        _stop(process)
 
 
 def test_a_worker_refusing_the_model_stops_the_service_with_its_code(tiny_model_dir, monkeypatch, capfd):
@@ -247,14 +297,14 @@ def test_a_worker_refusing_the_model_stops_the_service_with_its_code(tiny_model_
     monkeypatch.setenv(SERVE_CONFIG_ENV, json.dumps({"model": str(tiny_model_dir), "model_sha256": "0" * 64,
                                                      "token_file": None, "cors_origins": []}))
     options = dict(host="127.0.0.1", port=_free_port(), log_level="warning", access_log=False)
-    sockets = listening_sockets(options["host"], options["port"], 2)
+    listener = listening_socket(options["host"], options["port"])
     def give_up(signum, frame):  # a supervisor restarting the refusing worker would never return
         raise TimeoutError("serve_workers kept running after a worker refused")
 
     previous = signal.signal(signal.SIGALRM, give_up)
     signal.alarm(90)
     try:
-        assert serve_workers("crampdx.service.serve:app_from_environment", sockets, options) == REFUSED
+        assert serve_workers("crampdx.service.serve:app_from_environment", listener, 2, options) == REFUSED
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -270,7 +320,7 @@ def test_serve_refuses_no_workers(tiny_model_dir, capsys):
 
 def _every_worker_serving(base: str, process, deadline: float) -> set[int]:
     """The two workers' pids once each has answered a connection opened here (so its event
-    loop runs: it has loaded its model and ticks), connections spread by the kernel."""
+    loop runs: it has loaded its model and ticks); the parent deals them out."""
     port = int(base.rsplit(":", 1)[1])
     clients, served = [], set()
     try:
