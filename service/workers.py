@@ -24,6 +24,8 @@ uvicorn's workers (:data:`AVAILABLE`).
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -47,6 +49,7 @@ HUNG_AFTER = 60.0  # seconds without a tick of a worker's event loop: it is kill
 _PAUSED = 2.0  # seconds between two of the supervisor's checks (every 0.2 s) that mean it was paused itself
 _CHECK_EVERY = 0.2  # seconds between the supervisor's checks of its workers
 _FRESH = 1.0  # seconds: a worker whose loop ticked this recently takes new connections first
+_ACCEPT_PAUSE = 0.1  # seconds at least without accepting once this process has no file descriptor left
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -62,6 +65,24 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _counting(protocol_class: type, closed, ws_protocol_class: type | None = None) -> type:
+    """``protocol_class`` adding one to ``closed`` when its connection is lost; an HTTP protocol
+    upgrading a connection to a WebSocket (the transport then reports to the new protocol only)
+    hands it to ``ws_protocol_class``, which should count too."""
+
+    class Counted(protocol_class):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            if ws_protocol_class is not None:
+                self.ws_protocol_class = ws_protocol_class
+
+        def connection_lost(self, exc) -> None:
+            closed.value += 1
+            super().connection_lost(exc)
+
+    return Counted
 
 
 def _stop_with_parent() -> None:
@@ -81,19 +102,17 @@ class _WorkerServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: socket.socket, heartbeat, closed) -> None:
         super().__init__(config)
         self.channel, self.heartbeat, self.closed = channel, heartbeat, closed
+        self.connecting: set[asyncio.Task] = set()  # referenced until done
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # no listening socket of its own
         if not self.started:
             return
-        closed = self.closed
-
-        class Counted(self.config.http_protocol_class):
-            def connection_lost(self, exc) -> None:
-                closed.value += 1
-                super().connection_lost(exc)
-
-        self.protocol = lambda: Counted(config=self.config, server_state=self.server_state,
+        # every connection handed here counts once as closed, or the parent deals to this worker
+        # as if it were still open forever (a WebSocket upgrade, open to anyone, did not count)
+        ws = self.config.ws_protocol_class
+        counted = _counting(self.config.http_protocol_class, self.closed, ws and _counting(ws, self.closed))
+        self.protocol = lambda: counted(config=self.config, server_state=self.server_state,
                                         app_state=self.lifespan.state)
         self.channel.setblocking(False)
         asyncio.get_running_loop().add_reader(self.channel.fileno(), self._take_connections)
@@ -109,14 +128,19 @@ class _WorkerServer(uvicorn.Server):
                 loop.remove_reader(self.channel.fileno())
                 self.should_exit = True
                 return
+            if not fds:  # no descriptor left here to take it (MSG_CTRUNC): the kernel closed it
+                logging.getLogger("uvicorn.error").warning("a connection was dropped: %s", os.strerror(errno.EMFILE))
+                self.closed.value += 1
             for fd in fds:
-                loop.create_task(self._connect(socket.socket(fileno=fd)))
+                task = loop.create_task(self._connect(socket.socket(fileno=fd)))
+                self.connecting.add(task)
+                task.add_done_callback(self.connecting.discard)
 
     async def _connect(self, connection: socket.socket) -> None:
         try:
             connection.setblocking(False)
             await asyncio.get_running_loop().connect_accepted_socket(self.protocol, connection)
-        except OSError:  # the client left before it was served
+        except Exception:  # the client left before it was served, or no transport was made for it
             connection.close()
             self.closed.value += 1
 
@@ -216,6 +240,25 @@ class ConnectionDealer:
             end.close()
 
 
+def _accept(listener: socket.socket, dealer: ConnectionDealer, candidates: list[int], paused_until: float) -> float:
+    """Hand the connections waiting on ``listener`` (64 at most, each to the worker with the fewest
+    at that moment); return the time before which not to accept again: later than now when this
+    process has no file descriptor left (the listener stays readable: no busy loop meanwhile)."""
+    for _ in range(64):
+        try:
+            connection, _ = listener.accept()
+        except ConnectionAbortedError:  # the client left before it was accepted
+            continue
+        except (BlockingIOError, InterruptedError):  # none waiting
+            break
+        except OSError as error:  # EMFILE, ENFILE, ENOBUFS: retried in a moment
+            if not paused_until:  # once a spell, not every pause
+                print(f"crampdx: cannot accept a connection ({error.strerror}); retrying", file=sys.stderr)
+            return time.monotonic() + _ACCEPT_PAUSE
+        dealer.hand(connection, candidates)
+    return 0.0
+
+
 def serve_workers(app: str, listener: socket.socket, workers: int, options: dict, hung_after: float = HUNG_AFTER) -> int:
     """Run ``workers`` processes serving the app factory ``app`` (an import string) with the
     uvicorn ``options`` on the connections accepted from ``listener``; return the exit code once
@@ -246,22 +289,17 @@ def serve_workers(app: str, listener: socket.socket, workers: int, options: dict
         for process in processes:
             process.start()
         awake = checked = time.monotonic()  # awake: since when this supervisor has run without a pause
+        paused_until = 0.0  # no accepting before then: this process had no file descriptor left
         while not stopping:
             candidates = dealer.serving([process.is_alive() for process in processes])
             while waiting and candidates:
                 dealer.hand(waiting.pop(), candidates)
-            # no worker serving: connections wait in the listening socket's queue
-            ready, _, _ = select.select([listener] if candidates else [], [], [],
-                                        max(0.0, checked + _CHECK_EVERY - time.monotonic()))
-            if ready:
-                for _ in range(64):  # a burst: each to the worker with the fewest at that moment
-                    try:
-                        connection, _ = listener.accept()
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:  # the client left before it was accepted, or no descriptors left
-                        break
-                    dealer.hand(connection, candidates)
+            # no worker serving, or no descriptor left: connections wait in the listening socket's queue
+            now = time.monotonic()
+            accepting = bool(candidates) and now >= paused_until  # a pause ends at a check: 0.1 to 0.3 s
+            ready, _, _ = select.select([listener] if accepting else [], [], [], max(0.0, checked + _CHECK_EVERY - now))
+            if ready and not stopping:  # once stopping, the connections go no more to workers that stop
+                paused_until = _accept(listener, dealer, candidates, paused_until)
             now = time.monotonic()
             if now - checked < _CHECK_EVERY:
                 continue

@@ -3,23 +3,28 @@ service refusing to start, in one sentence, without a valid model."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+import uvicorn
 
 from crampdx import DISCLAIMER
 from crampdx.cli.main import main
 from crampdx.service.requests import EXAMPLE_FINDINGS
 from crampdx.service.serve import SERVE_CONFIG_ENV
-from crampdx.service.workers import REFUSED, listening_socket, serve_workers
+from crampdx.service.workers import REFUSED, _WorkerServer, listening_socket, serve_workers
 
 TOKEN = "served-token-of-enough-length"
 
@@ -373,4 +378,184 @@ def test_a_paused_service_keeps_its_workers_when_it_resumes(tiny_model_dir, tmp_
         assert set(_workers(process.pid)) == before
         assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
     finally:
+        _stop(process)
+
+
+async def _tiny_app(scope, receive, send):
+    """Answers every HTTP request 200 and closes every WebSocket (403): a worker's app that
+    starts at once (these tests are about the connections, not the model)."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.close"})
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _until(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def worker():
+    """A worker's server on the tiny app, run in a thread here: ``connect()`` opens a connection
+    and hands its server side over the channel as the parent does (``hand``); ``closed`` is the
+    count the parent deals by."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    heartbeat, closed = SimpleNamespace(value=0.0), SimpleNamespace(value=0)
+    server = _WorkerServer(uvicorn.Config(_tiny_app, lifespan="off", log_level="warning"), theirs, heartbeat, closed)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": []}, daemon=True)
+    thread.start()
+    assert _until(lambda: heartbeat.value, 10)
+    listener = socket.create_server(("127.0.0.1", 0))
+    clients = []
+
+    def hand(connection: socket.socket) -> None:
+        with connection:
+            socket.send_fds(ours, [b"c"], [connection.fileno()])
+
+    def connect() -> socket.socket:
+        clients.append(socket.create_connection(listener.getsockname(), timeout=5))
+        hand(listener.accept()[0])
+        return clients[-1]
+
+    yield SimpleNamespace(connect=connect, hand=hand, closed=closed, listener=listener, channel=ours)
+    server.should_exit = True
+    thread.join(10)
+    for sock in clients + [listener, ours, theirs]:
+        sock.close()
+
+
+def test_every_connection_handed_to_a_worker_counts_once_as_closed(worker):
+    """The parent deals by handed minus closed: a connection that never counts as closed biases
+    it against that worker forever. A WebSocket upgrade (anyone can ask for one; the app refuses
+    it) hands the connection to another protocol, which did not count; a connection no transport
+    could be made for (here a datagram socket) neither."""
+    plain = worker.connect()
+    plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert plain.recv(1024).startswith(b"HTTP/1.1 200")
+    assert _until(lambda: worker.closed.value == 1)
+    upgraded = worker.connect()
+    upgraded.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert upgraded.recv(1024).startswith(b"HTTP/1.1 403")
+    upgraded.close()
+    assert _until(lambda: worker.closed.value == 2), worker.closed.value
+    worker.hand(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    assert _until(lambda: worker.closed.value == 3), worker.closed.value
+    time.sleep(0.2)
+    assert worker.closed.value == 3  # once each
+
+
+def test_a_connection_a_worker_had_no_descriptor_for_counts_as_closed(worker):
+    """A worker out of file descriptors receives the message without the descriptor (the kernel
+    drops it, MSG_CTRUNC): that connection is closed and must count as such."""
+    client = socket.create_connection(worker.listener.getsockname(), timeout=5)
+    accepted, _ = worker.listener.accept()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor in this process
+    try:
+        socket.send_fds(worker.channel, [b"c"], [accepted.fileno()])  # closed here only after: no lower number frees up
+        counted = _until(lambda: worker.closed.value == 1, 3)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    accepted.close()
+    with client:
+        assert client.recv(10) == b""  # dropped indeed
+    assert counted, worker.closed.value
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _answered(client: socket.socket) -> bool:
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return client.recv(1024).startswith(b"HTTP/1.1 200")
+
+
+def _tiny_service(tmp_path):
+    """serve_workers with two workers on the tiny app, in a process group of its own, once it
+    answers: (port, process, log)."""
+    (tmp_path / "tiny_asgi.py").write_text(inspect.getsource(_tiny_app) + "\n\ndef make():\n    return _tiny_app\n")
+    port = _free_port()
+    code = ("import sys; from crampdx.service.workers import listening_socket, serve_workers; "
+            f"sys.exit(serve_workers('tiny_asgi:make', listening_socket('127.0.0.1', {port}), 2, "
+            "{'log_level': 'warning', 'lifespan': 'off'}))")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen([sys.executable, "-c", code], env=environment, stderr=log, start_new_session=True)
+
+    def serving() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                return _answered(client)
+        except OSError:
+            return False
+
+    if not _until(serving, 60):
+        _stop(process)
+        log.seek(0)
+        pytest.fail(f"serve_workers did not answer: {log.read()[-2000:]}")
+    return port, process, log
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc and sets another process's limits (Linux)")
+def test_the_parent_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
+    """accept() failing with EMFILE leaves the connection queued and the listener readable: the
+    select loop went round at 100 % CPU (1.0 s of CPU in 1 s, seen). It pauses instead, and
+    serves the connection once descriptors are free again."""
+    port, process, log = _tiny_service(tmp_path)
+    try:
+        open_fds = {int(fd) for fd in os.listdir(f"/proc/{process.pid}/fd")}
+        lowest_free = min(set(range(max(open_fds) + 2)) - open_fds)
+        limits = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            time.sleep(0.2)
+            before = _cpu_seconds(process.pid)
+            time.sleep(1.0)
+            spent = _cpu_seconds(process.pid) - before
+            resource.prlimit(process.pid, resource.RLIMIT_NOFILE, limits)
+            assert _answered(client)
+        assert spent < 0.3, f"{spent:.2f} s of CPU in 1 s while out of descriptors"
+        log.seek(0)
+        assert log.read().count("cannot accept a connection (Too many open files)") == 1
+    finally:
+        _stop(process)
+    assert process.returncode == 0
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the processes and sockets in /proc (Linux)")
+def test_connections_waiting_for_a_dead_worker_go_to_another_and_its_replacement_starts_at_zero(tmp_path):
+    """Connections handed to a worker that dies before taking them (here stopped, then killed)
+    are answered by the other; the replacement counts from zero: four connections held open
+    then split 2/2."""
+    port, process, _ = _tiny_service(tmp_path)
+    clients = []
+    try:
+        deadline = time.monotonic() + 60
+        doomed = min(_every_worker_serving(f"http://127.0.0.1:{port}", process, deadline))
+        time.sleep(0.3)  # the closes of those connections counted
+        os.kill(doomed, signal.SIGSTOP)  # still fresh for a second: it gets its share, unread
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]
+        time.sleep(0.3)  # all accepted and handed
+        os.kill(doomed, signal.SIGKILL)
+        assert all(_answered(client) for client in clients)
+        for client in clients:
+            client.close()
+        workers = sorted(_every_worker_serving(f"http://127.0.0.1:{port}", process, deadline))
+        assert doomed not in workers
+        time.sleep(0.3)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        assert _connections_per_worker(port, workers, 4, deadline) == [2, 2]
+    finally:
+        for client in clients:
+            client.close()
         _stop(process)
