@@ -18,13 +18,12 @@ from typing import Any, Callable, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from crampdx import DISCLAIMER
 from crampdx.contract import CaseError
 from crampdx.model.assessment import assessment_json_schema
 from crampdx.model.diagnoser import Diagnoser
-from crampdx.service.guards import StrictJSONRoute, error_response
+from crampdx.service.guards import CompactJSONResponse, StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
 
 __all__ = ["ASSESSMENT_COMPONENTS", "compute", "router", "health_router"]
@@ -85,9 +84,9 @@ def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
     return {"disclaimer": DISCLAIMER, "model": diagnoser.identity.to_dict(), "findings": case.to_dict()}
 
 
-@router.post("/assess", responses={200: _ASSESSMENT_RESPONSE, **_ERRORS}, response_class=JSONResponse,
+@router.post("/assess", responses={200: _ASSESSMENT_RESPONSE, **_ERRORS}, response_class=CompactJSONResponse,
              summary="Rank, explain and advise on one case")
-async def assess(body: AssessRequest, request: Request) -> JSONResponse:
+async def assess(body: AssessRequest, request: Request) -> CompactJSONResponse:
     """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
     asked) the next best findings, as the versioned `crampdx-assessment` JSON
     (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
@@ -106,7 +105,7 @@ async def assess(body: AssessRequest, request: Request) -> JSONResponse:
                                                              atypical=body.atypical).to_dict(), slow=slow)
     # Returned as a response, not a dict: the record is already JSON-ready (a returned dict
     # would be validated and encoded again by FastAPI).
-    return JSONResponse(record)
+    return CompactJSONResponse(record)
 
 
 @router.post("/explain", responses=_ERRORS, summary="Why one cause has its probability, finding by finding")

@@ -17,10 +17,9 @@ inside the sum),
 
 with the class-balanced weights of :mod:`~crampdx.synthetic.lumping` (so the sum is
 p(x_r | c) / C, and log C is added back). The values are the numpy path's to rounding: the
-same terms summed in another order. What the loop does not do is left to the numpy path (the
-function returns ``None``): a finding without a table, and codes outside the tables (a level's
-code out of range, an age outside every band: the loop reads without bounds checks, numpy
-raises or answers as it does).
+same terms summed in another order. Left to the numpy path (``None``): a finding without a
+table, and codes outside the tables (a level's code out of range, an age outside every band),
+which the loop checks first as it reads without bounds checks.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from crampdx.synthetic.tables import NEG, AgeTable, LevelTable, NormalTable
 __all__ = ["EVIDENCE_KERNEL", "compiled_class_log_evidence"]
 
 LEVEL, NORMAL, AGE = 0, 1, 2
+_MISMATCH = "the components, their weights and classes, and each row's range of them do not match"
 
 
 def _add_finding(kind, x, off, center, log_space, edges, weights, first, m, into):
@@ -58,32 +58,49 @@ def _add_finding(kind, x, off, center, log_space, edges, weights, first, m, into
             into[k] += row[k]
 
 
-def _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log,
+def _level_term(codes, r, f, level, k, g, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, parent_log,
                 level_extra, q):
-    """log p(parent = level | k) + the assessed children's log p(x_r | level, k), for one
-    component ``k``, plus (``q`` >= 0) the children's ranges under that level."""
-    value = parent_log[f, level, k] + (level_extra[q, level, k] if q >= 0 else 0.0)
+    """log p(parent = level | g) + the assessed children's log p(x_r | level, g), for one
+    component ``g`` of the knowledge base (the ``k``-th chosen), plus (``q`` >= 0) the
+    children's ranges under that level."""
+    value = parent_log[f, level, g] + (level_extra[q, level, k] if q >= 0 else 0.0)
     for j in range(kid_col.shape[1]):
         if kid_in[f, j]:
             x = codes[r, kid_col[f, j]]
             if not np.isnan(x):
                 off = kid_offset[f, j]
                 if kid_kind[f, j] == LEVEL:
-                    value += kid_weights[f, level, off + int(x), k]
+                    value += kid_weights[f, level, off + int(x), g]
                 else:
                     z = (np.log(x) if kid_log[f, j] else x) - kid_center[f, j]
-                    value += z * z * kid_weights[f, level, off, k] + z * kid_weights[f, level, off + 1, k] + kid_weights[f, level, off + 2, k]
+                    value += z * z * kid_weights[f, level, off, g] + z * kid_weights[f, level, off + 1, g] + kid_weights[f, level, off + 2, g]
     return value
 
 
-def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights, log_weight, start, stop, component_class,
-                ranged_of_row, ranged, families, parent_col, parent_in, n_levels, parent_log, kid_in, kid_col, kid_kind,
-                kid_offset, kid_center, kid_log, kid_weights, family_type, level_extra_of_row, level_extra, out):
-    """log p(x_r | c) of every row r of ``codes`` into ``out`` (n, C); see the module docstring."""
+def _class_sums(codes, assessed, n_codes, columns, kind, offset, center, log_space, edges, weights, log_weight, start, stop,
+                component_class, chosen, ranged_of_row, ranged, families, parent_col, parent_in, n_levels, parent_log, kid_in,
+                kid_col, kid_kind, kid_offset, kid_center, kid_log, kid_weights, family_type, level_extra_of_row, level_extra, out):
+    """log p(x_r | c) of every row r of ``codes`` into ``out`` (n, C); see the module docstring.
+    False, with nothing computed, when a code lies outside the tables (a level's code out of
+    range or not whole, an age outside every band): the numpy path's answer."""
     n_rows, n_classes = out.shape
+    n_chosen = len(chosen)
     width = 1
     for r in range(n_rows):
+        if not 0 <= start[r] <= stop[r] <= n_chosen:
+            raise ValueError(_MISMATCH)
         width = max(width, stop[r] - start[r])
+        for col in assessed:  # the loop below reads without bounds checks
+            x = codes[r, col]
+            if np.isnan(x):
+                continue
+            if n_codes[col] > 0 and not (0 <= x < n_codes[col] and x == np.floor(x)):
+                return False
+            if kind[col] == AGE and not edges[0] <= x < edges[-1]:
+                return False
+    for k in range(n_chosen):
+        if not (0 <= component_class[k] < n_classes and 0 <= chosen[k] < family_type.shape[1]):
+            raise ValueError(_MISMATCH)
     joint, sums = np.empty(width), np.empty(n_classes)
     n_types = 1
     for f in families:
@@ -116,18 +133,19 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
             mark = r * parent_col.shape[0] + f
             for kk in range(m):
                 k = first + kk
-                t = family_type[f, k]
+                g = chosen[k]
+                t = family_type[f, g]
                 if marked[t] != mark:
                     marked[t] = mark
                     if not summed:
-                        value = _level_term(codes, r, f, int(parent), k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
-                                            kid_weights, parent_log, level_extra, -1)
+                        value = _level_term(codes, r, f, int(parent), k, g, kid_in, kid_col, kid_kind, kid_offset, kid_center,
+                                            kid_log, kid_weights, parent_log, level_extra, -1)
                     else:  # summed over the parent's levels, as np.logaddexp does it
-                        value = _level_term(codes, r, f, 0, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
+                        value = _level_term(codes, r, f, 0, k, g, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
                                             kid_weights, parent_log, level_extra, q)
                         for level in range(1, n_levels[f]):
-                            other = _level_term(codes, r, f, level, k, kid_in, kid_col, kid_kind, kid_offset, kid_center, kid_log,
-                                                kid_weights, parent_log, level_extra, q)
+                            other = _level_term(codes, r, f, level, k, g, kid_in, kid_col, kid_kind, kid_offset, kid_center,
+                                                kid_log, kid_weights, parent_log, level_extra, q)
                             if value == other:
                                 value = value + np.log(2.0)
                             elif value > other:
@@ -147,6 +165,7 @@ def _class_sums(codes, columns, kind, offset, center, log_space, edges, weights,
             sums[component_class[first + k]] += np.exp(joint[k] - top)
         for c in range(n_classes):
             out[r, c] = (np.log(sums[c]) if sums[c] > 0.0 else -np.inf) + (top + log_classes)
+    return True
 
 
 EVIDENCE_KERNEL = LazyKernel(_class_sums, helpers=(_add_finding, _level_term))
@@ -177,6 +196,9 @@ class _EvidencePlan:
     kid_log: np.ndarray
     kid_weights: np.ndarray  # (F, levels, rows, K)
     family_type: np.ndarray  # (F, K): components with the same parent and children's weights share a type
+    families: np.ndarray  # (F,): 0 .. F-1 (the loop skips a family with nothing in a row)
+    family_of_column: dict  # a parent's schema column -> its family
+    every_component: np.ndarray  # (K,): 0 .. K-1, the components when all are chosen
 
 
 def _table_layout(tables) -> tuple[list, list, list, list, list]:
@@ -238,7 +260,9 @@ def _evidence_plan(kb: KnowledgeBase) -> _EvidencePlan | None:
             np.ascontiguousarray(np.vstack(blocks)) if blocks else np.zeros((1, kb.n_components)),
             np.array([family.parent_column for family in plan.families], dtype=np.int64),
             np.array([family.parent_log.shape[1] for family in plan.families], dtype=np.int64), parent_log,
-            kid["col"], kid["kind"], kid["offset"], kid["center"], kid["log"], kid_weights, _family_types(parent_log, kid_weights))
+            kid["col"], kid["kind"], kid["offset"], kid["center"], kid["log"], kid_weights, _family_types(parent_log, kid_weights),
+            np.arange(n_families, dtype=np.int64), {family.parent_column: f for f, family in enumerate(plan.families)},
+            np.arange(kb.n_components, dtype=np.int64))
     object.__setattr__(kb, "_evidence_plan", result)  # a frozen dataclass: past its __setattr__
     return result
 
@@ -278,45 +302,34 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
     impossible. ``intervals`` as in :func:`~crampdx.synthetic.posterior.component_log_joint`.
     ``None`` where the numpy path must do it (see the module docstring).
     """
-    n_chosen = kb.n_components if components is None else len(components)
+    plan = _evidence_plan(kb)
+    if plan is None:
+        return None
     # fresh writable C arrays, whatever the caller gives: numba compiles once per layout and
     # read-only flag, and a second compilation would stop a server for seconds
+    chosen = plan.every_component if components is None else np.array(components, dtype=np.int64)
     start, stop, component_class = (np.array(a, dtype=np.int64) for a in (start, stop, component_class))
     log_weight = np.array(log_weight, dtype=float)
-    if not (len(log_weight) == len(component_class) == n_chosen and start.shape == stop.shape == (len(codes),)
-            and (0 <= start).all() and (start <= stop).all() and (stop <= n_chosen).all()
-            and ((0 <= component_class) & (component_class < len(kb.classes))).all()
-            and (components is None or ((0 <= components) & (components < kb.n_components)).all())):
-        raise ValueError("the components, their weights and classes, and each row's range of them do not match")
-    plan = _evidence_plan(kb)
+    if not len(log_weight) == len(component_class) == len(chosen) or not start.shape == stop.shape == (len(codes),) or \
+            len(chosen) and not 0 <= chosen.min() <= chosen.max() < kb.n_components:  # (the loop checks the rest)
+        raise ValueError(_MISMATCH)
     codes = np.require(codes, dtype=float, requirements=["C", "W"])
     assessed = np.flatnonzero(~np.isnan(codes).all(axis=0))
-    if plan is None or not plan.readable[assessed].all():
-        return None
-    # the loop reads without bounds checks: a level's code or an age outside the tables is the numpy path's error
-    levels, ages = assessed[plan.n_codes[assessed] > 0], assessed[plan.kind[assessed] == AGE]
-    level_codes, age_values = codes[:, levels], codes[:, ages]
-    if not (np.isnan(level_codes) | (level_codes >= 0) & (level_codes < plan.n_codes[levels]) & (level_codes % 1 == 0)).all() or \
-            not (np.isnan(age_values) | (age_values >= plan.edges[0]) & (age_values < plan.edges[-1])).all():
+    if not plan.readable[assessed].all():
         return None
     intervals = intervals or {}
     if intervals and not (set(map(type, intervals)) <= {int, np.int64} and 0 <= min(intervals) and max(intervals) < len(codes)):
         return None  # not rows of this batch: the numpy path's answer
     ranged_terms, per_level = interval_terms(codes, kb, intervals)
-    chosen = slice(None) if components is None else components
-    ranged_of_row, ranged = _by_row(ranged_terms.items(), len(codes), (len(log_weight),), chosen)
-    family_of = {int(column): f for f, column in enumerate(plan.parent_col)}
-    family_of = {parent: family_of[kb.schema.position(parent)] for parent in per_level}
+    picked = slice(None) if components is None else chosen
+    ranged_of_row, ranged = _by_row(ranged_terms.items(), len(codes), (len(log_weight),), picked)
+    family_of = {parent: plan.family_of_column[kb.schema.position(parent)] for parent in per_level}
     level_extra_of_row, level_extra = _by_row(
         [((family_of[parent], row), terms) for parent, by_row in per_level.items() for row, terms in by_row.items()],
-        (len(plan.parent_col), len(codes)), plan.parent_log.shape[1:2] + (len(log_weight),), chosen)
+        (len(plan.parent_col), len(codes)), plan.parent_log.shape[1:2] + (len(log_weight),), picked)
     known = np.zeros(len(plan.kind) + 1, dtype=np.bool_)  # the extra last place: a padded child (-1)
     known[assessed] = True
-    kid_in, parent_in = known[plan.kid_col], known[plan.parent_col]
-    # (a child's range under an assessed parent is among the ranges: parent_in has its family)
-    families = np.flatnonzero(parent_in | kid_in.any(axis=1) | (level_extra_of_row >= 0).any(axis=1))
-    alone = assessed[plan.kind[assessed] >= 0]
-    offset, weights, parent_log, kid_weights, family_type = plan.offset, plan.weights, plan.parent_log, plan.kid_weights, plan.family_type
+    kid_in, parent_in, alone, offset, weights = known[plan.kid_col], known[plan.parent_col], assessed[plan.kind[assessed] >= 0], plan.offset, plan.weights
     if components is not None:  # only the rows the findings use, only the chosen components' columns
         widths = plan.width[alone]
         firsts = np.cumsum(widths) - widths
@@ -324,13 +337,14 @@ def compiled_class_log_evidence(codes: np.ndarray, kb: KnowledgeBase, intervals:
         offset = plan.offset.copy()
         offset[alone] = firsts
         weights = np.ascontiguousarray(plan.weights[rows][:, components]) if len(rows) else plan.weights[:1, components]
-        parent_log, kid_weights = np.ascontiguousarray(parent_log[..., components]), np.ascontiguousarray(kid_weights[..., components])
-        family_type = np.ascontiguousarray(family_type[:, components])
     out = np.empty((len(codes), len(kb.classes)))
-    EVIDENCE_KERNEL.get()(
-        codes, alone.astype(np.int64), plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
-        log_weight, start, stop, component_class,
-        ranged_of_row, ranged, families, plan.parent_col, parent_in, plan.n_levels, parent_log, kid_in, plan.kid_col, plan.kid_kind,
-        plan.kid_offset, plan.kid_center, plan.kid_log, kid_weights, family_type, level_extra_of_row, level_extra, out)
-    return out
+    # (the families' weights are read at each chosen component's place in the knowledge base:
+    # gathering them for ~150 lumps cost more than the loop's reads)
+    inside = EVIDENCE_KERNEL.get()(
+        codes, assessed, plan.n_codes, alone, plan.kind, offset, plan.center, plan.log_space, plan.edges, weights,
+        log_weight, start, stop, component_class, chosen,
+        ranged_of_row, ranged, plan.families, plan.parent_col, parent_in, plan.n_levels, plan.parent_log, kid_in, plan.kid_col,
+        plan.kid_kind, plan.kid_offset, plan.kid_center, plan.kid_log, plan.kid_weights, plan.family_type, level_extra_of_row,
+        level_extra, out)
+    return out if inside else None
 

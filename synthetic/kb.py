@@ -104,6 +104,13 @@ class KnowledgeBase:
         return len(self.component_class)
 
     @cached_property
+    def log_prior(self) -> np.ndarray:
+        """log prior of each class (read-only), worked out once."""
+        log_prior = np.log([c.prior for c in self.classes])
+        log_prior.flags.writeable = False
+        return log_prior
+
+    @cached_property
     def parent_of(self) -> dict[str, str]:
         """Child finding id -> its parent's (the inverse of ``children``), worked out once."""
         return {child: parent for parent, kids in self.children.items() for child in kids}

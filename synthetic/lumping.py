@@ -65,27 +65,50 @@ def family_closure(kb: KnowledgeBase, finding_ids: Iterable[str]) -> set[str]:
     return out
 
 
+@lru_cache(maxsize=4)
+def _type_matrix(kb: KnowledgeBase) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """:func:`table_types` as one matrix (a row per finding), with a random odd 64-bit
+    multiplier per row and one for the class (the last): a component's signature hashed."""
+    types = table_types(kb)
+    multipliers = np.random.default_rng(2026).integers(1, 2**63, size=len(types) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return {fid: i for i, fid in enumerate(types)}, np.vstack(list(types.values())), multipliers
+
+
 @lru_cache(maxsize=16)
 def lumps(kb: KnowledgeBase, finding_ids: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
     """The lumps of ``kb``'s components that ``finding_ids`` cannot tell apart (see
-    :func:`lumped_knowledge`): the first component of each, and the log of each one's summed
-    weight. Kept for the atypical check's next block of references (the same findings)."""
+    :func:`lumped_knowledge`): the first component of each (in the components' order), and
+    the log of each one's summed weight. Kept for the atypical check's next block of
+    references (the same findings)."""
     parent_of = kb.parent_of
     # an unseen child adds log 1 = 0 whatever its table: only the seen ones (and their parent) tell components apart
-    telling = sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})
-    types = table_types(kb)
-    # components with the same class and the same distribution of every telling finding: one lump
-    signature = np.column_stack([kb.component_class] + [types[fid] for fid in telling])
-    order = np.lexsort(signature.T)
-    starts = np.concatenate([[True], (signature[order[1:]] != signature[order[:-1]]).any(axis=1)])
-    key = np.empty(len(order), dtype=np.int64)
-    key[order] = np.cumsum(starts) - 1
-    representative = np.full(int(key.max()) + 1, len(key))  # the first component of each lump
-    np.minimum.at(representative, key, np.arange(len(key)))
+    row_of, types, multipliers = _type_matrix(kb)
+    rows = [row_of[fid] for fid in sorted(finding_ids | {parent_of[fid] for fid in finding_ids if fid in parent_of})]
+    signature = types[rows]
+    # components with the same class and the same distribution of every telling finding: one
+    # lump, found by a hash of that signature (one sort of K numbers where sorting the
+    # signatures took a sort per finding), then checked exactly
+    hashed = kb.component_class.astype(np.uint64) * multipliers[-1] + (signature.astype(np.uint64) * multipliers[rows, None]).sum(axis=0)
+    _, first, key = np.unique(hashed, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    key = rank[key.reshape(-1)]
+    representative = np.sort(first)
+    if not ((signature == signature[:, representative[key]]).all() and (kb.component_class == kb.component_class[representative[key]]).all()):
+        key, representative = _lumps_by_sorting(signature, kb.component_class)  # two signatures with one hash (~1e-14)
     log_weight = np.full(len(representative), -np.inf)
     np.logaddexp.at(log_weight, key, kb.component_log_weight)
     representative.flags.writeable = log_weight.flags.writeable = False  # cached and shared
     return representative, log_weight
+
+
+def _lumps_by_sorting(signature: np.ndarray, component_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each component's lump and each lump's first component, by sorting the signatures."""
+    rows = np.vstack([component_class, signature]).T
+    _, first, key = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[key.reshape(-1)], np.sort(first)
 
 
 def lumped_knowledge(kb: KnowledgeBase, finding_ids: Iterable[str]) -> KnowledgeBase:

@@ -118,9 +118,11 @@ def evidence_percentile(codes_row: np.ndarray, kb: KnowledgeBase, *, ranges: Map
     row = np.asarray(codes_row, dtype=float).reshape(1, -1)
     ranges = dict(ranges or {})
     reference, weight = reference_cases(kb, n_reference, seed)
-    assessed = [fid for fid, known in zip(kb.schema.ids, ~np.isnan(row[0])) if known or fid in ranges]
+    known = ~np.isnan(row[0])
+    known[[kb.schema.position(fid) for fid in ranges]] = True
+    assessed = [kb.schema.ids[i] for i in np.flatnonzero(known)]
     n_classes = len(kb.classes)
-    log_prior = np.log([c.prior for c in kb.classes])
+    log_prior = kb.log_prior
     ends = [len(reference)] if settle_at is None else sorted({min(len(reference), k * n_classes) for k in (2, 4, 8, 16)} | {len(reference)})
     below = tied = counted = 0.0
     start = 0
