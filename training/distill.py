@@ -80,7 +80,16 @@ class SoftTargetLoss(HalfMultinomialLoss):
         return self.link.link(np.clip(mean, 1e-12, 1.0)[None, :]).reshape(-1)
 
     def loss(self, y_true, raw_prediction, sample_weight=None, loss_out=None, n_threads=1):
-        out = logsumexp(raw_prediction, axis=1) - (self._targets_for(y_true, "loss") * raw_prediction).sum(axis=1)
+        targets = self._targets_for(y_true, "loss")
+        if targets is self._targets.get(len(self._by_class.T) if self._by_class is not None else -1, (None, None))[1]:
+            # the training rows' loss, which scikit-learn records every iteration (train_score_)
+            # though early stopping reads the validation rows': over the transposes, as in
+            # gradient_hessian (~9 instead of ~30 ms an iteration, a tenth of the fit)
+            raw = raw_prediction.T
+            top = raw.max(axis=0)
+            out = np.log(np.exp(raw - top).sum(axis=0)) + top - (self._by_class * raw).sum(axis=0)
+        else:
+            out = logsumexp(raw_prediction, axis=1) - (targets * raw_prediction).sum(axis=1)
         if sample_weight is not None:
             out = out * sample_weight
         if loss_out is not None:
