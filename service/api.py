@@ -89,7 +89,8 @@ def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
 async def assess(body: AssessRequest, request: Request) -> CompactJSONResponse:
     """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
     asked) the next best findings, as the versioned `crampdx-assessment` JSON
-    (`model/assessment.schema.json`), exactly what `crampdx predict --json` prints."""
+    (`model/assessment.schema.json`): the record `crampdx predict --json` prints, every number
+    the same double."""
     diagnoser = _diagnoser(request)
     case = diagnoser.case(body.findings)
     explain = [body.explain] if isinstance(body.explain, str) else body.explain

@@ -8,7 +8,7 @@ import pytest
 import crampdx.synthetic as synthetic
 from crampdx.compiled import LazyKernel
 from crampdx.contract.case import validate_case
-from crampdx.synthetic import compiled_evidence
+from crampdx.synthetic import compiled_evidence, lumping
 from crampdx.synthetic.lumping import class_balanced_log_evidence, lumped_knowledge
 from crampdx.synthetic.posterior import class_posterior_and_evidence
 from crampdx.synthetic.typicality import TIE_TOLERANCE, _partition_cells, evidence_percentile, reference_cases
@@ -65,6 +65,26 @@ def test_lumped_mixture_gives_the_whole_mixtures_posterior_and_evidence(kb, find
     np.testing.assert_allclose(lumped_post, post, rtol=0, atol=1e-12)
     np.testing.assert_allclose(class_balanced_log_evidence(codes, kb, finding_ids), _whole_mixture_balanced(kb, codes),
                                rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("finding_ids", FINDING_SETS)
+def test_lumps_found_by_hashing_are_the_lumps_found_by_sorting_even_when_hashes_collide(kb, finding_ids, monkeypatch):
+    """Components are lumped by a hash of their signatures, checked exactly: the lumps are
+    those that sorting the signatures gives, and when every signature hashes alike (the
+    multipliers made zero) the check catches it and sorting decides."""
+    balanced = lumping._balanced_by_band(kb)
+    finding_ids = frozenset(finding_ids)
+    row_of, types, multipliers = lumping._type_matrix(balanced)
+    telling = sorted(finding_ids | {balanced.parent_of[f] for f in finding_ids if f in balanced.parent_of})
+    key, first = lumping._lumps_by_sorting(types[[row_of[f] for f in telling]], balanced.component_class)
+    by_sorting = np.full(len(first), -np.inf)
+    np.logaddexp.at(by_sorting, key, balanced.component_log_weight)
+    for multiplied in (multipliers, np.zeros_like(multipliers)):
+        monkeypatch.setattr(lumping, "_type_matrix", lambda kb: (row_of, types, multiplied))
+        representative, log_weight = lumping.lumps.__wrapped__(balanced, finding_ids)
+        np.testing.assert_array_equal(representative, first)
+        np.testing.assert_array_equal(log_weight, by_sorting)
+    assert len(first) < balanced.n_components
 
 
 def test_findings_that_ignore_age_and_sex_lump_many_components(kb):
