@@ -7,6 +7,7 @@ The mapping from codes (LOINC, SNOMED CT, ICD-10, RxNorm) to findings is data
 from crampdx.interop.codes import FhirCodes, FhirCodesError, load_codes
 from crampdx.interop.fhir import (FhirError, FhirFindings, UnusedRecord, describe_provenance, findings_from_fhir,
                                   resources_from_json)
+from crampdx.interop.reading import readable_resources
 
 __all__ = ["FhirCodes", "FhirCodesError", "FhirError", "FhirFindings", "UnusedRecord", "describe_provenance",
-           "findings_from_fhir", "load_codes", "resources_from_json"]
+           "findings_from_fhir", "load_codes", "readable_resources", "resources_from_json"]

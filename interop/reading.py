@@ -2,7 +2,9 @@
 
 JSON is decoded with the standard library and every resource is parsed and validated by
 ``fhir.resources`` (R4B); nothing from the input is evaluated. Bundles, of any type and
-nested, are opened into their resources.
+nested, are opened into their resources. A file given to the command line is read whole or
+refused (:func:`resources_from_json`); an EHR's records are read resource by resource, one
+that is not valid R4B left out and said (:func:`readable_resources`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fhir.resources.R4B.resource import Resource
 
 from crampdx.errors import UserFacingError
 
-__all__ = ["FhirError", "quote", "reference_key", "reference_of", "resources_from_json"]
+__all__ = ["FhirError", "quote", "readable_resources", "reference_key", "reference_of", "resources_from_json"]
 
 QUOTE_LIMIT = 40  # characters of anything from the input shown in a message
 
@@ -188,3 +190,56 @@ def resources_from_json(data: Any) -> list[Resource]:
     for i, raw in enumerate(items):
         resources.extend(_opened(_parse(raw, describe(i))))
     return resources
+
+
+def readable_resources(data: Any) -> tuple[list[Resource], list[str]]:
+    """Parse FHIR R4B JSON as :func:`resources_from_json` does, resource by resource: a
+    Bundle's entry that is not a valid R4B resource is left out, with the sentence saying why,
+    instead of refusing everything (an EHR's records: the others still count).
+
+    Returns
+    -------
+    resources : list of fhir.resources.R4B.resource.Resource
+    left_out : list of str
+        One sentence per resource left out, naming it (type/id) and the field.
+
+    Raises
+    ------
+    FhirError
+        The input as a whole is not JSON or not FHIR (no resource type at its top).
+
+    Examples
+    --------
+    >>> bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
+    ...     {"resource": {"resourceType": "Observation", "id": "k1", "status": "final", "code": {},
+    ...                   "effectiveDateTime": "2024-13-45"}},
+    ...     {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female"}}]}
+    >>> resources, left_out = readable_resources(bundle)
+    >>> [reference_of(r) for r in resources], left_out
+    (['Patient/p1'], ['Observation/k1, field effectiveDateTime: DateTime value string does not match spec regex; correct the record or leave it out'])
+    """
+    data = _decode(data)
+    items = data if isinstance(data, list) else [data]
+    if not isinstance(data, (dict, list)):
+        raise FhirError(f"the input is a JSON {type(data).__name__}, not a FHIR resource or a list of them; "
+                        "give a FHIR R4B Bundle or resource")
+    resources: list[Resource] = []
+    left_out: list[str] = []
+
+    def read(raw: Any, where: str) -> None:
+        if isinstance(raw, dict) and raw.get("resourceType") == "Bundle" and isinstance(raw.get("entry"), list):
+            for i, entry in enumerate(raw["entry"]):
+                if isinstance(entry, dict) and entry.get("resource") is not None:
+                    read(entry["resource"], f"entry {i + 1} of {_name(raw, where)}")
+            return
+        try:
+            resources.extend(_opened(_parse(raw, where)))
+        except FhirError as error:
+            left_out.append(str(error))
+
+    for i, raw in enumerate(items):
+        where = "the input" if isinstance(data, dict) else f"item {i + 1} of the list"
+        if not (isinstance(raw, dict) and raw.get("resourceType") == "Bundle"):
+            _check_types(raw, where)  # not an R4B resource at all: the whole input is refused
+        read(raw, where)
+    return resources, left_out

@@ -16,11 +16,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from crampdx import DISCLAIMER
 from crampdx.contract import CaseError, validate_what_is_valid
-from crampdx.interop.fhir import FhirError, findings_from_fhir, resources_from_json
+from crampdx.interop.fhir import FhirError, findings_from_fhir
+from crampdx.interop.reading import readable_resources
 from crampdx.render.cds_cards import CAUSES_ON_CARD, assessment_cards
 from crampdx.service.api import compute
-from crampdx.service.guards import error_response
+from crampdx.service.guards import StrictJSONRoute, error_response
 
 __all__ = ["SERVICE_ID", "discovery_document", "router"]
 
@@ -40,7 +42,8 @@ _WITHOUT = {
     "medicationRequests": "MedicationRequests were not prefetched, so medications may be missing",
 }
 
-router = APIRouter(tags=["CDS Hooks"])
+# The body is read as strictly as /v1's (no key given twice, no NaN, nesting checked first).
+router = APIRouter(tags=["CDS Hooks"], route_class=StrictJSONRoute)
 
 
 def discovery_document() -> dict:
@@ -55,6 +58,7 @@ def discovery_document() -> dict:
         "prefetch": dict(PREFETCH),
         "usageRequirements": "Open for a patient who reports leg cramps; the history and examination findings "
                              "the record does not hold can be added in the crampdx dashboard.",
+        "extension": {"disclaimer": DISCLAIMER},  # CDS Hooks 2.0: extensions ride in "extension"
     }]}
 
 
@@ -109,10 +113,11 @@ def _read_prefetch(prefetch: dict[str, Any], patient_id: str) -> tuple[list, lis
             continue
         if prefetch[key] is None:
             continue
-        try:
-            found = resources_from_json(prefetch[key])
+        try:  # a record that is not valid R4B is left out and said; the others still count
+            found, invalid = readable_resources(prefetch[key])
         except FhirError as error:
             raise CaseError({f"prefetch.{key}": str(error)}) from None
+        left_out += invalid
         for resource in found:
             reference = _patient_reference(resource)
             if reference and not _is_patient(reference, patient_id):
