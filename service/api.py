@@ -26,7 +26,7 @@ from crampdx.model.diagnoser import Diagnoser
 from crampdx.service.guards import CompactJSONResponse, StrictJSONRoute, error_response
 from crampdx.service.requests import AssessRequest, ExplainRequest, NextFindingsRequest
 
-__all__ = ["ASSESSMENT_COMPONENTS", "compute", "router", "health_router"]
+__all__ = ["ASSESSMENT_COMPONENTS", "compute", "document_examples", "health_router", "response_examples", "router"]
 
 router = APIRouter(prefix="/v1", tags=["crampdx"], route_class=StrictJSONRoute)
 health_router = APIRouter(tags=["health"])
@@ -84,14 +84,8 @@ def _about(diagnoser: Diagnoser, case) -> dict[str, Any]:
     return {"disclaimer": DISCLAIMER, "model": diagnoser.identity.to_dict(), "findings": case.to_dict()}
 
 
-@router.post("/assess", responses={200: _ASSESSMENT_RESPONSE, **_ERRORS}, response_class=CompactJSONResponse,
-             summary="Rank, explain and advise on one case")
-async def assess(body: AssessRequest, request: Request) -> CompactJSONResponse:
-    """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
-    asked) the next best findings, as the versioned `crampdx-assessment` JSON
-    (`model/assessment.schema.json`): the record `crampdx predict --json` prints, every number
-    the same double."""
-    diagnoser = _diagnoser(request)
+def _assess_work(diagnoser: Diagnoser, body: AssessRequest) -> tuple[Callable[[], dict], bool]:
+    """An assess request checked: the work that answers it, and whether it is slow."""
     case = diagnoser.case(body.findings)
     explain = [body.explain] if isinstance(body.explain, str) else body.explain
     if isinstance(explain, list):
@@ -102,11 +96,34 @@ async def assess(body: AssessRequest, request: Request) -> CompactJSONResponse:
         raise CaseError({"explain": "must be a number of causes (0 or more) or a list of cause ids"})
     slow = bool(body.next_findings) or bool(case.intervals) or (
         len(explain) if isinstance(explain, list) else explain) > QUICK_EXPLANATIONS
-    record = await compute(request, lambda: diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
-                                                             atypical=body.atypical).to_dict(), slow=slow)
+    return (lambda: diagnoser.assess(case, top=body.top, explain=explain, next_findings=body.next_findings,
+                                     atypical=body.atypical).to_dict()), slow
+
+
+def _explain_work(diagnoser: Diagnoser, body: ExplainRequest) -> tuple[Callable[[], dict], bool]:
+    case = diagnoser.case(body.findings)
+    if body.cause not in diagnoser.class_ids_:
+        raise CaseError({"cause": _unknown_cause(body.cause)})
+    return (lambda: {**_about(diagnoser, case), "explanation": diagnoser.explain(case, body.cause).to_dict()}), bool(case.intervals)
+
+
+def _next_findings_work(diagnoser: Diagnoser, body: NextFindingsRequest) -> tuple[Callable[[], dict], bool]:
+    case = diagnoser.case(body.findings)
+    return (lambda: {**_about(diagnoser, case),
+                     "next_best_findings": [n.to_dict() for n in diagnoser.next_best_findings(case, body.k)]}), True
+
+
+@router.post("/assess", responses={200: _ASSESSMENT_RESPONSE, **_ERRORS}, response_class=CompactJSONResponse,
+             summary="Rank, explain and advise on one case")
+async def assess(body: AssessRequest, request: Request) -> CompactJSONResponse:
+    """The whole assessment: ranked causes, red flags, explanations, atypical check and (when
+    asked) the next best findings, as the versioned `crampdx-assessment` JSON
+    (`model/assessment.schema.json`): the record `crampdx predict --json` prints, every number
+    the same double."""
+    work, slow = _assess_work(_diagnoser(request), body)
     # Returned as a response, not a dict: the record is already JSON-ready (a returned dict
     # would be validated and encoded again by FastAPI).
-    return CompactJSONResponse(record)
+    return CompactJSONResponse(await compute(request, work, slow=slow))
 
 
 @router.post("/explain", responses=_ERRORS, summary="Why one cause has its probability, finding by finding")
@@ -114,46 +131,60 @@ async def explain(body: ExplainRequest, request: Request) -> dict:
     """SHAP contributions of every entered finding to one cause's score, with the average case's
     score and one line for everything not assessed; they add up exactly to the score, whose
     softmax over the causes is the probability shown."""
-    diagnoser = _diagnoser(request)
-    case = diagnoser.case(body.findings)
-    if body.cause not in diagnoser.class_ids_:
-        raise CaseError({"cause": _unknown_cause(body.cause)})
-    explanation = await compute(request, lambda: diagnoser.explain(case, body.cause).to_dict(), slow=bool(case.intervals))
-    return {**_about(diagnoser, case), "explanation": explanation}
+    work, slow = _explain_work(_diagnoser(request), body)
+    return await compute(request, work, slow=slow)
 
 
 @router.post("/next-findings", responses=_ERRORS, summary="What to ask or examine next")
 async def next_findings(body: NextFindingsRequest, request: Request) -> dict:
     """The findings not yet entered whose answer is expected to narrow the differential most
     (expected information gain in bits), with the chance that the top cause changes."""
-    diagnoser = _diagnoser(request)
-    case = diagnoser.case(body.findings)
-    found = await compute(request, lambda: diagnoser.next_best_findings(case, body.k), slow=True)
-    return {**_about(diagnoser, case), "next_best_findings": [n.to_dict() for n in found]}
+    work, slow = _next_findings_work(_diagnoser(request), body)
+    return await compute(request, work, slow=slow)
+
+
+def _findings_body(state) -> dict:
+    return {"disclaimer": DISCLAIMER, **state.diagnoser.schema.to_dict()}
+
+
+def _classes_body(state) -> dict:
+    return {"disclaimer": DISCLAIMER, **state.knowledge_summary}
+
+
+def _model_body(state) -> dict:
+    return {"disclaimer": DISCLAIMER, "identity": state.diagnoser.identity.to_dict(),
+            "manifest": state.public_manifest, "model_card": state.model_card}
+
+
+def _healthy() -> dict:
+    return {"status": "ok", "disclaimer": DISCLAIMER}
+
+
+def _ready() -> dict:
+    return {"status": "ready", "disclaimer": DISCLAIMER}
 
 
 @router.get("/findings", summary="The findings a case can hold")
 async def findings(request: Request) -> dict:
     """Ids, labels, kinds, levels, units, reference and plausible ranges, sections."""
-    return {"disclaimer": DISCLAIMER, **_diagnoser(request).schema.to_dict()}
+    return _findings_body(request.app.state)
 
 
 @router.get("/classes", summary="The causes crampdx ranks")
 async def classes(request: Request) -> dict:
     """Ids, names, ICD-10 codes, priors and where each prior comes from."""
-    return {"disclaimer": DISCLAIMER, **request.app.state.knowledge_summary}
+    return _classes_body(request.app.state)
 
 
 @router.get("/model", summary="The model: manifest, metrics and model card")
 async def model(request: Request) -> dict:
     """What was trained, on what, and how it measured against the exact posterior."""
-    return {"disclaimer": DISCLAIMER, "identity": _diagnoser(request).identity.to_dict(),
-            "manifest": request.app.state.public_manifest, "model_card": request.app.state.model_card}
+    return _model_body(request.app.state)
 
 
 @health_router.get("/healthz", summary="The process is up")
 async def healthz() -> dict:
-    return {"status": "ok", "disclaimer": DISCLAIMER}
+    return _healthy()
 
 
 @health_router.get("/readyz", summary="The model is loaded and warmed up",
@@ -161,4 +192,59 @@ async def healthz() -> dict:
 async def readyz(request: Request):
     if not request.app.state.ready.is_set():
         return error_response(503, "crampdx is still warming up the model; try again in a few seconds")
-    return {"status": "ready", "disclaimer": DISCLAIMER}
+    return _ready()
+
+
+# Lists in the examples of the long answers are cut to their first entries.
+SHOWN_ENTRIES = 3
+_CARD_LINES = 6
+
+
+def _first_entries(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _first_entries(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_first_entries(item) for item in value[:SHOWN_ENTRIES]]
+    return value
+
+
+def _request_example(model) -> Any:
+    return model.model_validate(model.model_config["json_schema_extra"]["examples"][0])
+
+
+def response_examples(state) -> dict[tuple[str, str], dict]:
+    """The 200 answer of every ``/v1`` route and health check, as OpenAPI examples computed by
+    the live model: the POST routes' answers to their request examples, the long answers cut
+    to their first entries (said in the summary). (path, method) -> ``{"summary", "value"}``.
+    Takes ~20 ms of CPU on the default model once warmed up (app.py computes them in the
+    warm-up thread, off the event loop)."""
+    diagnoser = state.diagnoser
+    answers = {path: work(diagnoser, _request_example(model))[0]()
+               for path, work, model in (("/v1/assess", _assess_work, AssessRequest), ("/v1/explain", _explain_work, ExplainRequest),
+                                         ("/v1/next-findings", _next_findings_work, NextFindingsRequest))}
+    cut = f"cut to their first {SHOWN_ENTRIES} entries"
+    schema, summary = _findings_body(state), _classes_body(state)
+    about_model = _first_entries(_model_body(state))
+    if about_model["model_card"]:
+        about_model["model_card"] = "\n".join(about_model["model_card"].splitlines()[:_CARD_LINES])
+    return {
+        ("/v1/assess", "post"): {"summary": "the assessment of the request example", "value": answers["/v1/assess"]},
+        ("/v1/explain", "post"): {"summary": "the explanation of the request example", "value": answers["/v1/explain"]},
+        ("/v1/next-findings", "post"): {"summary": "the next findings for the request example",
+                                        "value": answers["/v1/next-findings"]},
+        ("/v1/findings", "get"): {"summary": f"abbreviated to the first {SHOWN_ENTRIES} of the {len(schema['findings'])} findings",
+                                  "value": {**schema, "findings": schema["findings"][:SHOWN_ENTRIES]}},
+        ("/v1/classes", "get"): {"summary": f"abbreviated to the first {SHOWN_ENTRIES} of the {len(summary['classes'])} causes",
+                                 "value": {**summary, "classes": summary["classes"][:SHOWN_ENTRIES]}},
+        ("/v1/model", "get"): {"summary": f"abbreviated: lists {cut}, the model card to its first {_CARD_LINES} lines",
+                               "value": about_model},
+        ("/healthz", "get"): {"summary": "the process is up", "value": _healthy()},
+        ("/readyz", "get"): {"summary": "the model is warmed up", "value": _ready()},
+    }
+
+
+def document_examples(document: dict, examples: dict[tuple[str, str], dict]) -> None:
+    """Put ``examples`` (:func:`response_examples`) in an OpenAPI document as the 200 answers' examples."""
+    for (path, method), example in examples.items():
+        answer = document["paths"][path][method]["responses"]["200"]
+        answer.setdefault("content", {}).setdefault("application/json", {})["examples"] = {"example": example}

@@ -2,8 +2,9 @@
 
 :func:`create_app` takes a Diagnoser that is already loaded and verified (``crampdx serve``
 refuses to start without one), so a running service always has a model. The model's
-forest and SHAP explainer are warmed up in a background thread after start-up; ``/readyz``
-answers 503 until they are, ``/healthz`` as soon as the process serves.
+forest and SHAP explainer are warmed up in a background thread after start-up, which then
+computes the examples of every answer the OpenAPI document shows (real answers of this
+model); ``/readyz`` answers 503 until they are, ``/healthz`` as soon as the process serves.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from crampdx import DISCLAIMER, __version__
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service import api, cds_hooks
 from crampdx.service.guards import (DISCLAIMER_HEADER, CompactJSONResponse, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit, DisclaimerHeader,
-                                    error_response, install_error_handlers, token_matches)
+                                    error_response, install_error_handlers, refuse_query_string, token_matches)
 from crampdx.synthetic.summary import knowledge_summary
 from crampdx.synthetic.typicality import compile_atypical_check
 
@@ -47,15 +48,20 @@ def _model_card(diagnoser: Diagnoser) -> str | None:
     return card.read_text(encoding="utf-8") if card is not None and card.is_file() else None
 
 
-def _warm_up(diagnoser: Diagnoser, ready: threading.Event) -> None:
+def _warm_up(state, ready: threading.Event) -> None:
     """Compile the forest and the atypical check and build the explainer before the first real
-    request needs them."""
+    request needs them; then compute the OpenAPI document's examples of the answers (~20 ms of
+    CPU on the default model), so /readyz answers 200 once /docs shows them."""
     try:
-        compile_atypical_check(diagnoser.knowledge_)
-        diagnoser.assess({}, explain=1, next_findings=1)
+        compile_atypical_check(state.diagnoser.knowledge_)
+        state.diagnoser.assess({}, explain=1, next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")
         return
+    try:
+        state.response_examples = api.response_examples(state)
+    except Exception:  # e.g. a model whose schema has not the example's findings: documented without them
+        logger.exception("computing the OpenAPI examples failed; /docs shows the answers without examples")
     ready.set()
 
 
@@ -78,13 +84,20 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=_warm_up, args=(diagnoser, ready), name="crampdx-warm-up", daemon=True).start()
+        threading.Thread(target=_warm_up, args=(app.state, ready), name="crampdx-warm-up", daemon=True).start()
         yield
 
     async def require_token(request: Request,
                             credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
         if token is not None and not token_matches(request.headers.get("authorization"), token):
             raise _Unauthorised
+
+    async def require_token_and_no_query(request: Request,
+                                         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        """The /v1 guard: the token first, then options sent in the query string are refused
+        (one dependency: each costs a few µs a request)."""
+        await require_token(request, credentials)
+        refuse_query_string(request)
 
     app = FastAPI(
         title="crampdx explanation service",
@@ -103,6 +116,7 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     app.state.knowledge_summary = knowledge_summary(diagnoser.knowledge_)
     app.state.public_manifest = public_manifest(diagnoser.manifest_)
     app.state.model_card = _model_card(diagnoser)
+    app.state.response_examples = None  # computed by the warm-up
     install_error_handlers(app)
 
     @app.exception_handler(_Unauthorised)
@@ -114,7 +128,7 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     guarded = [Depends(require_token)]
     # FastAPI's own limit on each route also counts chunked bodies as they arrive; its 413
     # then reaches the service's error handlers (the app-wide limit would answer in plain text).
-    app.include_router(api.router, dependencies=guarded, max_body_size=max_body_bytes)
+    app.include_router(api.router, dependencies=[Depends(require_token_and_no_query)], max_body_size=max_body_bytes)
     app.include_router(cds_hooks.router, dependencies=guarded, max_body_size=MAX_CDS_BODY_BYTES)
     app.include_router(api.health_router)
 
@@ -124,18 +138,21 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
                            allow_headers=["Authorization", "Content-Type"], expose_headers=[DISCLAIMER_HEADER])
     app.add_middleware(DeclaredBodyLimit, limit=max_body_bytes, cds_limit=MAX_CDS_BODY_BYTES)
     app.add_middleware(DisclaimerHeader)
-    _document_assessment_components(app)
+    _document(app)
     return app
 
 
-def _document_assessment_components(app: FastAPI) -> None:
+def _document(app: FastAPI) -> None:
     """Add the assessment schema's definitions to the OpenAPI document's components (the 200
-    answer of /v1/assess refers to them)."""
+    answer of /v1/assess refers to them), and the examples of the answers once the warm-up has
+    computed them (FastAPI builds the document at the first request for it, and keeps it)."""
     generate = app.openapi
 
     def openapi() -> dict:
         document = generate()
         document.setdefault("components", {}).setdefault("schemas", {}).update(api.ASSESSMENT_COMPONENTS)
+        if app.state.response_examples is not None:
+            api.document_examples(document, app.state.response_examples)
         return document
 
     app.openapi = openapi

@@ -2,9 +2,11 @@
 
 Every error the service returns is JSON ``{"error": one sentence, "problems": {...},
 "disclaimer": ...}``: a bad case is 422 with ``problems`` naming every bad field in the
-same words as the command line; an oversized body 413; an unknown route 404; a missing or
-wrong token 401. Nothing in a response ever carries a traceback or a server path: an
-unexpected error is logged on the server and answered with a 500 sentence.
+same words as the command line; options sent in a ``/v1`` query string (which would be
+ignored) and a body sent without ``Content-Type: application/json`` are 422 saying what to send
+instead; an oversized body 413; an unknown route 404; a missing or wrong token 401. Nothing
+in a response ever carries a traceback or a server path: an unexpected error is logged on
+the server and answered with a 500 sentence.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from typing import Any, Mapping
 
 import pydantic_core
@@ -28,7 +31,8 @@ from crampdx import DISCLAIMER
 from crampdx.contract import CaseError, SchemaError
 from crampdx.contract.casejson import strict_json
 
-__all__ = ["CompactJSONResponse", "DeclaredBodyLimit", "DisclaimerHeader", "MAX_BODY_BYTES", "MAX_CDS_BODY_BYTES", "StrictJSONRoute", "error_response", "install_error_handlers", "token_matches"]
+__all__ = ["CompactJSONResponse", "DeclaredBodyLimit", "DisclaimerHeader", "MAX_BODY_BYTES", "MAX_CDS_BODY_BYTES", "QueryStringError",
+           "StrictJSONRoute", "error_response", "install_error_handlers", "refuse_query_string", "token_matches"]
 
 DISCLAIMER_HEADER = "X-Crampdx-Disclaimer"
 MAX_BODY_BYTES = 64 * 1024
@@ -78,6 +82,29 @@ def _field(location: tuple) -> str:
     return parts[0] if parts else "body"
 
 
+def _not_sent_as_json(error: RequestValidationError) -> bool:
+    """Whether the body was not read as JSON because its Content-Type is not JSON (FastAPI then
+    hands the raw bytes to the model, and pydantic asks for "a valid dictionary")."""
+    return any(tuple(item.get("loc", ())) == ("body",) and isinstance(item.get("input"), (bytes, bytearray))
+               for item in error.errors())
+
+
+def _send_json_sentence(content_type: str | None) -> str:
+    """The 422 of a body sent without a JSON Content-Type, in one sentence.
+
+    Examples
+    --------
+    >>> _send_json_sentence("application/x-www-form-urlencoded")
+    "the body was sent as application/x-www-form-urlencoded, so it was not read as JSON (curl -d sends that unless told otherwise): send it with the header 'Content-Type: application/json'"
+    >>> _send_json_sentence(None)
+    "the body was sent without a Content-Type header, so it was not read as JSON: send it with the header 'Content-Type: application/json'"
+    """
+    kind = (content_type or "").split(";")[0].strip()[:80]
+    sent = f"sent as {kind}" if kind else "sent without a Content-Type header"
+    curl = " (curl -d sends that unless told otherwise)" if kind == "application/x-www-form-urlencoded" else ""
+    return f"the body was {sent}, so it was not read as JSON{curl}: send it with the header 'Content-Type: application/json'"
+
+
 def _validation_problems(error: RequestValidationError) -> dict[str, str]:
     problems: dict[str, str] = {}
     for item in error.errors():
@@ -100,8 +127,15 @@ def install_error_handlers(app) -> None:
         return error_response(422, "the case has findings crampdx cannot use; correct the fields named in problems",
                               error.problems)
 
+    @app.exception_handler(QueryStringError)
+    async def query_string(request: Request, error: QueryStringError):
+        return error_response(422, error.error, error.problems)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError):
+        if _not_sent_as_json(error):
+            return error_response(422, _send_json_sentence(request.headers.get("content-type")),
+                                  {"body": "is read as JSON only when sent with the header 'Content-Type: application/json'"})
         problems = _validation_problems(error)
         return error_response(422, "the request does not fit this route; correct the fields named in problems "
                                    "(see /docs)", problems)
@@ -113,7 +147,8 @@ def install_error_handlers(app) -> None:
         elif error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path[:80]}; see /docs"
         elif error.status_code == 413:
-            message = _too_large(MAX_CDS_BODY_BYTES if request.url.path.startswith("/cds-services") else MAX_BODY_BYTES)
+            cds = request.url.path.startswith("/cds-services")
+            message = _too_large(MAX_CDS_BODY_BYTES if cds else MAX_BODY_BYTES, cds=cds)
         elif error.status_code == 422:  # the strict JSON reader refused the body
             return error_response(422, "the request body is not JSON crampdx reads; correct it", {"body": str(error.detail)})
         elif error.status_code == 400:
@@ -141,8 +176,73 @@ def token_matches(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _too_large(limit: int) -> str:
-    return f"the request body is larger than {limit // 1024} kB; send one case per request"
+def _too_large(limit: int, *, cds: bool) -> str:
+    """The 413 sentence: a /v1 body holds one case, a CDS Hooks body a patient's prefetched records.
+
+    Examples
+    --------
+    >>> _too_large(MAX_BODY_BYTES, cds=False)
+    'the request body is larger than 64 kB; send one case per request'
+    >>> _too_large(MAX_CDS_BODY_BYTES, cds=True)
+    'the request body is larger than 10 MB; send fewer records (prefetch)'
+    """
+    size = f"{limit // 2**20} MB" if limit >= 2**20 and limit % 2**20 == 0 else f"{limit // 1024} kB"
+    advice = "send fewer records (prefetch)" if cds else "send one case per request"
+    return f"the request body is larger than {size}; {advice}"
+
+
+class QueryStringError(Exception):
+    """Options sent in the query string: answered 422 naming each one (:func:`refuse_query_string`)."""
+
+    def __init__(self, error: str, problems: dict[str, str]):
+        super().__init__(error)
+        self.error, self.problems = error, problems
+
+
+_SHOWN_PARAMETERS = 20
+
+
+def _body_value(value: str) -> str:
+    """A query-string value as it would be written in a JSON body.
+
+    Examples
+    --------
+    >>> _body_value("2"), _body_value("true"), _body_value("hypokalemia"), _body_value("NaN")
+    ('2', 'true', '"hypokalemia"', '"NaN"')
+    """
+    try:
+        parsed = json.loads(value) if len(value) <= 40 else value
+    except ValueError:
+        parsed = value
+    number = isinstance(parsed, bool) or (isinstance(parsed, (int, float)) and math.isfinite(parsed))
+    return json.dumps(parsed if number else value[:80])
+
+
+def refuse_query_string(request: Request) -> None:
+    """Refuse a ``/v1`` request with query parameters (they would be silently ignored): a POST
+    route reads its options from the JSON body, a GET route takes none. Raises
+    :class:`QueryStringError` naming each parameter."""
+    if not request.scope.get("query_string"):
+        return
+    parameters = list(request.query_params.multi_items())[:_SHOWN_PARAMETERS]
+    if not parameters:  # only separators, such as "?&"
+        return
+    route = request.scope.get("route")
+    options = getattr(route, "body_options", frozenset())
+    where = f"{request.method} {request.url.path[:80]}"
+    problems: dict[str, str] = {}
+    for name, value in parameters:
+        if request.method == "GET":
+            problems[name[:80]] = f"is not an option: {where} takes no query parameters"
+        elif name in options:
+            problems[name] = (f"is read from the JSON body, not the query string; "
+                              f"send {{\"{name}\": {_body_value(value)}, ...}}")
+        else:
+            problems[name[:80]] = "is not an option of this route; its options go in the JSON body (see /docs)"
+    if request.method == "GET":
+        raise QueryStringError(f"{where} takes no query parameters; leave out those named in problems", problems)
+    raise QueryStringError("the options of this route are read from the JSON body, not the query string; "
+                           "move those named in problems into the body", problems)
 
 
 class DeclaredBodyLimit:
@@ -156,13 +256,14 @@ class DeclaredBodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            limit = self.cds_limit if scope.get("path", "").startswith("/cds-services") else self.limit
+            cds = scope.get("path", "").startswith("/cds-services")
+            limit = self.cds_limit if cds else self.limit
             declared = dict(scope.get("headers") or []).get(b"content-length")
             if declared is not None and not declared.isdigit():
                 await error_response(400, "the Content-Length header is not a number")(scope, receive, send)
                 return
             if declared is not None and int(declared) > limit:
-                await error_response(413, _too_large(limit))(scope, receive, send)
+                await error_response(413, _too_large(limit, cds=cds))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -203,7 +304,13 @@ class _StrictJSONRequest(Request):
 
 class StrictJSONRoute(APIRoute):
     """A route whose JSON body is read as case files are (:func:`crampdx.contract.casejson.strict_json`):
-    no NaN, no key given twice, no number beyond the float range, nesting checked first."""
+    no NaN, no key given twice, no number beyond the float range, nesting checked first.
+    ``body_options`` are the fields of its body (named when sent in the query string instead)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        model = getattr(getattr(self.body_field, "field_info", None), "annotation", None)
+        self.body_options = frozenset(getattr(model, "model_fields", None) or ())
 
     def get_route_handler(self):
         handler = super().get_route_handler()

@@ -209,19 +209,6 @@ def test_cors_is_off_unless_an_origin_is_configured(tiny_diagnoser):
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_every_route_is_documented_with_an_example(client):
-    spec = client.get("/openapi.json").json()
-    paths = spec["paths"]
-    for route in ("/v1/assess", "/v1/explain", "/v1/next-findings", "/v1/findings", "/v1/classes", "/v1/model",
-                  "/healthz", "/readyz", "/cds-services", "/cds-services/crampdx-leg-cramps"):
-        assert route in paths, route
-    schemas = spec["components"]["schemas"]
-    for name in ("AssessRequest", "ExplainRequest", "NextFindingsRequest", "HookRequest"):
-        assert schemas[name].get("examples"), name
-    assert DISCLAIMER in spec["info"]["description"]
-    assert client.get("/docs").status_code == 200
-
-
 @pytest.mark.parametrize("raw, words", [
     (b'{"findings": {"potassium": NaN}}', "NaN"),
     (b'{"findings": {"potassium": 2.5, "potassium": 3.9}}', "given twice"),
