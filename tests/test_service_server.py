@@ -513,7 +513,14 @@ def test_the_parent_out_of_descriptors_pauses_accepting_instead_of_spinning(tmp_
     serves the connection once descriptors are free again."""
     port, process, log = _tiny_service(tmp_path)
     try:
-        open_fds = {int(fd) for fd in os.listdir(f"/proc/{process.pid}/fd")}
+        # both workers started (the parent opens and closes descriptors while it hands a new
+        # worker its channel), and the parent's descriptors settled: none is freed after the
+        # limit is set, which would let accept() succeed (seen once in CI)
+        _every_worker_serving(f"http://127.0.0.1:{port}", process, time.monotonic() + 60)
+        open_fds, previous = None, set()
+        while open_fds != previous:
+            previous, open_fds = open_fds, {int(fd) for fd in os.listdir(f"/proc/{process.pid}/fd")}
+            time.sleep(0.3)
         lowest_free = min(set(range(max(open_fds) + 2)) - open_fds)
         limits = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)
         resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
