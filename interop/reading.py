@@ -201,7 +201,8 @@ def readable_resources(data: Any) -> tuple[list[Resource], list[str]]:
     -------
     resources : list of fhir.resources.R4B.resource.Resource
     left_out : list of str
-        One sentence per resource left out, naming it (type/id) and the field.
+        One sentence per resource left out, naming it (type/id) and the field, or the Bundle entry
+        that is not a JSON object.
 
     Raises
     ------
@@ -229,7 +230,10 @@ def readable_resources(data: Any) -> tuple[list[Resource], list[str]]:
     def read(raw: Any, where: str) -> None:
         if isinstance(raw, dict) and raw.get("resourceType") == "Bundle" and isinstance(raw.get("entry"), list):
             for i, entry in enumerate(raw["entry"]):
-                if isinstance(entry, dict) and entry.get("resource") is not None:
+                if not isinstance(entry, dict):  # (an entry without a resource holds no record)
+                    left_out.append(f"entry {i + 1} of {_name(raw, where)} is not a JSON object, so no record was read "
+                                    "from it; correct the Bundle or leave the entry out")
+                elif entry.get("resource") is not None:
                     read(entry["resource"], f"entry {i + 1} of {_name(raw, where)}")
             return
         try:

@@ -71,7 +71,8 @@ def _type_matrix(kb: KnowledgeBase) -> tuple[dict[str, int], np.ndarray, np.ndar
     multiplier per row and one for the class (the last): a component's signature hashed."""
     types = table_types(kb)
     multipliers = np.random.default_rng(2026).integers(1, 2**63, size=len(types) + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    return {fid: i for i, fid in enumerate(types)}, np.vstack(list(types.values())), multipliers
+    matrix = np.vstack(list(types.values())) if types else np.zeros((0, kb.n_components), dtype=np.int64)  # (no tables: by class)
+    return {fid: i for i, fid in enumerate(types)}, matrix, multipliers
 
 
 @lru_cache(maxsize=16)

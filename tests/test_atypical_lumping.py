@@ -91,6 +91,18 @@ def test_findings_that_ignore_age_and_sex_lump_many_components(kb):
     assert lumped_knowledge(kb, ["true_cramps", "cramp_timing"]).n_components < kb.n_components / 2
 
 
+def test_a_knowledge_base_without_tables_lumps_by_class(kb):
+    """No finding tells components apart: one lump per class, its first component, all its
+    weight (a lumped knowledge base of no findings holds no tables, and can be lumped again)."""
+    bare = lumped_knowledge(kb, [])
+    assert not bare.tables and bare.n_components == len(kb.classes)
+    representative, log_weight = lumping.lumps(bare, frozenset())
+    np.testing.assert_array_equal(representative, np.arange(len(kb.classes)))
+    np.testing.assert_array_equal(log_weight, bare.component_log_weight)
+    again = lumped_knowledge(bare, [])
+    np.testing.assert_array_equal(again.component_class, bare.component_class)
+
+
 def _oracle_percentile(kb, case):
     """The percentile by its definition, over the whole mixture (the check before lumping)."""
     row = case.codes().reshape(1, -1)

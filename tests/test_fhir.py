@@ -14,6 +14,7 @@ from crampdx.cli.main import main
 from crampdx.contract import validate_case
 from crampdx.interop.codes import CODES_PATH, FhirCodesError, load_codes, parse_codes
 from crampdx.interop.fhir import FhirError, findings_from_fhir, resources_from_json
+from crampdx.interop.reading import readable_resources, reference_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fhir"
 BUNDLE = FIXTURES / "bundle.json"
@@ -259,6 +260,27 @@ def test_not_fhir_is_one_sentence_naming_the_resource_and_field():
     with pytest.raises(FhirError) as raised:
         resources_from_json([{"resourceType": "Z" * 300}])
     assert len(str(raised.value)) < 160 and "not a FHIR R4B resource type" in str(raised.value)
+
+
+def test_an_ehrs_records_are_read_one_by_one_and_every_one_left_out_is_said():
+    """readable_resources (CDS Hooks prefetch): nested Bundles opened, an invalid record and an
+    entry that is not an object (null, a string) each left out with a sentence, an entry
+    without a resource holding nothing to say; a top-level item that is not a resource, or
+    input that is not JSON, refuses the whole input."""
+    inner = {"resourceType": "Bundle", "id": "inner", "type": "collection", "entry": [
+        {"resource": lab("2823-3", 2.6, "mmol/L", rid="k2")}, None, {"resource": {"resourceType": "Nope"}}]}
+    outer = {"resourceType": "Bundle", "id": "outer", "type": "searchset", "entry": [
+        {"resource": lab("2823-3", 2.6, "mmol/L", rid="k1", when="2024-13-45")}, "k3", {"fullUrl": "urn:uuid:1"},
+        {"resource": None}, {"resource": inner}, {"resource": lab("2823-3", 2.6, "mmol/L", rid="k4")}]}
+    resources, left_out = readable_resources(outer)
+    assert [reference_of(r) for r in resources] == ["Observation/k2", "Observation/k4"]
+    assert [sentence.split(",")[0].split(":")[0] for sentence in left_out] == [
+        "Observation/k1", "entry 2 of Bundle/outer is not a JSON object", "entry 2 of Bundle/inner is not a JSON object",
+        "entry 3 of Bundle/inner"]
+    assert readable_resources([outer, {"resourceType": "Bundle", "type": "searchset"}])[0] == resources
+    for refused in ([outer, None], [{"resourceType": "Nope"}], "null", b"potassium,2.6\n", 7):
+        with pytest.raises(FhirError):
+            readable_resources(refused)
 
 
 # --------------------------------------------------------------------------- command line
