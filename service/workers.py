@@ -1,20 +1,19 @@
 """``crampdx serve --workers N`` on Linux: N processes, one socket, connections dealt out evenly.
 
-uvicorn's own workers accept from one shared socket, and the process that wakes first takes
-every connection waiting: 20 connections opened together were split 20/0 in 5 of 12 runs
-(bench/bench_service.py). Each worker on its own ``SO_REUSEPORT`` socket did better, but the
-kernel spreads connections by a hash of their addresses, so 20 connections still split 13/7
-or worse about a quarter of the time, and a kept-alive connection stays where it landed: the
-process with more connections sets the latency. Here the parent accepts every connection
+With uvicorn's workers on one shared socket, the first awake took every waiting connection
+(20/0 in 5 of 12 runs of bench/bench_service.py); with a ``SO_REUSEPORT`` socket each, the
+kernel's hash split 20 connections 13/7 or worse a quarter of the time. A kept-alive connection
+stays where it landed, and the process with more sets the latency. Here the parent accepts every connection
 itself and hands it (its file descriptor, over a Unix socket pair) to the ready worker with
 the fewest open connections: 20 connections opened together split 10/10. A worker counts the
 connections it has closed where the parent reads them; a worker not ready yet (loading its
 model) or whose event loop has not ticked for a second gets none while another can take it.
 
 The parent also replaces a worker that dies (connections handed to it but not yet taken go to
-the others) and one whose event loop has not ticked for ``hung_after`` seconds (stopped,
+the others), one whose event loop has not ticked for ``hung_after`` seconds (stopped,
 deadlocked, stuck in a loop: the usual request takes milliseconds and the slow ones run in a
-thread, so the loop ticks ten times a second while it serves), gives up when workers keep
+thread, so the loop ticks ten times a second while it serves) and one that has not started
+serving ``start_after`` seconds after its start (stuck loading its model), gives up when workers keep
 dying at start, stops them all on SIGINT or SIGTERM (and SIGHUP, unless it is ignored, as
 under ``nohup``), and stops with the worker's code when a worker refuses to start (it prints
 why: a changed model, an unreadable token). Elsewhere than Linux ``crampdx serve`` uses
@@ -38,7 +37,7 @@ import time
 
 import uvicorn
 
-__all__ = ["AVAILABLE", "HUNG_AFTER", "REFUSED", "ConnectionDealer", "listening_socket", "serve_workers"]
+__all__ = ["AVAILABLE", "HUNG_AFTER", "REFUSED", "START_AFTER", "ConnectionDealer", "listening_socket", "serve_workers"]
 
 AVAILABLE = sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 REFUSED = 2  # a worker's exit code when it cannot serve what the parent verified (app_from_environment)
@@ -46,6 +45,7 @@ _STARTUP_FAILED = 3  # uvicorn's exit code when the app cannot be imported or st
 _QUICK_DEATH = 30.0  # seconds: a worker dying this soon after its start counts towards giving up
 _QUICK_DEATHS = 5  # ... this many times in a row, and the service stops
 HUNG_AFTER = 60.0  # seconds without a tick of a worker's event loop: it is killed and replaced
+START_AFTER = 300.0  # seconds for a worker to load its model and start serving (~10 s here), or the same
 _PAUSED = 2.0  # seconds between two of the supervisor's checks (every 0.2 s) that mean it was paused itself
 _CHECK_EVERY = 0.2  # seconds between the supervisor's checks of its workers
 _FRESH = 1.0  # seconds: a worker whose loop ticked this recently takes new connections first
@@ -259,11 +259,11 @@ def _accept(listener: socket.socket, dealer: ConnectionDealer, candidates: list[
     return 0.0
 
 
-def serve_workers(app: str, listener: socket.socket, workers: int, options: dict, hung_after: float = HUNG_AFTER) -> int:
-    """Run ``workers`` processes serving the app factory ``app`` (an import string) with the
-    uvicorn ``options`` on the connections accepted from ``listener``; return the exit code once
-    they have stopped. A worker whose event loop has ticked once and then not for
-    ``hung_after`` seconds is killed and replaced."""
+def serve_workers(app: str, listener: socket.socket, workers: int, options: dict, hung_after: float = HUNG_AFTER,
+                  start_after: float = START_AFTER) -> int:
+    """Run ``workers`` processes serving the app factory ``app`` (an import string) with the uvicorn
+    ``options`` on the connections accepted from ``listener``; return the exit code once they have
+    stopped. A worker silent ``hung_after`` s after a tick, or ``start_after`` s after its start, is replaced."""
     context = multiprocessing.get_context("spawn")
     dealer = ConnectionDealer(workers, context)
     stopping: list = []
@@ -310,9 +310,10 @@ def serve_workers(app: str, listener: socket.socket, workers: int, options: dict
                 heartbeat = dealer.heartbeats[i].value
                 # silence counts from this supervisor's own resumption: after the whole service
                 # was paused (Ctrl-Z, a frozen machine) the workers get their time to tick again
-                silent = now - max(heartbeat, awake)
-                if process.is_alive() and heartbeat and silent > hung_after and not stopping:
-                    print(f"crampdx worker {process.pid} has not answered for {silent:.0f} s; stopping it", file=sys.stderr)
+                silent, waited = now - max(heartbeat, awake), now - max(started[i], awake)
+                if process.is_alive() and not stopping and (silent > hung_after if heartbeat else waited > start_after):
+                    print(f"crampdx worker {process.pid} has not {'answered' if heartbeat else 'started serving'} for "
+                          f"{silent if heartbeat else waited:.0f} s; stopping it", file=sys.stderr)
                     process.kill()
                     process.join()
                 if process.is_alive() or stopping:

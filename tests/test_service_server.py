@@ -566,3 +566,27 @@ def test_connections_waiting_for_a_dead_worker_go_to_another_and_its_replacement
         for client in clients:
             client.close()
         _stop(process)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts the worker processes in /proc (Linux)")
+def test_a_worker_stuck_before_serving_is_replaced(tmp_path):
+    """A worker that never starts serving (here its app factory never returns, as a model load
+    stuck on a dead disk would) is killed ``start_after`` seconds after its start and replaced;
+    without the rule it was never judged (it has no tick to be silent after)."""
+    (tmp_path / "stuck_asgi.py").write_text("import time\n\ndef make():\n    time.sleep(3600)\n")
+    code = ("import sys; from crampdx.service.workers import listening_socket, serve_workers; "
+            f"sys.exit(serve_workers('stuck_asgi:make', listening_socket('127.0.0.1', {_free_port()}), 1, "
+            "{'log_level': 'warning', 'lifespan': 'off'}, hung_after=60, start_after=2))")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen([sys.executable, "-c", code], env=environment, stderr=log, start_new_session=True)
+    try:
+        def replaced() -> bool:
+            log.seek(0)
+            return "has not started serving for" in log.read() and len(_workers(process.pid)) == 1
+        first = _until(lambda: _workers(process.pid), 30) and _workers(process.pid)[0]
+        assert _until(replaced, 60), log.read()[-2000:]
+        assert _until(lambda: _workers(process.pid) and _workers(process.pid)[0] != first, 10)
+        assert process.poll() is None  # replaced, still serving (not counted a quick death)
+    finally:
+        _stop(process)
