@@ -480,17 +480,24 @@ def _answered(client: socket.socket) -> bool:
     return client.recv(1024).startswith(b"HTTP/1.1 200")
 
 
-def _tiny_service(tmp_path):
-    """serve_workers with two workers on the tiny app, in a process group of its own, once it
-    answers: (port, process, log)."""
-    (tmp_path / "tiny_asgi.py").write_text(inspect.getsource(_tiny_app) + "\n\ndef make():\n    return _tiny_app\n")
+def _serve_workers(tmp_path, module_source: str, workers: int, options: str = ""):
+    """serve_workers on ``make`` of a module with ``module_source``, in a process group of its
+    own (not waited for): (port, process, log). ``options``: more keyword arguments, as text."""
+    (tmp_path / "served_asgi.py").write_text(module_source)
     port = _free_port()
     code = ("import sys; from crampdx.service.workers import listening_socket, serve_workers; "
-            f"sys.exit(serve_workers('tiny_asgi:make', listening_socket('127.0.0.1', {port}), 2, "
-            "{'log_level': 'warning', 'lifespan': 'off'}))")
+            f"sys.exit(serve_workers('served_asgi:make', listening_socket('127.0.0.1', {port}), {workers}, "
+            f"{{'log_level': 'warning', 'lifespan': 'off'}}{options}))")
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen([sys.executable, "-c", code], env=environment, stderr=log, start_new_session=True)
+    return port, process, log
+
+
+def _tiny_service(tmp_path):
+    """serve_workers with two workers on the tiny app, in a process group of its own, once it
+    answers: (port, process, log)."""
+    port, process, log = _serve_workers(tmp_path, inspect.getsource(_tiny_app) + "\n\ndef make():\n    return _tiny_app\n", 2)
 
     def serving() -> bool:
         try:
@@ -573,13 +580,8 @@ def test_a_worker_stuck_before_serving_is_replaced(tmp_path):
     """A worker that never starts serving (here its app factory never returns, as a model load
     stuck on a dead disk would) is killed ``start_after`` seconds after its start and replaced;
     without the rule it was never judged (it has no tick to be silent after)."""
-    (tmp_path / "stuck_asgi.py").write_text("import time\n\ndef make():\n    time.sleep(3600)\n")
-    code = ("import sys; from crampdx.service.workers import listening_socket, serve_workers; "
-            f"sys.exit(serve_workers('stuck_asgi:make', listening_socket('127.0.0.1', {_free_port()}), 1, "
-            "{'log_level': 'warning', 'lifespan': 'off'}, hung_after=60, start_after=2))")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    log = (tmp_path / "serve.log").open("w+")
-    process = subprocess.Popen([sys.executable, "-c", code], env=environment, stderr=log, start_new_session=True)
+    _, process, log = _serve_workers(tmp_path, "import time\n\ndef make():\n    time.sleep(3600)\n", 1,
+                                     ", hung_after=60, start_after=2")
     try:
         def replaced() -> bool:
             log.seek(0)
