@@ -21,7 +21,9 @@ class LazyKernel:
     """``function`` made a ``numba.njit(nogil=True)`` dispatcher on first use (numba compiles it
     at its first call), with the functions it calls (``helpers``, defined in the same module)
     made dispatchers first and put in their place in the module's namespace, where the compiled
-    ``function`` finds them.
+    ``function`` finds them. ``cache=False`` compiles in every process: for a loop whose module's
+    doctests run it (pytest imports those modules under another name, and numba's on-disk cache,
+    shared by both names, would then point one of them at a module it cannot import).
 
     Examples
     --------
@@ -34,8 +36,8 @@ class LazyKernel:
     (42, True)
     """
 
-    def __init__(self, function: Callable, helpers: tuple[Callable, ...] = ()) -> None:
-        self.function, self.helpers = function, helpers
+    def __init__(self, function: Callable, helpers: tuple[Callable, ...] = (), *, cache: bool = True) -> None:
+        self.function, self.helpers, self.cache = function, helpers, cache
         self._compiled: list = []
         self._lock = threading.Lock()
 
@@ -51,7 +53,7 @@ class LazyKernel:
                 import numba  # deferred: see the module docstring (not a cycle)
 
                 try:  # compiled once and kept in numba's on-disk cache (__pycache__ or ~/.cache/numba)
-                    self._compiled.append(self._compile(numba, cache=True))
+                    self._compiled.append(self._compile(numba, cache=self.cache))
                 except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time
                     self._compiled.append(self._compile(numba, cache=False))
             return self._compiled[0]

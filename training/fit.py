@@ -10,6 +10,8 @@ Design choices (measured in ``bench/bench_training.py``; see the README):
 * Soft targets (:mod:`crampdx.training.distill`): a synthetic case is fitted to its exact
   posterior rather than to its one sampled label; a user's labelled case is a posterior
   with all its mass on its label.
+* Each tree's root histograms are summed over rows grouped by bin
+  (:mod:`crampdx.training.histograms`): the same trees, the fit ~1.8x faster.
 * Early stopping on validation cases held out of the training cases; the temperature is
   fitted on separate held-out calibration cases: ``softmax(logits / T)`` keeps the ranking
   and keeps SHAP additivity in log-odds, which one-vs-rest isotonic or sigmoid calibration
@@ -33,6 +35,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from crampdx.contract.schema import SchemaError
 from crampdx.model.loading import TEMPERATURE_RANGE
 from crampdx.training.distill import fit_soft_targets, over_classes, target_classes
+from crampdx.training.histograms import grouped_root_histograms
 
 __all__ = ["Hyperparameters", "fit_classifier", "fit_temperature", "iterations_text", "reached_cap"]
 
@@ -115,7 +118,7 @@ def fit_classifier(
                           f"give at least {needed:,} labelled cases or --mix synthetic ones")
     estimator = hyperparameters.estimator(seed)
     report(f"          {int((~validation).sum()):,} cases fitted, {int(validation.sum()):,} for early stopping")
-    with contextlib.redirect_stdout(_IterationReporter(report)):
+    with contextlib.redirect_stdout(_IterationReporter(report)), grouped_root_histograms():
         fit_soft_targets(estimator, codes[~validation], targets[~validation], codes[validation], targets[validation])
     validation_loss = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
     report(f"  {iterations_text(estimator.n_iter_, hyperparameters.max_iter)}, validation log loss {validation_loss:.4f}")
