@@ -23,11 +23,12 @@ falls on all alike):
 Target (issue 11): 0 errors and p95 <= 50 ms at 20 concurrent clients on this 2-core machine.
 
     python bench/bench_service.py [--clients 20] [--seconds 10] [--runs 3] [--workers 1 2] [--rates 10 20 40]
-                                  [--before DIR [--before-workers N]]
+                                  [--before DIR [--before-workers N] [--before-model MODEL]]
 
 ``--before DIR`` also serves an earlier checkout of the repository (``git archive COMMIT |
 tar -x -C DIR``) with ``--before-workers`` processes (default 1), measured in the same runs, so
-before and after meet the same load.
+before and after meet the same load; ``--before-model`` gives it another model (a model trained
+with other settings, to see what its trees cost).
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("CRAMPDX_MODEL"))
     parser.add_argument("--before", type=Path, help="an earlier checkout to serve and measure alongside")
     parser.add_argument("--before-workers", type=int, default=1, help="processes serving the earlier checkout")
+    parser.add_argument("--before-model", help="the model the earlier checkout serves (default: --model)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("the closed loop needs wrk, a load generator in C: install it with `apt-get install wrk`")
@@ -246,7 +248,8 @@ def main() -> None:
     wrk_files = _wrk_files(cases, folder)
     servers = {str(w): _start_server(args.model, w) for w in args.workers}
     if args.before:
-        servers[f"before:{args.before_workers}"] = _start_server(args.model, args.before_workers, args.before)
+        servers[f"before:{args.before_workers}"] = _start_server(args.before_model or args.model,
+                                                                      args.before_workers, args.before)
     results: dict[tuple[str, bool], list[dict]] = {}
     open_rows: dict[tuple[str, float], dict] = {}
     try:

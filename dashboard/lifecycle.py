@@ -59,7 +59,7 @@ def get_diagnoser(loaded: Future | None = None) -> Diagnoser | None:
         LOG.exception("Loading the dashboard's model failed")
         st.error(UNUSABLE_MODEL)
     st.write(f"The dashboard needs a trained model. It can train one now from synthetic cases into {MODEL_DIRECTORY} "
-             "(a few minutes on two cores), as `crampdx train` does for the default model.")
+             "(about a minute on two cores), as `crampdx train` does for the default model.")
     if st.button("Train the default model", type="primary"):
         _train_default(path)
     return None
