@@ -52,7 +52,7 @@ class LazyKernel:
             if not self._compiled:
                 import numba  # deferred: see the module docstring (not a cycle)
 
-                try:  # compiled once and kept in numba's on-disk cache (__pycache__ or ~/.cache/numba)
+                try:  # compiled once and, unless cache=False, kept on disk (__pycache__ or ~/.cache/numba)
                     self._compiled.append(self._compile(numba, cache=self.cache))
                 except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time
                     self._compiled.append(self._compile(numba, cache=False))

@@ -1,5 +1,7 @@
 """Root histograms from rows grouped by bin, in place of scikit-learn's (crampdx.training.histograms)."""
 
+import threading
+
 import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -100,8 +102,75 @@ def test_scikit_learns_builder_is_back_after_the_fit_even_when_it_fails():
 
 
 def test_a_grower_whose_builder_was_replaced_is_refused(monkeypatch):
-    """Nested, or a scikit-learn whose grower builds histograms some other way: refused, not stacked."""
+    """A scikit-learn whose grower builds histograms some other way (or another patch): refused, not stacked."""
     monkeypatch.setattr(grower, "HistogramBuilder", lambda *args: None)
     with pytest.raises(RuntimeError, match="no longer builds histograms"), grouped_root_histograms():
         pass
     assert histograms._grower is grower
+
+
+def test_two_fits_of_different_data_in_one_context_each_group_their_own_rows(monkeypatch):
+    """The grouping cached for one training matrix is never used for another's roots."""
+    made, group = [], BinGroups.of
+    monkeypatch.setattr(BinGroups, "of", lambda *args: made.append(1) or group(*args))
+    params = dict(max_iter=5, max_leaf_nodes=8, early_stopping=False, random_state=0)
+    data = []
+    for seed in (5, 6):
+        rng = np.random.default_rng(seed)
+        X = rng.integers(0, 4, size=(600, 4)).astype(float)
+        data.append((X, (X[:, seed - 5] + rng.integers(0, 2, 600)) % 3))
+    stock = [HistGradientBoostingClassifier(**params).fit(X, y) for X, y in data]
+    with grouped_root_histograms() as roots:
+        grouped = [HistGradientBoostingClassifier(**params).fit(X, y) for X, y in data]
+    assert roots[0] == 2 * 5 * 3 and len(made) == 2
+    for (X, _), s, g in zip(data, stock, grouped):
+        np.testing.assert_allclose(g.predict_proba(X), s.predict_proba(X), rtol=0, atol=1e-12)
+
+
+def test_fits_in_other_threads_meanwhile_neither_fail_nor_count():
+    """While a thread is inside the context (the dashboard training), another thread's fit in a
+    context of its own neither fails nor adds to the first one's roots, nor does a fit outside any
+    context (it keeps scikit-learn's builder); scikit-learn's is back when the last one exits."""
+    rng = np.random.default_rng(7)
+    X, y = rng.integers(0, 3, size=(300, 4)), np.arange(300) % 3
+    inside, others_done, counted, errors = threading.Event(), threading.Event(), {}, []
+
+    def fit():
+        HistGradientBoostingClassifier(max_iter=3, early_stopping=False).fit(X, y)
+
+    def first():
+        with grouped_root_histograms() as roots:
+            inside.set()
+            others_done.wait(60)
+            fit()
+        counted["first"] = roots[0]
+
+    def second():
+        inside.wait(60)
+        try:
+            with grouped_root_histograms() as roots:
+                fit()
+            counted["second"] = roots[0]
+            fit()  # outside its context, while the first thread is still inside its own
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            others_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and counted == {"first": 9, "second": 9}
+    assert grower.HistogramBuilder is HistogramBuilder
+
+
+def test_a_nested_context_counts_its_own_roots():
+    X, y = np.random.default_rng(8).integers(0, 3, size=(300, 4)), np.arange(300) % 3
+    with grouped_root_histograms() as outer:
+        with grouped_root_histograms() as inner:
+            HistGradientBoostingClassifier(max_iter=2, early_stopping=False).fit(X, y)
+        assert grower.HistogramBuilder is not HistogramBuilder
+        HistGradientBoostingClassifier(max_iter=3, early_stopping=False).fit(X, y)
+    assert (outer[0], inner[0]) == (9, 6) and grower.HistogramBuilder is HistogramBuilder

@@ -13,17 +13,18 @@ bit for bit the same), and the most frequent bin is the total minus the others (
 the rounding of that subtraction). The counts are fixed and computed once.
 
 :func:`grouped_root_histograms` puts this builder in place of scikit-learn's for the fits made
-inside it. The builder wraps scikit-learn's, so every other histogram (a child
-node's, by its rows or by subtraction) is scikit-learn's own. ``HistogramBuilder`` is private:
-the context checks that the grower still names it and counts the roots it built, and the tests
-compare its histograms with scikit-learn's.
+inside it, by its thread (a fit in another thread keeps scikit-learn's). The builder wraps
+scikit-learn's, so every other histogram (a child node's, by its rows or by subtraction) is
+scikit-learn's own. ``HistogramBuilder`` is private: the context checks that the grower still
+names it and counts the roots it built, and the tests compare its histograms with scikit-learn's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -160,14 +161,52 @@ class GroupedRootHistogramBuilder:
         return histograms
 
 
+# The grower's HistogramBuilder is replaced while any thread is inside grouped_root_histograms
+# (counted under the lock); each thread's innermost context is its own (its grouping cache and
+# count), so a fit in another thread, inside a context of its own or in none, is unaffected.
+_install_lock = threading.Lock()
+_open_contexts = [0]
+_local = threading.local()
+
+
+@dataclass
+class _Context:
+    cached: list = field(default_factory=list)  # [(weakref to a binned matrix, n_bins, BinGroups)]
+    roots: list = field(default_factory=lambda: [0])
+
+    def groups_of(self, X_binned: np.ndarray, n_bins: int) -> BinGroups:
+        for reference, bins, groups in self.cached:
+            if reference() is X_binned and bins == n_bins:
+                return groups
+        groups = BinGroups.of(X_binned, n_bins)
+        self.cached[:] = [(weakref.ref(X_binned), n_bins, groups)]
+        return groups
+
+    def count_root(self) -> None:
+        self.roots[0] += 1
+
+
+def _builder(X_binned, n_bins, *args):
+    """What the grower builds in place of ``HistogramBuilder``: grouped roots inside a context of
+    this thread, scikit-learn's own builder anywhere else."""
+    builder = HistogramBuilder(X_binned, n_bins, *args)
+    context = getattr(_local, "context", None)
+    if context is None:
+        return builder
+    return GroupedRootHistogramBuilder(builder, X_binned, n_bins, groups_of=context.groups_of,
+                                       on_root=context.count_root)
+
+
 @contextlib.contextmanager
 def grouped_root_histograms() -> Iterator[list[int]]:
     """Within: scikit-learn's gradient boosting builds root histograms with :class:`GroupedRootHistogramBuilder`.
 
     Yields a one-item list: the number of root histograms built the grouped way so far (one
-    per tree whose Hessians vary), for the caller to check that scikit-learn used the builder.
-    scikit-learn's own builder is back in place on exit. The grouping of a training matrix is
-    made once, at its first tree, and dropped with the matrix.
+    per tree whose Hessians vary) by fits in this thread, for the caller to check that
+    scikit-learn used the builder. Fits in other threads are not affected (each thread's
+    contexts are its own; a nested context counts its own roots). scikit-learn's own builder
+    is back in place when the last context of any thread exits. The grouping of a training
+    matrix is made once, at its first tree, and dropped with the matrix.
 
     Examples
     --------
@@ -178,29 +217,19 @@ def grouped_root_histograms() -> Iterator[list[int]]:
     >>> roots[0]
     15
     """
-    if _grower.HistogramBuilder is not HistogramBuilder:
-        raise RuntimeError("scikit-learn's tree grower no longer builds histograms with its HistogramBuilder "
-                           "(or another fit has replaced it): the grouped root histograms are not supported here")
-    cached: list[tuple[weakref.ref, int, BinGroups]] = []
-    roots = [0]
-
-    def groups_of(X_binned: np.ndarray, n_bins: int) -> BinGroups:
-        for reference, bins, groups in cached:
-            if reference() is X_binned and bins == n_bins:
-                return groups
-        groups = BinGroups.of(X_binned, n_bins)
-        cached[:] = [(weakref.ref(X_binned), n_bins, groups)]
-        return groups
-
-    def count_root() -> None:
-        roots[0] += 1
-
-    def builder(X_binned, n_bins, *args) -> GroupedRootHistogramBuilder:
-        return GroupedRootHistogramBuilder(HistogramBuilder(X_binned, n_bins, *args), X_binned, n_bins,
-                                           groups_of=groups_of, on_root=count_root)
-
-    _grower.HistogramBuilder = builder
+    with _install_lock:
+        if _grower.HistogramBuilder is not (_builder if _open_contexts[0] else HistogramBuilder):
+            raise RuntimeError("scikit-learn's tree grower no longer builds histograms with its HistogramBuilder "
+                               "(or something else replaced it): the grouped root histograms are not supported here")
+        _grower.HistogramBuilder = _builder
+        _open_contexts[0] += 1
+    context, outer = _Context(), getattr(_local, "context", None)
+    _local.context = context
     try:
-        yield roots
+        yield context.roots
     finally:
-        _grower.HistogramBuilder = HistogramBuilder
+        _local.context = outer
+        with _install_lock:
+            _open_contexts[0] -= 1
+            if not _open_contexts[0] and _grower.HistogramBuilder is _builder:
+                _grower.HistogramBuilder = HistogramBuilder
