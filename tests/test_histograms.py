@@ -10,6 +10,7 @@ from sklearn.ensemble._hist_gradient_boosting.histogram import HistogramBuilder
 
 from crampdx.training import histograms
 from crampdx.training.distill import fit_soft_targets
+from crampdx.training.fit import Hyperparameters, fit_classifier
 from crampdx.training.histograms import BinGroups, grouped_root_histograms, root_histograms
 
 
@@ -174,3 +175,32 @@ def test_a_nested_context_counts_its_own_roots():
         assert grower.HistogramBuilder is not HistogramBuilder
         HistGradientBoostingClassifier(max_iter=3, early_stopping=False).fit(X, y)
     assert (outer[0], inner[0]) == (9, 6) and grower.HistogramBuilder is HistogramBuilder
+
+
+def _small_fit(report):
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 3, size=(900, 4)).astype(float)
+    targets = rng.dirichlet(np.ones(3), size=900)
+    return fit_classifier(codes, targets, Hyperparameters(max_iter=5, n_iter_no_change=50), 0, report)
+
+
+def test_training_falls_back_to_scikit_learns_histograms_when_its_grower_changed(monkeypatch):
+    """A scikit-learn whose grower builds histograms another way still trains, and says so."""
+    stock = grower.HistogramBuilder
+    monkeypatch.setattr(grower, "HistogramBuilder", lambda *args: stock(*args))
+    lines = []
+    model = _small_fit(lines.append)
+    assert model.n_iter_ == 5
+    assert any("scikit-learn's own root histograms" in line for line in lines)
+
+
+def test_training_says_so_when_no_root_was_grouped(monkeypatch):
+    monkeypatch.setattr(histograms.GroupedRootHistogramBuilder, "compute_histograms_brute",
+                        lambda self, rows, allowed=None: self.builder.compute_histograms_brute(rows, allowed))
+    lines = []
+    _small_fit(lines.append)
+    assert any("without the grouped root histograms" in line for line in lines)
+    grouped = []
+    monkeypatch.undo()
+    _small_fit(grouped.append)
+    assert not any("root histograms" in line for line in grouped)

@@ -118,11 +118,26 @@ def fit_classifier(
                           f"give at least {needed:,} labelled cases or --mix synthetic ones")
     estimator = hyperparameters.estimator(seed)
     report(f"          {int((~validation).sum()):,} cases fitted, {int(validation.sum()):,} for early stopping")
-    with contextlib.redirect_stdout(_IterationReporter(report)), grouped_root_histograms():
-        fit_soft_targets(estimator, codes[~validation], targets[~validation], codes[validation], targets[validation])
+    with contextlib.ExitStack() as stack:
+        roots = _grouped_roots_if_supported(stack, report)
+        with contextlib.redirect_stdout(_IterationReporter(report)):
+            fit_soft_targets(estimator, codes[~validation], targets[~validation], codes[validation], targets[validation])
+    if roots is not None and roots[0] == 0:
+        report("          (scikit-learn grew its trees without the grouped root histograms: the same model, more slowly)")
     validation_loss = -estimator.validation_score_[-1] if len(estimator.validation_score_) else float("nan")
     report(f"  {iterations_text(estimator.n_iter_, hyperparameters.max_iter)}, validation log loss {validation_loss:.4f}")
     return estimator
+
+
+def _grouped_roots_if_supported(stack: contextlib.ExitStack, report: Report) -> list[int] | None:
+    """Enter :func:`grouped_root_histograms` on ``stack`` and return its root count, or say why
+    not and return None: a scikit-learn whose grower builds histograms another way still fits
+    (scikit-learn's own histograms give the same trees, only more slowly)."""
+    try:
+        return stack.enter_context(grouped_root_histograms())
+    except RuntimeError as error:
+        report(f"          (scikit-learn's own root histograms: {error})")
+        return None
 
 
 def reached_cap(n_iterations: int, max_iter: int) -> bool:
