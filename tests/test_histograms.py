@@ -104,9 +104,14 @@ def test_scikit_learns_builder_is_back_after_the_fit_even_when_it_fails():
     assert grower.HistogramBuilder is HistogramBuilder
 
 
-def test_a_grower_whose_builder_was_replaced_is_refused(monkeypatch):
-    """A scikit-learn whose grower builds histograms some other way (or another patch): refused, not stacked."""
-    monkeypatch.setattr(grower, "HistogramBuilder", lambda *args: None)
+@pytest.mark.parametrize("change", ["replaced", "renamed"])
+def test_a_grower_whose_builder_was_replaced_is_refused(monkeypatch, change):
+    """A scikit-learn whose grower builds histograms some other way (or another patch): refused, not
+    stacked, with the RuntimeError that training falls back on."""
+    if change == "replaced":
+        monkeypatch.setattr(grower, "HistogramBuilder", lambda *args: None)
+    else:
+        monkeypatch.delattr(grower, "HistogramBuilder")
     with pytest.raises(RuntimeError, match="no longer builds histograms"), grouped_root_histograms():
         pass
     assert histograms._grower is grower

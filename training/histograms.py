@@ -218,7 +218,7 @@ def grouped_root_histograms() -> Iterator[list[int]]:
     15
     """
     with _install_lock:
-        if _grower.HistogramBuilder is not (_builder if _open_contexts[0] else HistogramBuilder):
+        if getattr(_grower, "HistogramBuilder", None) is not (_builder if _open_contexts[0] else HistogramBuilder):
             raise RuntimeError("scikit-learn's tree grower no longer builds histograms with its HistogramBuilder "
                                "(or something else replaced it): the grouped root histograms are not supported here")
         _grower.HistogramBuilder = _builder
