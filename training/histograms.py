@@ -89,12 +89,12 @@ class BinGroups:
         return cls(np.concatenate(rows), starts, most_frequent, counts)
 
 
-def _sum_grouped(rows, starts, most_frequent, gradients, hessians, sum_gradients, sum_hessians):
+def _sum_grouped(rows, starts, most_frequent, counts, gradients, hessians, histograms):
     total_gradient, total_hessian = 0.0, 0.0
     for i in range(gradients.shape[0]):
         total_gradient += gradients[i]
         total_hessian += hessians[i]
-    n_findings, n_bins = sum_gradients.shape
+    n_findings, n_bins = histograms.shape
     for f in range(n_findings):
         others_gradient, others_hessian = 0.0, 0.0
         for b in range(n_bins):
@@ -102,12 +102,13 @@ def _sum_grouped(rows, starts, most_frequent, gradients, hessians, sum_gradients
             for j in range(starts[f, b], starts[f, b + 1]):
                 gradient += gradients[rows[j]]
                 hessian += hessians[rows[j]]
-            sum_gradients[f, b] = gradient
-            sum_hessians[f, b] = hessian
+            histograms[f, b].sum_gradients = gradient
+            histograms[f, b].sum_hessians = hessian
+            histograms[f, b].count = counts[f, b]
             others_gradient += gradient
             others_hessian += hessian
-        sum_gradients[f, most_frequent[f]] = total_gradient - others_gradient
-        sum_hessians[f, most_frequent[f]] = total_hessian - others_hessian
+        histograms[f, most_frequent[f]].sum_gradients = total_gradient - others_gradient
+        histograms[f, most_frequent[f]].sum_hessians = total_hessian - others_hessian
 
 
 SUM_GROUPED_KERNEL = LazyKernel(_sum_grouped, cache=False)  # its doctests run it: see LazyKernel; ~0.5 s a fit
@@ -123,14 +124,9 @@ def root_histograms(groups: BinGroups, gradients: np.ndarray, hessians: np.ndarr
     >>> histograms["sum_gradients"].tolist(), histograms["sum_hessians"].tolist(), histograms["count"].tolist()
     ([[5.0, 2.0]], [[2.0, 1.0]], [[2, 1]])
     """
-    shape = groups.counts.shape
-    sum_gradients, sum_hessians = np.empty(shape), np.empty(shape)
-    SUM_GROUPED_KERNEL.get()(groups.rows, groups.starts, groups.most_frequent, gradients, hessians,
-                             sum_gradients, sum_hessians)
-    histograms = np.empty(shape, dtype=HISTOGRAM_DTYPE)
-    histograms["sum_gradients"] = sum_gradients
-    histograms["sum_hessians"] = sum_hessians
-    histograms["count"] = groups.counts
+    histograms = np.empty(groups.counts.shape, dtype=HISTOGRAM_DTYPE)
+    SUM_GROUPED_KERNEL.get()(groups.rows, groups.starts, groups.most_frequent, groups.counts, gradients, hessians,
+                             histograms)
     return histograms
 
 
@@ -143,8 +139,8 @@ class GroupedRootHistogramBuilder:
     :func:`grouped_root_histograms`); ``on_root`` is called after each root histogram built here.
     """
 
-    def __init__(self, builder: HistogramBuilder, X_binned: np.ndarray, n_bins: int, *, groups_of, on_root):
-        self.builder, self._binned, self._n_bins = builder, X_binned, n_bins
+    def __init__(self, builder: HistogramBuilder, X_binned: np.ndarray, *, groups_of, on_root):
+        self.builder, self._binned = builder, X_binned  # the array itself: groups are cached by its identity
         self._groups_of, self._on_root = groups_of, on_root
 
     def __getattr__(self, name: str):
@@ -155,7 +151,7 @@ class GroupedRootHistogramBuilder:
         builder = self.builder
         if allowed_features is not None or builder.hessians_are_constant or len(sample_indices) != len(self._binned):
             return builder.compute_histograms_brute(sample_indices, allowed_features)
-        histograms = root_histograms(self._groups_of(self._binned, self._n_bins),
+        histograms = root_histograms(self._groups_of(self._binned, builder.n_bins),
                                      np.asarray(builder.gradients), np.asarray(builder.hessians))
         self._on_root()
         return histograms
@@ -193,7 +189,7 @@ def _builder(X_binned, n_bins, *args):
     context = getattr(_local, "context", None)
     if context is None:
         return builder
-    return GroupedRootHistogramBuilder(builder, X_binned, n_bins, groups_of=context.groups_of,
+    return GroupedRootHistogramBuilder(builder, X_binned, groups_of=context.groups_of,
                                        on_root=context.count_root)
 
 
