@@ -138,10 +138,12 @@ class Diagnoser:
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds (``logits / T``) for encoded cases, shape (n, n_classes)."""
         codes = np.asarray(codes, dtype=float)
-        if codes.ndim == 2 and len(codes) <= SMALL_BATCH:
-            return self.forest_.decision_function(codes) / self.temperature_
+        # compiled heaps once numba has started (a server's warm-up, a large batch); until then
+        # the numpy walk for one case or a small batch, which skips the trees no finding reaches
         if codes.ndim == 2 and HeapForest.worthwhile(len(codes)) and self.batch_forest_ is not None:
             return self.batch_forest_.decision_function(codes) / self.temperature_
+        if codes.ndim == 2 and len(codes) <= SMALL_BATCH:
+            return self.forest_.decision_function(codes) / self.temperature_
         # Column-major: scikit-learn walks the trees one at a time over all rows, so each tree
         # reads a few columns; row-major rows made every tree stream the whole batch through
         # the cache (bench/bench_cli.py: ~4x the rows per second, the same scores).

@@ -3,9 +3,9 @@
 scikit-learn predicts tree by tree: for every one of the ~5,000 trees (iterations x classes)
 it makes a Python-level call into Cython, so one case costs tens of milliseconds, nearly all
 of it overhead. Here every tree's nodes sit in one array and a case walks all trees at once,
-one numpy step per tree level: one case, or the few hundred hypothetical cases of
-``next_best_findings``, takes about a millisecond. Large batches go to
-:mod:`crampdx.model.batch_forest` (compiled code, parallel over cases).
+one numpy step per tree level: one case takes a few tenths of a millisecond without numba's
+start. Large batches, and every batch once a server has started numba, go to
+:mod:`crampdx.model.batch_forest` (compiled code).
 
 A case assesses a handful of the findings, and a tree whose path for a case with nothing
 assessed meets none of them ends in that same leaf for this case (a missing value always

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crampdx import DISCLAIMER, __version__
+from crampdx.model.batch_forest import compile_kernels
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.service import api, cds_hooks
 from crampdx.service.guards import (DISCLAIMER_HEADER, CompactJSONResponse, MAX_BODY_BYTES, MAX_CDS_BODY_BYTES, DeclaredBodyLimit, DisclaimerHeader,
@@ -54,6 +55,8 @@ def _warm_up(state, ready: threading.Event) -> None:
     CPU on the default model), so /readyz answers 200 once /docs shows them."""
     try:
         compile_atypical_check(state.diagnoser.knowledge_)
+        if state.diagnoser.batch_forest_ is not None:  # one case or a ranged one's draws: compiled
+            compile_kernels(state.diagnoser.batch_forest_)
         state.diagnoser.assess({}, explain=1, next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")

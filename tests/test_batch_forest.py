@@ -9,7 +9,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from crampdx.compiled import LazyKernel
 from crampdx.model import batch_forest
-from crampdx.model.batch_forest import MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest
+from crampdx.model.batch_forest import FEW_ROWS, MAX_DEPTH, ROWS_PER_TASK, ROWS_WORTH_STARTING, HeapForest, compile_kernels
 from crampdx.model.diagnoser import SMALL_BATCH, Diagnoser
 from crampdx.model.forest import CompiledForest
 from crampdx.synthetic import generate
@@ -29,8 +29,22 @@ def test_generated_cases_score_as_scikit_learn_to_the_bit(tiny_diagnoser, heaps)
     codes = tiny_diagnoser.schema.encode(generate(2 * ROWS_PER_TASK + 37, seed=21))
     assert np.isnan(codes).any() and (~np.isnan(codes)).any()
     _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
-    for n in (1, 5, 16, 17):  # rows walk the trees side by side in lanes of 16
+    # up to FEW_ROWS rows a row at a time (lanes of trees), then lanes of 16 rows
+    for n in (1, 5, FEW_ROWS, FEW_ROWS + 1, 16, 17):
         _same_floats(heaps.decision_function(codes[:n]), tiny_diagnoser.estimator_.decision_function(codes[:n]))
+
+
+def test_a_few_rows_score_as_scikit_learn_to_the_bit_whatever_the_number_of_trees():
+    """Lanes of 8 trees: forests of 8k and 8k + r trees (the remainder walked one by one)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(600, 3))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) > 0).astype(int) + (np.nan_to_num(X[:, 1]) > 0.5)
+    for iterations in (1, 3, 8, 11):  # x 3 classes: 3, 9, 24 and 33 trees
+        model = HistGradientBoostingClassifier(max_iter=iterations, early_stopping=False, random_state=0).fit(X, y)
+        heaps = HeapForest(CompiledForest(model))
+        assert heaps.split_feature_.shape[0] == 3 * iterations
+        _same_floats(heaps.decision_function(X[:FEW_ROWS]), model.decision_function(X[:FEW_ROWS]))
 
 
 def test_thresholds_missing_values_and_infinities_take_scikit_learns_side(tiny_diagnoser, heaps):
@@ -93,13 +107,31 @@ def heap_calls(monkeypatch):
     return calls
 
 
-def test_the_diagnoser_scores_large_batches_with_heaps_and_small_ones_with_the_compiled_forest(tiny_diagnoser, heap_calls):
+def test_until_numba_has_started_one_case_and_small_batches_take_the_numpy_walk(tiny_diagnoser, heap_calls, monkeypatch):
+    """A command-line run does not pay numba's start for one case; a server's warm-up
+    (compile_kernels) or a large batch starts it, and then every batch is scored in compiled
+    code, to the bit as scikit-learn scores it."""
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))  # as in a new process
+    monkeypatch.setattr(batch_forest, "FEW_ROWS_KERNEL", LazyKernel(batch_forest._score_few_rows))
     codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=24))
-    whole = tiny_diagnoser.scores(codes)
+
+    def expected(rows):
+        return tiny_diagnoser.estimator_.decision_function(rows) / tiny_diagnoser.temperature_
+
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:1]), expected(codes[:1]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), expected(codes[:SMALL_BATCH]), rtol=0, atol=1e-9)
+    assert heap_calls == []
+    _same_floats(tiny_diagnoser.scores(codes), expected(codes))
     assert heap_calls == [ROWS_WORTH_STARTING]
-    _same_floats(whole, tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_)
-    np.testing.assert_allclose(tiny_diagnoser.scores(codes[:SMALL_BATCH]), whole[:SMALL_BATCH], rtol=0, atol=1e-9)
-    assert heap_calls == [ROWS_WORTH_STARTING]
+    _same_floats(tiny_diagnoser.scores(codes[:SMALL_BATCH]), expected(codes[:SMALL_BATCH]))  # lanes of rows started
+    tiny_diagnoser.scores(codes[:1])
+    assert heap_calls == [ROWS_WORTH_STARTING, SMALL_BATCH]  # the few-rows loop is not started yet
+    compile_kernels(tiny_diagnoser.batch_forest_)
+    assert batch_forest.FEW_ROWS_KERNEL.started and batch_forest.SCORE_KERNEL.started
+    heap_calls.clear()
+    for n in (1, FEW_ROWS):
+        _same_floats(tiny_diagnoser.scores(codes[:n]), expected(codes[:n]))
+    assert heap_calls == [1, FEW_ROWS]
 
 
 def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch(tiny_diagnoser, heap_calls, monkeypatch):
