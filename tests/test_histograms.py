@@ -28,11 +28,13 @@ def _binned(rng, n=3000, n_findings=12):
     return np.asfortranarray(np.column_stack(columns))
 
 
-def test_root_histograms_equal_scikit_learns():
+@pytest.mark.parametrize("n_rows, row_type", [(3000, np.uint16), (1 << 16, np.uint16), ((1 << 16) + 1, np.int32)])
+def test_root_histograms_equal_scikit_learns(n_rows, row_type):
     """Every bin's gradient and Hessian sums and counts as scikit-learn's own root histograms;
-    the bins summed over their rows bit for bit, the most frequent bin up to rounding."""
+    the bins summed over their rows bit for bit, the most frequent bin up to rounding. Row
+    numbers are 16-bit up to 65,536 rows, 32-bit above."""
     rng = np.random.default_rng(3)
-    X_binned = _binned(rng)
+    X_binned = _binned(rng, n=n_rows)
     # magnitudes 1e-9 to 1e9: their float64 sums depend on the order of the additions, so the
     # bins summed over their rows match only when added in scikit-learn's (ascending row) order
     gradients = (rng.normal(size=len(X_binned)) * 10.0 ** rng.uniform(-9, 9, len(X_binned))).astype(np.float32)
@@ -40,6 +42,7 @@ def test_root_histograms_equal_scikit_learns():
     expected = np.asarray(HistogramBuilder(X_binned, 256, gradients, hessians, False, 2)
                           .compute_histograms_brute(np.arange(len(X_binned), dtype=np.uint32), None))
     groups = BinGroups.of(X_binned, 256)
+    assert groups.rows.dtype == row_type and groups.rows.max() == n_rows - 1  # the last row is in some bin kept
     got = root_histograms(groups, gradients, hessians)
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert np.array_equal(got["count"], expected["count"])

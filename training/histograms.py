@@ -44,7 +44,9 @@ class BinGroups:
     Attributes
     ----------
     rows : numpy.ndarray
-        int32 row numbers: finding by finding, bin by bin, ascending within a bin.
+        Row numbers: finding by finding, bin by bin, ascending within a bin; uint16 for up to
+        65,536 rows (the default training rows: the loop streams half the bytes, roots ~20 %
+        faster, ``bench/bench_histograms.py``), else int32.
     starts : numpy.ndarray
         Shape (n_findings, n_bins + 1): ``rows[starts[f, b]:starts[f, b + 1]]`` are the rows of
         finding ``f`` in bin ``b`` (none for the most frequent bin).
@@ -77,6 +79,7 @@ class BinGroups:
         starts = np.zeros((n_findings, n_bins + 1), dtype=np.int64)
         most_frequent = np.zeros(n_findings, dtype=np.int64)
         rows, placed = [], 0
+        row_type = np.uint16 if len(X_binned) <= 1 << 16 else np.int32
         for f in range(n_findings):
             column = X_binned[:, f]
             counts[f] = np.bincount(column, minlength=n_bins)
@@ -84,7 +87,7 @@ class BinGroups:
             kept = np.flatnonzero(column != most_frequent[f])
             kept = kept[np.argsort(column[kept], kind="stable")]
             starts[f] = placed + np.searchsorted(column[kept], np.arange(n_bins + 1))
-            rows.append(kept.astype(np.int32))
+            rows.append(kept.astype(row_type))
             placed += len(kept)
         return cls(np.concatenate(rows), starts, most_frequent, counts)
 
