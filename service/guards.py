@@ -146,9 +146,10 @@ def install_error_handlers(app) -> None:
             message = f"no such route: {request.method} {request.url.path[:80]}; the routes are listed at /docs"
         elif error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path[:80]}; see /docs"
-        elif error.status_code == 413:
+        elif error.status_code == 413:  # a body without Content-Length, counted as it arrived
             cds = request.url.path.startswith("/cds-services")
-            message = _too_large(MAX_CDS_BODY_BYTES if cds else MAX_BODY_BYTES, cds=cds)
+            limit = MAX_CDS_BODY_BYTES if cds else getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES)
+            message = _too_large(limit, cds=cds)
         elif error.status_code == 422:  # the strict JSON reader refused the body
             return error_response(422, "the request body is not JSON crampdx reads; correct it", {"body": str(error.detail)})
         elif error.status_code == 400:

@@ -160,3 +160,15 @@ def test_the_size_limits_say_what_to_send_instead(client):
     assert streamed.status_code == 413 and streamed.json()["error"] == declared.json()["error"]
     case = client.post("/v1/assess", content=b"{" + b" " * 70_000 + b"}", headers=JSON)
     assert case.json()["error"] == "the request body is larger than 64 kB; send one case per request"
+
+
+def test_a_smaller_case_limit_is_the_one_quoted_whether_the_size_was_declared_or_streamed(tiny_diagnoser):
+    body = b"{" + b" " * 20_000 + b"}"
+
+    def chunks():
+        yield from (body[i:i + 4096] for i in range(0, len(body), 4096))
+    with TestClient(create_app(tiny_diagnoser, max_body_bytes=8 * 1024), raise_server_exceptions=False) as small:
+        for content in (body, chunks()):
+            response = small.post("/v1/assess", content=content, headers=JSON)
+            assert response.status_code == 413, response.text
+            assert response.json()["error"] == "the request body is larger than 8 kB; send one case per request"
