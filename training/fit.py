@@ -50,8 +50,10 @@ class Hyperparameters:
     learning_rate: float = 0.3  # 0.4-0.6 overshoot and stop higher (README, Hyperparameters)
     max_depth: int | None = 3
     max_leaf_nodes: int = 8
-    min_samples_leaf: int = 100
-    l2_regularization: float = 1.0  # 5 slows the steps where the model is already sure; 0.1 diverges
+    min_samples_leaf: int = 50
+    # 3 with 50 cases per leaf: KL 0.028 -> 0.0235 on 100,000 fresh cases against 1 and 100 (README,
+    # Hyperparameters); 0.1 diverges
+    l2_regularization: float = 3.0
     max_iter: int = 2000
     n_iter_no_change: int = 20
     tol: float = 3e-4  # nats: stop when 20 iterations improve the validation cross-entropy by less
