@@ -50,13 +50,38 @@ class LazyKernel:
         """The loop's dispatcher, made on the first call."""
         with self._lock:
             if not self._compiled:
-                import numba  # deferred: see the module docstring (not a cycle)
-
-                try:  # compiled once and, unless cache=False, kept on disk (__pycache__ or ~/.cache/numba)
-                    self._compiled.append(self._compile(numba, cache=self.cache))
-                except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time
-                    self._compiled.append(self._compile(numba, cache=False))
+                self._compiled.append(self._dispatcher())
             return self._compiled[0]
+
+    def warm(self, *args) -> None:
+        """Make the dispatcher and compile it for ``args`` (by calling it with them) before
+        :attr:`started` turns true, so that callers choosing their path by ``started`` keep
+        theirs while numba compiles (a server's warm-up, answering requests meanwhile).
+
+        Examples
+        --------
+        >>> def add_one(a):
+        ...     a += 1
+        >>> kernel = LazyKernel(add_one, cache=False)
+        >>> import numpy as np
+        >>> values = np.zeros(2)
+        >>> kernel.warm(values)
+        >>> kernel.started, values.tolist()
+        (True, [1.0, 1.0])
+        """
+        with self._lock:
+            dispatcher = self._compiled[0] if self._compiled else self._dispatcher()
+            dispatcher(*args)
+            if not self._compiled:
+                self._compiled.append(dispatcher)
+
+    def _dispatcher(self) -> Callable:
+        import numba  # deferred: see the module docstring (not a cycle)
+
+        try:  # compiled once and, unless cache=False, kept on disk (__pycache__ or ~/.cache/numba)
+            return self._compile(numba, cache=self.cache)
+        except RuntimeError:  # no writable cache location (a read-only install, no home): compile each time
+            return self._compile(numba, cache=False)
 
     def _compile(self, numba, cache: bool) -> Callable:
         for helper in self.helpers:

@@ -1,4 +1,7 @@
-"""Large batches scored in compiled code, every tree laid out as a complete binary tree.
+"""Batches scored in compiled code, every tree laid out as a complete binary tree.
+
+Large batches, and in a server (whose warm-up compiles the loops, :func:`compile_kernels`)
+every batch, one case included.
 
 scikit-learn scores a batch tree by tree, each tree a parallel loop over the rows: about
 4,700 rows/s for the default model's 8,325 depth-3 trees on this machine's two cores, most
@@ -35,9 +38,9 @@ MAX_DEPTH = 8
 MAX_CELLS = 1 << 21
 ROWS_PER_TASK = 1024
 LANES = 16
-# A batch of at most FEW_ROWS rows (one case, or a case whose results are known only as ranges
-# drawn a few times) walks TREE_LANES trees side by side instead of LANES rows: lanes of rows
-# would be mostly padding.
+# A batch of at most FEW_ROWS rows (one case) walks TREE_LANES trees side by side instead of
+# LANES rows: lanes of rows would be mostly padding. (A case with a result known only as a range
+# is scored as RANGE_DRAWS = 32 rows: lanes of rows.)
 FEW_ROWS = 8  # measured: 0.55 ms for 8 rows of the default model, lanes of rows 0.93 ms; 16 rows 1.1 and 0.9
 TREE_LANES = 8
 # numba's start (importing it and loading the compiled loop from its cache, 0.6-0.9 s once
@@ -144,7 +147,7 @@ FEW_ROWS_KERNEL = LazyKernel(_score_few_rows)
 
 
 class HeapForest:
-    """A compiled forest's raw decision function for large batches, in compiled code.
+    """A compiled forest's raw decision function, in compiled code.
 
     Parameters
     ----------
@@ -236,7 +239,9 @@ class HeapForest:
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        X = np.ascontiguousarray(X, dtype=float)
+        # C order and writable: numba compiles once per layout and read-only flag, and a second
+        # compilation would stall a server for a second or more
+        X = np.require(X, dtype=float, requirements=["C", "W"])
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected a 2-d array of cases with {self.n_features_in_} columns, got shape {X.shape}")
         out = np.empty((len(X), self.n_classes_))
@@ -258,11 +263,11 @@ class HeapForest:
 
 
 def compile_kernels(heaps: HeapForest) -> None:
-    """Make and compile both loops now (numba: ~1 s from its disk cache, seconds the first
-    time), so that every batch after it in this process, one case or many, is scored in
-    compiled code: for a server's warm-up, before its first request."""
+    """Compile both loops now (numba: ~1 s from its disk cache, seconds the first time), so
+    that every batch after it in this process, one case or many, is scored in compiled code:
+    for a server's warm-up. Until each loop is compiled, batches keep the path they had (see
+    :meth:`HeapForest.worthwhile`)."""
     empty = np.full((FEW_ROWS + 1, heaps.n_features_in_), np.nan)
-    FEW_ROWS_KERNEL.get()
-    SCORE_KERNEL.get()
-    heaps.decision_function(empty[:1])
-    heaps.decision_function(empty, n_threads=1)
+    arrays = (heaps.split_feature_, heaps.split_at_, heaps.leaf_value_, heaps.tree_class_, heaps.baseline_, heaps.depth_)
+    FEW_ROWS_KERNEL.warm(empty[:1], *arrays, np.empty((1, heaps.n_classes_)))
+    SCORE_KERNEL.warm(empty, *arrays, np.empty((len(empty), heaps.n_classes_)))

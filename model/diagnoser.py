@@ -41,9 +41,11 @@ from crampdx.synthetic.typicality import evidence_percentile
 
 __all__ = ["Diagnoser"]
 
-# Up to this many cases are scored by the compiled forest (all trees walked at once), larger
-# batches in compiled code (model/batch_forest.py; by scikit-learn when too few to pay its start,
-# or the trees are too deep for it).
+# Until numba has started, up to this many cases are scored by the numpy walk of the compiled
+# forest (all trees at once), larger batches in compiled code (model/batch_forest.py; by
+# scikit-learn when too few to pay numba's start, or the trees are too deep for it). Once a
+# server's warm-up (or a large batch, for more than FEW_ROWS rows) has started numba, batches go
+# to the compiled code whatever their size.
 SMALL_BATCH = 512
 # A result known only as a range ("potassium low") is scored as the average over this many
 # values drawn from the range under the knowledge base (stratified; the same case, the same draws).
@@ -127,19 +129,19 @@ class Diagnoser:
     # -- batch prediction -----------------------------------------------------------------
     @cached_property
     def forest_(self) -> CompiledForest:
-        """The model's trees as flat arrays: one case scores in about a millisecond."""
+        """The model's trees as flat arrays, walked in numpy: one case in a few tenths of a millisecond."""
         return CompiledForest(self.estimator_)
 
     @cached_property
     def batch_forest_(self) -> HeapForest | None:
-        """The trees laid out for large batches (None when too deep or too many: scikit-learn scores those)."""
+        """The trees laid out for compiled code (None when too deep or too many: scikit-learn scores those)."""
         return HeapForest(self.forest_) if HeapForest.supports(self.forest_) else None
 
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds (``logits / T``) for encoded cases, shape (n, n_classes)."""
         codes = np.asarray(codes, dtype=float)
-        # compiled heaps once numba has started (a server's warm-up, a large batch); until then
-        # the numpy walk for one case or a small batch, which skips the trees no finding reaches
+        # compiled heaps once their loop is compiled (one case: a server's warm-up; more rows: the
+        # warm-up or a large batch); until then the numpy walk for one case or a small batch
         if codes.ndim == 2 and HeapForest.worthwhile(len(codes)) and self.batch_forest_ is not None:
             return self.batch_forest_.decision_function(codes) / self.temperature_
         if codes.ndim == 2 and len(codes) <= SMALL_BATCH:

@@ -186,8 +186,11 @@ def _too_large(limit: int, *, cds: bool) -> str:
     'the request body is larger than 64 kB; send one case per request'
     >>> _too_large(MAX_CDS_BODY_BYTES, cds=True)
     'the request body is larger than 10 MB; send fewer records (prefetch)'
+    >>> _too_large(1000, cds=False)
+    'the request body is larger than 1,000 bytes; send one case per request'
     """
-    size = f"{limit // 2**20} MB" if limit >= 2**20 and limit % 2**20 == 0 else f"{limit // 1024} kB"
+    size = f"{limit // 2**20} MB" if limit >= 2**20 and limit % 2**20 == 0 else \
+        f"{limit // 1024} kB" if limit % 1024 == 0 else f"{limit:,} bytes"
     advice = "send fewer records (prefetch)" if cds else "send one case per request"
     return f"the request body is larger than {size}; {advice}"
 

@@ -61,7 +61,10 @@ def test_thresholds_missing_values_and_infinities_take_scikit_learns_side(tiny_d
     codes[rows[::4], features[chosen][::4]] = np.nan
     codes[rows[1::4], features[chosen][1::4]] = np.inf
     codes[rows[2::8], features[chosen][2::8]] = -np.inf
-    _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))
+    expected = tiny_diagnoser.estimator_.decision_function(codes)
+    _same_floats(heaps.decision_function(codes), expected)
+    few = np.vstack([heaps.decision_function(codes[i:i + FEW_ROWS]) for i in range(0, 600, FEW_ROWS)])
+    _same_floats(few, expected)  # a row at a time, lanes of trees
 
 
 def test_uneven_trees_are_padded_without_changing_a_score():
@@ -77,7 +80,10 @@ def test_uneven_trees_are_padded_without_changing_a_score():
     assert len(depths) > 1 and forest.depth_ > 2
     test = rng.normal(size=(2500, 4))
     test[rng.random(test.shape) < 0.2] = np.nan
-    _same_floats(HeapForest(forest).decision_function(test), model.decision_function(test))
+    heaps = HeapForest(forest)
+    _same_floats(heaps.decision_function(test), model.decision_function(test))
+    _same_floats(np.vstack([heaps.decision_function(test[i:i + FEW_ROWS]) for i in range(0, 400, FEW_ROWS)]),
+                 model.decision_function(test[:400]))
 
 
 def test_one_thread_and_several_give_the_same_scores(tiny_diagnoser, heaps):

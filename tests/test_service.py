@@ -10,6 +10,7 @@ import json
 import math
 
 import jsonschema
+import numpy as np
 import pydantic_core
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from crampdx import DISCLAIMER
 from crampdx.compiled import LazyKernel
 from crampdx.contract import CaseError, validate_case
+from crampdx.model import batch_forest
 from crampdx.model.assessment import assessment_json_schema
 from crampdx.service.app import DISCLAIMER_HEADER, create_app
 from crampdx.service.guards import MAX_BODY_BYTES
@@ -142,6 +144,26 @@ def test_the_warm_up_compiles_the_atypical_check(tiny_diagnoser, monkeypatch):
         for findings in ({"potassium": 2.9, "age": 70, "med_diuretic": "yes"}, {"potassium": 2.9, "hemodialysis": "yes"}):
             assert c.post("/v1/assess", json={"findings": findings}).json()["atypical"]["reference_cases"] > 0
         assert len(fresh.get().signatures) == 1
+
+
+def test_the_warm_up_compiles_the_forest_loops_and_requests_add_no_compilation(tiny_diagnoser, monkeypatch):
+    """Once ready, one case (the few-rows loop) and a case with a result known only as a range
+    (its draws: lanes of rows) are scored in compiled code compiled by the warm-up, for one kind
+    of argument each, with the scores scikit-learn gives."""
+    few = LazyKernel(batch_forest._score_few_rows)
+    rows = LazyKernel(batch_forest._score_rows)
+    monkeypatch.setattr(batch_forest, "FEW_ROWS_KERNEL", few)  # as in a new process
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", rows)
+    with TestClient(create_app(tiny_diagnoser), raise_server_exceptions=False) as c:
+        assert c.app.state.ready.wait(timeout=60) and few.started and rows.started
+        assert len(few.get().signatures) == len(rows.get().signatures) == 1
+        for findings in ({"potassium": 2.9, "age": 70}, {"potassium": "low", "age": 70}):
+            answer = c.post("/v1/assess", json={"findings": findings, "top": 25})
+            assert answer.status_code == 200, answer.text
+        assert len(few.get().signatures) == len(rows.get().signatures) == 1
+    codes = tiny_diagnoser.case({"potassium": 2.9, "age": 70}).codes().reshape(1, -1)
+    expected = tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_
+    assert np.array_equal(tiny_diagnoser.scores(codes), expected)  # the compiled path, to the bit
 
 
 def test_unknown_routes_and_methods_are_json_errors(client):
