@@ -27,22 +27,17 @@ from sklearn.ensemble._hist_gradient_boosting.histogram import HistogramBuilder
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _timing import machine  # noqa: E402
-from crampdx.synthetic import LABEL  # noqa: E402
 from crampdx.synthetic.load import load_knowledge  # noqa: E402
 from crampdx.training.defaults import DEFAULT_CASES  # noqa: E402
 from crampdx.training.distill import SoftTargetLoss, fit_soft_targets  # noqa: E402
 from crampdx.training.fit import Hyperparameters  # noqa: E402
 from crampdx.training.histograms import BinGroups, grouped_root_histograms, root_histograms  # noqa: E402
-from crampdx.training.train import _training_cases, calibration_mask, training_targets  # noqa: E402
+from crampdx.training.train import training_rows  # noqa: E402
 
 
 def _training_rows():
-    kb = load_knowledge()
-    frame, _, synthetic = _training_cases(kb, DEFAULT_CASES, 0, None, False)
-    codes = kb.schema.encode(frame)
-    targets = training_targets(codes, frame[LABEL].cat.codes.to_numpy(), synthetic, kb)
-    calibration = calibration_mask(len(codes), 0)
-    return codes[~calibration], targets[~calibration]
+    rows = training_rows(load_knowledge(), cases=DEFAULT_CASES, seed=0)  # what `crampdx train` fits
+    return rows.codes[~rows.calibration], rows.targets[~rows.calibration]
 
 
 def _first_gradients(targets: np.ndarray, k: int = 0):

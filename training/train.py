@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,8 +25,8 @@ from crampdx.training.external import read_labelled_file, validate_on
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
 from crampdx.training.model_card import write_model_card
 
-__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "WEAK_RATIO", "calibration_mask", "development_figures", "training_targets", "summary_table", "train",
-           "weak_model_warning"]
+__all__ = ["DEFAULT_CASES", "DEFAULT_EVALUATION_CASES", "TrainingRows", "WEAK_RATIO", "calibration_mask", "development_figures",
+           "summary_table", "train", "training_rows", "training_targets", "weak_model_warning"]
 
 CALIBRATION_FRACTION = 0.1
 STAGES = ("generate", "fit", "calibrate", "evaluate", "save")
@@ -84,15 +84,10 @@ def train(
         return time.perf_counter()
 
     t = stage(1, "cases")
-    frame, source, synthetic = _training_cases(kb, cases, seed, data, mix)
-    codes = kb.schema.encode(frame)
-    labels = np.asarray([kb.class_ids.index(c) for c in frame[LABEL].astype(str)]) if data else frame[LABEL].cat.codes.to_numpy()
-    if len(np.unique(labels)) < 3:
-        raise SchemaError("training needs cases of at least three etiology classes")
-    targets = training_targets(codes, labels, synthetic, kb)
-    calibration = calibration_mask(len(labels), seed)
+    rows = training_rows(kb, cases=cases, seed=seed, data=data, mix=mix)
+    codes, targets, calibration, synthetic, source = rows.codes, rows.targets, rows.calibration, rows.synthetic, rows.source
     timings["generate"] = time.perf_counter() - t
-    report(f"          {len(labels):,} cases from {source}; {calibration.sum():,} held out for calibration")
+    report(f"          {len(codes):,} cases from {source}; {calibration.sum():,} held out for calibration")
 
     t = stage(2, "gradient boosting on soft targets (early stopping on validation cases)")
     estimator = fit_classifier(codes[~calibration], targets[~calibration], hp, seed, report)
@@ -189,6 +184,40 @@ def calibration_mask(n: int, seed: int) -> np.ndarray:
 
 
 _CALIBRATION_STREAM = 1
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """What the fit and the temperature are trained on: encoded cases, their targets (the exact
+    posterior for a synthetic case, the label for a user's), which are held out for calibration."""
+
+    codes: np.ndarray  # (n, n_findings), NaN where not assessed
+    targets: np.ndarray  # (n, n_classes), rows summing to 1
+    calibration: np.ndarray  # (n,) bool: held out for the temperature
+    synthetic: np.ndarray  # (n,) bool: generated (fitted to its exact posterior)
+    source: str  # where the cases come from, in words
+
+
+def training_rows(kb: KnowledgeBase, *, cases: int = DEFAULT_CASES, seed: int = 0, data: str | Path | None = None,
+                  mix: bool = False) -> TrainingRows:
+    """The first stage of :func:`train`: the training cases encoded, their targets and the
+    calibration split (for benchmarks and probes that fit what ``crampdx train`` fits).
+
+    Examples
+    --------
+    >>> rows = training_rows(load_knowledge(), cases=2000, seed=1)
+    >>> rows.codes.shape[0] == rows.targets.shape[0] == 2000, bool(rows.synthetic.all())
+    (True, True)
+    >>> bool(np.allclose(rows.targets.sum(axis=1), 1.0)), bool(0.05 < rows.calibration.mean() < 0.15)
+    (True, True)
+    """
+    frame, source, synthetic = _training_cases(kb, cases, seed, data, mix)
+    codes = kb.schema.encode(frame)
+    labels = np.asarray([kb.class_ids.index(c) for c in frame[LABEL].astype(str)]) if data else frame[LABEL].cat.codes.to_numpy()
+    if len(np.unique(labels)) < 3:
+        raise SchemaError("training needs cases of at least three etiology classes")
+    targets = training_targets(codes, labels, synthetic, kb)
+    return TrainingRows(codes, targets, calibration_mask(len(labels), seed), synthetic, source)
 
 
 def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str, np.ndarray]:
