@@ -33,7 +33,7 @@ health_router = APIRouter(tags=["health"])
 
 _ERRORS = {
     401: {"description": "a bearer token is required (the service was started with --token-file)"},
-    413: {"description": "the body is larger than 64 kB"},
+    413: {"description": "the body is larger than the service's limit (64 kB unless configured); the error names it"},
     422: {"description": "a field is wrong: `problems` names each one (the same words as `crampdx predict`)"},
 }
 
