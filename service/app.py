@@ -120,8 +120,7 @@ def create_app(diagnoser: Diagnoser, *, token: str | None = None, cors_origins: 
     app.state.public_manifest = public_manifest(diagnoser.manifest_)
     app.state.model_card = _model_card(diagnoser)
     app.state.response_examples = None  # computed by the warm-up
-    app.state.max_body_bytes = max_body_bytes  # quoted by the 413 of a body that had no Content-Length
-    install_error_handlers(app)
+    install_error_handlers(app, max_body_bytes)
 
     @app.exception_handler(_Unauthorised)
     async def unauthorised(request: Request, error: _Unauthorised):

@@ -119,8 +119,9 @@ def _validation_problems(error: RequestValidationError) -> dict[str, str]:
     return problems
 
 
-def install_error_handlers(app) -> None:
-    """Turn every error into the one JSON shape (and never a traceback)."""
+def install_error_handlers(app, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    """Turn every error into the one JSON shape (and never a traceback); ``max_body_bytes`` is
+    the /v1 routes' limit that a 413 quotes."""
 
     @app.exception_handler(CaseError)
     async def bad_case(request: Request, error: CaseError):
@@ -148,8 +149,7 @@ def install_error_handlers(app) -> None:
             message = f"{request.method} is not allowed on {request.url.path[:80]}; see /docs"
         elif error.status_code == 413:  # a body without Content-Length, counted as it arrived
             cds = request.url.path.startswith("/cds-services")
-            limit = MAX_CDS_BODY_BYTES if cds else getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES)
-            message = _too_large(limit, cds=cds)
+            message = _too_large(MAX_CDS_BODY_BYTES if cds else max_body_bytes, cds=cds)
         elif error.status_code == 422:  # the strict JSON reader refused the body
             return error_response(422, "the request body is not JSON crampdx reads; correct it", {"body": str(error.detail)})
         elif error.status_code == 400:
