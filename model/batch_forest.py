@@ -64,6 +64,17 @@ def available_cpus() -> int:
     return min(cpus, int(limit)) if limit.isdigit() and int(limit) > 0 else cpus
 
 
+def _put_value(row, j, m, value):
+    """Finding ``j``'s value into a doubled row: missing sent left (``-inf``) at ``j`` and right
+    (``+inf``) at ``m + j``; otherwise the value at both, an infinity capped at the largest float."""
+    if value != value:
+        row[j] = -np.inf
+        row[m + j] = np.inf
+    else:
+        row[j] = min(value, _LARGEST)
+        row[m + j] = row[j]
+
+
 def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, depth, out):
     """Raw scores of the rows of ``X`` into ``out`` (compiled by :data:`SCORE_KERNEL`).
 
@@ -77,14 +88,8 @@ def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, de
     node = np.zeros(LANES, dtype=np.intp)
     for first in range(0, n, LANES):
         for lane in range(LANES):
-            for j in range(m):
-                value = X[first + lane, j] if first + lane < n else np.nan  # past the end: computed, not kept
-                if value != value:
-                    rows[lane, j] = -np.inf
-                    rows[lane, m + j] = np.inf
-                else:
-                    rows[lane, j] = min(value, _LARGEST)
-                    rows[lane, m + j] = rows[lane, j]
+            for j in range(m):  # past the end: computed, not kept
+                _put_value(rows[lane], j, m, X[first + lane, j] if first + lane < n else np.nan)
             for c in range(baseline.shape[0]):
                 scores[lane, c] = baseline[c]
         for t in range(n_trees):
@@ -101,7 +106,7 @@ def _score_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, de
                 out[first + lane, c] = scores[lane, c]
 
 
-SCORE_KERNEL = LazyKernel(_score_rows)  # made once per process, on the first large batch
+SCORE_KERNEL = LazyKernel(_score_rows, helpers=(_put_value,))  # made once per process, on the first large batch
 
 
 def _score_few_rows(X, split_feature, split_at, leaf_value, tree_class, baseline, depth, out):
@@ -116,13 +121,7 @@ def _score_few_rows(X, split_feature, split_at, leaf_value, tree_class, baseline
     whole = n_trees - n_trees % TREE_LANES
     for r in range(n):
         for j in range(m):
-            value = X[r, j]
-            if value != value:
-                row[j] = -np.inf
-                row[m + j] = np.inf
-            else:
-                row[j] = min(value, _LARGEST)
-                row[m + j] = row[j]
+            _put_value(row, j, m, X[r, j])
         for c in range(baseline.shape[0]):
             out[r, c] = baseline[c]
         for first in range(0, whole, TREE_LANES):
@@ -143,7 +142,7 @@ def _score_few_rows(X, split_feature, split_at, leaf_value, tree_class, baseline
 
 # made by a server's warm-up (:func:`compile_kernels`); a short command-line run keeps the
 # numpy walk of :class:`~crampdx.model.forest.CompiledForest` for its single cases
-FEW_ROWS_KERNEL = LazyKernel(_score_few_rows)
+FEW_ROWS_KERNEL = LazyKernel(_score_few_rows, helpers=(_put_value,))
 
 
 class HeapForest:
@@ -225,6 +224,10 @@ class HeapForest:
             nodes = np.concatenate([left, right]).astype(np.intp)
             slots = np.concatenate([2 * slots + 1, 2 * slots + 2])
 
+    def _kernel_arrays(self) -> tuple:
+        """What both compiled loops read after the rows: the heaps, the classes, the baseline, the depth."""
+        return self.split_feature_, self.split_at_, self.leaf_value_, self.tree_class_, self.baseline_, self.depth_
+
     def decision_function(self, X: np.ndarray, *, n_threads: int | None = None) -> np.ndarray:
         """Raw multi-class scores, equal to ``estimator.decision_function(X)`` to the bit.
 
@@ -245,7 +248,7 @@ class HeapForest:
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected a 2-d array of cases with {self.n_features_in_} columns, got shape {X.shape}")
         out = np.empty((len(X), self.n_classes_))
-        arrays = (self.split_feature_, self.split_at_, self.leaf_value_, self.tree_class_, self.baseline_, self.depth_)
+        arrays = self._kernel_arrays()
         if len(X) <= FEW_ROWS:
             FEW_ROWS_KERNEL.get()(X, *arrays, out)
             return out
@@ -268,6 +271,6 @@ def compile_kernels(heaps: HeapForest) -> None:
     for a server's warm-up. Until each loop is compiled, batches keep the path they had (see
     :meth:`HeapForest.worthwhile`)."""
     empty = np.full((FEW_ROWS + 1, heaps.n_features_in_), np.nan)
-    arrays = (heaps.split_feature_, heaps.split_at_, heaps.leaf_value_, heaps.tree_class_, heaps.baseline_, heaps.depth_)
+    arrays = heaps._kernel_arrays()
     FEW_ROWS_KERNEL.warm(empty[:1], *arrays, np.empty((1, heaps.n_classes_)))
     SCORE_KERNEL.warm(empty, *arrays, np.empty((len(empty), heaps.n_classes_)))

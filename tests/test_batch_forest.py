@@ -117,8 +117,8 @@ def test_until_numba_has_started_one_case_and_small_batches_take_the_numpy_walk(
     """A command-line run does not pay numba's start for one case; a server's warm-up
     (compile_kernels) or a large batch starts it, and then every batch is scored in compiled
     code, to the bit as scikit-learn scores it."""
-    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))  # as in a new process
-    monkeypatch.setattr(batch_forest, "FEW_ROWS_KERNEL", LazyKernel(batch_forest._score_few_rows))
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows, helpers=batch_forest.SCORE_KERNEL.helpers))  # as in a new process
+    monkeypatch.setattr(batch_forest, "FEW_ROWS_KERNEL", LazyKernel(batch_forest._score_few_rows, helpers=batch_forest.FEW_ROWS_KERNEL.helpers))
     codes = tiny_diagnoser.schema.encode(generate(ROWS_WORTH_STARTING, seed=24))
 
     def expected(rows):
@@ -141,7 +141,7 @@ def test_until_numba_has_started_one_case_and_small_batches_take_the_numpy_walk(
 
 
 def test_numba_is_started_only_for_a_batch_worth_it_then_used_for_any_large_batch(tiny_diagnoser, heap_calls, monkeypatch):
-    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))  # as in a new process
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows, helpers=batch_forest.SCORE_KERNEL.helpers))  # as in a new process
     codes = tiny_diagnoser.schema.encode(generate(SMALL_BATCH + 10, seed=25))
     expected = tiny_diagnoser.estimator_.decision_function(codes) / tiny_diagnoser.temperature_
     _same_floats(tiny_diagnoser.scores(codes), expected)  # scikit-learn: numba not worth starting for this
@@ -163,7 +163,7 @@ def test_a_forest_too_large_for_heaps_is_scored_by_scikit_learn(tiny_diagnoser, 
 def test_without_a_writable_cache_numba_compiles_in_memory(tiny_diagnoser, numba_without_disk_cache, monkeypatch):
     """numba refuses cache=True where it finds no writable cache folder (a read-only install
     run by a user without a home): the loop is compiled without the cache instead."""
-    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows))
+    monkeypatch.setattr(batch_forest, "SCORE_KERNEL", LazyKernel(batch_forest._score_rows, helpers=batch_forest.SCORE_KERNEL.helpers))
     codes = tiny_diagnoser.schema.encode(generate(50, seed=27))
     heaps = HeapForest(CompiledForest(tiny_diagnoser.estimator_))
     _same_floats(heaps.decision_function(codes), tiny_diagnoser.estimator_.decision_function(codes))

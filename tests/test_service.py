@@ -150,8 +150,8 @@ def test_the_warm_up_compiles_the_forest_loops_and_requests_add_no_compilation(t
     """Once ready, one case (the few-rows loop) and a case with a result known only as a range
     (its draws: lanes of rows) are scored in compiled code compiled by the warm-up, for one kind
     of argument each, with the scores scikit-learn gives."""
-    few = LazyKernel(batch_forest._score_few_rows)
-    rows = LazyKernel(batch_forest._score_rows)
+    few = LazyKernel(batch_forest._score_few_rows, helpers=batch_forest.FEW_ROWS_KERNEL.helpers)
+    rows = LazyKernel(batch_forest._score_rows, helpers=batch_forest.SCORE_KERNEL.helpers)
     monkeypatch.setattr(batch_forest, "FEW_ROWS_KERNEL", few)  # as in a new process
     monkeypatch.setattr(batch_forest, "SCORE_KERNEL", rows)
     with TestClient(create_app(tiny_diagnoser), raise_server_exceptions=False) as c:
