@@ -1,6 +1,6 @@
 """Benchmark the grouped root histograms against scikit-learn's own, side by side in one run.
 
-On the default training cases (40,000 synthetic cases: the rows `crampdx train` fits, binned as
+On the default training cases (the rows `crampdx train` fits, binned as
 scikit-learn bins them) with the gradients and Hessians of a real first iteration:
 
 * one tree's root histograms: scikit-learn's ``HistogramBuilder`` (its threads) against

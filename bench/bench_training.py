@@ -1,8 +1,10 @@
 """Benchmark the default training run and compare it with other classifiers.
 
 Targets (issue 12), with the default training size: model top-1 accuracy >= 0.99 x the exact
-posterior's, mean KL(posterior || model) <= 0.03 nats, expected calibration error <= 0.01,
-default `crampdx train` <= 90 s wall on this 2-core machine.
+posterior's (judged on the ratio expected under the exact posterior: the same expectation as
+the ratio from the sampled labels, without their noise; both are printed), mean
+KL(posterior || model) <= 0.03 nats, expected calibration error <= 0.01, default `crampdx
+train` <= 90 s wall on this 2-core machine.
 
 Side by side on the same evaluation cases (one run): the same gradient boosting fitted to
 sampled labels of the previous default's 150,000 cases (what soft targets replaced),
@@ -125,7 +127,8 @@ def _row(name, proba, labels, exact, seconds, n_train):
     model = classification_metrics(labels, proba, ids)
     post = posterior_comparison(labels, proba, exact)
     return {"name": name, "top1": model["top1_accuracy"], "ratio": post["top1_ratio_to_posterior"],
-            "kl": post["mean_kl_posterior_to_model"], "ece": model["ece"], "seconds": seconds, "n_train": n_train}
+            "expected": post["expected_top1_ratio_to_posterior"], "kl": post["mean_kl_posterior_to_model"],
+            "ece": model["ece"], "seconds": seconds, "n_train": n_train}
 
 
 def main() -> None:
@@ -163,15 +166,17 @@ def main() -> None:
     print(f"\nDefault `crampdx train` ({DEFAULT_CASES:,} cases): {train_seconds:.1f} s wall (target <= 90 s)")
     print(f"Evaluation: {args.eval_cases:,} fresh cases; exact posterior top-1 accuracy "
           f"{(exact.argmax(1) == eval_labels).mean():.4f}\n")
-    print(f"| model | training cases | fit time (s) | top-1 | top-1 / posterior | KL(posterior ‖ model) | ECE |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | training cases | fit time (s) | top-1 | top-1 / posterior | the same, expected under the posterior "
+          "| KL(posterior ‖ model) | ECE |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "note" in row:
-            print(f"| {row['name']} | — | — | — | — | — | {row['note']} |")
+            print(f"| {row['name']} | — | — | — | — | — | — | {row['note']} |")
         else:
-            print(f"| {row['name']} | {row['n_train']:,} | {row['seconds']:.1f} | {row['top1']:.4f} | {row['ratio']:.4f} | {row['kl']:.4f} | {row['ece']:.4f} |")
+            print(f"| {row['name']} | {row['n_train']:,} | {row['seconds']:.1f} | {row['top1']:.4f} | {row['ratio']:.4f} "
+                  f"| {row['expected']:.4f} | {row['kl']:.4f} | {row['ece']:.4f} |")
     default = rows[0]
-    ok = default["ratio"] >= 0.99 and default["kl"] <= 0.03 and default["ece"] <= 0.01 and train_seconds <= 90
+    ok = default["expected"] >= 0.99 and default["kl"] <= 0.03 and default["ece"] <= 0.01 and train_seconds <= 90
     print("\ntargets met" if ok else "\nTARGETS MISSED")
     sys.exit(0 if ok else 1)
 

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from crampdx import DISCLAIMER, __version__
 from crampdx.errors import UserFacingError
-from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
+from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER
 
 __all__ = ["build_parser", "main"]
 
@@ -52,6 +52,14 @@ at_least_a_second = _at_least(1.0, float, meaning="a number of seconds, at least
 _at_least_two = _at_least(2, meaning="2 or more")
 positive_float = _at_least(0.0, float, exclusive=True, meaning="a positive number")
 non_negative_float = _at_least(0.0, float, meaning="zero or a positive number")
+
+
+def _prior_power(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = _parse_number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1 (got {text}); 1 draws the generator's own mix")
+    return value
 
 
 def _port(text: str) -> int:
@@ -102,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--mix", action="store_true", help="with --data: add --cases synthetic cases")
     tr.add_argument("--evaluation-cases", type=positive_int, default=DEFAULT_EVALUATION_CASES,
                     help=f"fresh cases for the evaluation stage (default {DEFAULT_EVALUATION_CASES})")
+    tr.add_argument("--prior-power", type=_prior_power, default=DEFAULT_PRIOR_POWER,
+                    help="draw the synthetic training cases with each cause's weight raised to this power, so that rare "
+                         "causes get more cases (their targets stay the exact posterior; 1: the generator's own mix; "
+                         f"default {DEFAULT_PRIOR_POWER})")
     tr.add_argument("--learning-rate", type=positive_float)
     tr.add_argument("--max-depth", type=positive_int)
     tr.add_argument("--max-leaf-nodes", type=_at_least_two)

@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_artifact_dir()
     try:
         manifest = train(out, cases=args.cases, seed=args.seed, hyperparameters=Hyperparameters(**overrides),
-                         data=args.data, mix=args.mix, evaluation_cases=args.evaluation_cases,
+                         data=args.data, mix=args.mix, evaluation_cases=args.evaluation_cases, prior_power=args.prior_power,
                          report=(lambda line: None) if args.quiet else print)
     except OSError as error:
         where = error.filename or out

@@ -75,6 +75,18 @@ def test_one_hot_targets_fit_exactly_as_scikit_learns_own_log_loss(labelled):
     assert soft.n_iter_ == ordinary.n_iter_
     assert soft.validation_score_ == pytest.approx(ordinary.validation_score_, rel=1e-6)
     np.testing.assert_allclose(soft.decision_function(X), ordinary.decision_function(X), atol=1e-5)
+    # the training rows' loss, which early stopping does not read, was not computed
+    assert np.isnan(soft.train_score_).all() and np.isfinite(ordinary.train_score_).all()
+
+
+def test_the_training_loss_can_be_left_out_and_the_validation_loss_cannot():
+    targets, validation = np.full((4, 3), 1 / 3), np.full((2, 3), 1 / 3)
+    raw = np.zeros((4, 3))
+    kept = SoftTargetLoss(targets, validation).loss(np.zeros(4), raw)
+    assert kept == pytest.approx(np.full(4, np.log(3)))
+    skipping = SoftTargetLoss(targets, validation, training_loss=False)
+    assert np.isnan(skipping.loss(np.zeros(4), raw)).all()
+    assert skipping.loss(np.zeros(2), raw[:2]) == pytest.approx(np.full(2, np.log(3)))
 
 
 def test_after_fitting_the_model_carries_the_ordinary_loss_and_no_targets(labelled):

@@ -41,6 +41,11 @@ class SoftTargetLoss(HalfMultinomialLoss):
         Shape (n_rows, n_classes), rows summing to 1: the training rows' targets.
     validation_targets : numpy.ndarray
         The same for the validation rows; their number must differ from ``len(targets)``.
+    training_loss : bool
+        If False, the training rows' loss is not computed (NaN). scikit-learn records it every
+        iteration (``train_score_``) though early stopping on validation rows reads only
+        theirs; computing it took ~9 ms an iteration for 32,000 rows x 25 classes, ~8 % of
+        the fit.
 
     Attributes
     ----------
@@ -57,37 +62,36 @@ class SoftTargetLoss(HalfMultinomialLoss):
     ([[-0.167, -0.167, 0.333]], [[0.222, 0.222, 0.222]])
     """
 
-    def __init__(self, targets: np.ndarray, validation_targets: np.ndarray):
+    def __init__(self, targets: np.ndarray, validation_targets: np.ndarray, *, training_loss: bool = True):
         targets, validation_targets = np.asarray(targets, dtype=float), np.asarray(validation_targets, dtype=float)
         if len(targets) == len(validation_targets):
             raise ValueError("the training and validation rows must differ in number (they are told apart by it)")
         super().__init__(n_classes=targets.shape[1])
         self._targets = {len(targets): ("training", targets), len(validation_targets): ("validation", validation_targets)}
         self.calls_ = {}
+        self._training_loss = training_loss
         self._by_class = None  # the training targets transposed (classes x rows), made at the first iteration
 
     def _targets_for(self, y_true: np.ndarray, method: str) -> np.ndarray:
+        return self._named_targets(y_true, method)[1]
+
+    def _named_targets(self, y_true: np.ndarray, method: str) -> tuple[str, np.ndarray]:
         try:
             name, targets = self._targets[len(y_true)]
         except KeyError:
             raise RuntimeError(f"scikit-learn asked for the loss of {len(y_true)} rows, neither the training nor the "
                                "validation rows: this version's gradient boosting is not supported") from None
         self.calls_[method, name] = self.calls_.get((method, name), 0) + 1
-        return targets
+        return name, targets
 
     def fit_intercept_only(self, y_true, sample_weight=None):
         mean = np.average(self._targets_for(y_true, "fit_intercept_only"), weights=sample_weight, axis=0)
         return self.link.link(np.clip(mean, 1e-12, 1.0)[None, :]).reshape(-1)
 
     def loss(self, y_true, raw_prediction, sample_weight=None, loss_out=None, n_threads=1):
-        targets = self._targets_for(y_true, "loss")
-        if targets is self._targets.get(len(self._by_class.T) if self._by_class is not None else -1, (None, None))[1]:
-            # the training rows' loss, which scikit-learn records every iteration (train_score_)
-            # though early stopping reads the validation rows': over the transposes, as in
-            # gradient_hessian (~9 instead of ~30 ms an iteration, a tenth of the fit)
-            raw = raw_prediction.T
-            top = raw.max(axis=0)
-            out = np.log(np.exp(raw - top).sum(axis=0)) + top - (self._by_class * raw).sum(axis=0)
+        name, targets = self._named_targets(y_true, "loss")
+        if name == "training" and not self._training_loss:
+            out = np.full(len(targets), np.nan)
         else:
             out = logsumexp(raw_prediction, axis=1) - (targets * raw_prediction).sum(axis=1)
         if sample_weight is not None:
@@ -175,7 +179,8 @@ def fit_soft_targets(
     -------
     HistGradientBoostingClassifier
         Fitted, its ``classes_`` the class positions, its loss the ordinary multinomial log
-        loss again (the targets are not kept).
+        loss again (the targets are not kept); ``validation_score_`` holds the validation
+        loss of each iteration, ``train_score_`` NaN (not computed).
 
     Examples
     --------
@@ -202,7 +207,7 @@ def fit_soft_targets(
     if len(X) < len(classes) or len(X_val) < len(classes):
         raise ValueError(f"{len(classes)} classes need at least as many training cases and validation cases "
                          f"with probability on them (got {len(X)} and {len(X_val)})")
-    loss = SoftTargetLoss(training, validation)
+    loss = SoftTargetLoss(training, validation, training_loss=False)  # early stopping reads the validation loss
     estimator.set_params(loss=loss)
     try:
         # The labels only declare the classes (every one appears); the loss reads the targets.

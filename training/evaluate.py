@@ -84,6 +84,7 @@ def headline(figures: dict) -> dict:
         "posterior log loss": p["posterior_log_loss"],
         "posterior expected calibration error": p["posterior_ece"],
         "top-1 ratio model/posterior": p["top1_ratio_to_posterior"],
+        "top-1 ratio, expected under the posterior": p["expected_top1_ratio_to_posterior"],
         "mean KL(posterior ‖ model), nats": p["mean_kl_posterior_to_model"],
         "top-1 agreement with posterior": p["top1_agreement_with_posterior"],
     }

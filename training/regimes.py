@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import top_k_accuracy_score
 
-from crampdx.synthetic import LABEL, generate, posterior_from_codes
+from crampdx.synthetic import LABEL, generate
 from crampdx.synthetic.kb import KnowledgeBase
 
 __all__ = ["REGIMES", "regime_cases", "regime_figures"]

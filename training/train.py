@@ -19,7 +19,8 @@ from crampdx.synthetic.kb import KnowledgeBase
 from crampdx.synthetic.load import load_knowledge
 from crampdx.training.data import read_labelled_cases
 from crampdx.training.distill import over_classes
-from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES
+from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER
+from crampdx.training.drawing import drawing_knowledge
 from crampdx.training.evaluate import evaluate, evaluation_seed, headline
 from crampdx.training.external import read_labelled_file, validate_on
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
@@ -42,6 +43,7 @@ def train(
     mix: bool = False,
     evaluation_cases: int = DEFAULT_EVALUATION_CASES,
     knowledge: KnowledgeBase | None = None,
+    prior_power: float = DEFAULT_PRIOR_POWER,
     report: Callable[[str], None] = print,
 ) -> dict:
     """Train, calibrate, evaluate and save a model artifact.
@@ -65,6 +67,10 @@ def train(
     knowledge : KnowledgeBase, optional
         The knowledge base to train under (the shipped one by default); the artifact
         records its hash.
+    prior_power : float
+        The synthetic training cases are drawn with each (cause, sub-profile) weight raised to
+        this power (:mod:`crampdx.training.drawing`; 1: the generator's own mix); their
+        targets and the evaluation cases are the generator's own.
     report : callable
         Receives progress lines.
 
@@ -76,6 +82,7 @@ def train(
     hp = hyperparameters or Hyperparameters()
     check_artifact_target(out)  # a wrong destination fails now, not after the fit
     kb = knowledge if knowledge is not None else load_knowledge()
+    drawing_knowledge(kb, prior_power)  # a power out of range fails now too
     started = time.perf_counter()
     timings = {}
 
@@ -84,7 +91,7 @@ def train(
         return time.perf_counter()
 
     t = stage(1, "cases")
-    rows = training_rows(kb, cases=cases, seed=seed, data=data, mix=mix)
+    rows = training_rows(kb, cases=cases, seed=seed, data=data, mix=mix, prior_power=prior_power)
     codes, targets, calibration, synthetic, source = rows.codes, rows.targets, rows.calibration, rows.synthetic, rows.source
     timings["generate"] = time.perf_counter() - t
     report(f"          {len(codes):,} cases from {source}; {calibration.sum():,} held out for calibration")
@@ -108,6 +115,7 @@ def train(
         "seed": int(seed),
         "data_source": source,
         "synthetic_cases": int(synthetic.sum()),  # fitted to their exact posteriors; the others to their labels
+        "prior_power": float(prior_power) if synthetic.any() else None,  # how the synthetic cases were drawn
         "sizes": {"training": int((~calibration).sum()), "calibration": int(calibration.sum())},
         "classes": [{"id": kb.classes[i].id, "name": kb.classes[i].name, "icd10": kb.classes[i].icd10} for i in positions],
         "temperature": temperature,
@@ -199,9 +207,11 @@ class TrainingRows:
 
 
 def training_rows(kb: KnowledgeBase, *, cases: int = DEFAULT_CASES, seed: int = 0, data: str | Path | None = None,
-                  mix: bool = False) -> TrainingRows:
+                  mix: bool = False, prior_power: float = DEFAULT_PRIOR_POWER) -> TrainingRows:
     """The first stage of :func:`train`: the training cases encoded, their targets and the
-    calibration split (for benchmarks and probes that fit what ``crampdx train`` fits).
+    calibration split (for benchmarks and probes that fit what ``crampdx train`` fits). The
+    synthetic cases are drawn from :func:`~crampdx.training.drawing.drawing_knowledge` with
+    ``prior_power``; their targets are the exact posterior under ``kb``.
 
     Examples
     --------
@@ -211,7 +221,7 @@ def training_rows(kb: KnowledgeBase, *, cases: int = DEFAULT_CASES, seed: int = 
     >>> bool(np.allclose(rows.targets.sum(axis=1), 1.0)), bool(0.05 < rows.calibration.mean() < 0.15)
     (True, True)
     """
-    frame, source, synthetic = _training_cases(kb, cases, seed, data, mix)
+    frame, source, synthetic = _training_cases(kb, cases, seed, data, mix, prior_power)
     codes = kb.schema.encode(frame)
     labels = np.asarray([kb.class_ids.index(c) for c in frame[LABEL].astype(str)]) if data else frame[LABEL].cat.codes.to_numpy()
     if len(np.unique(labels)) < 3:
@@ -220,16 +230,17 @@ def training_rows(kb: KnowledgeBase, *, cases: int = DEFAULT_CASES, seed: int = 
     return TrainingRows(codes, targets, calibration_mask(len(labels), seed), synthetic, source)
 
 
-def _training_cases(kb, cases: int, seed: int, data, mix: bool) -> tuple[pd.DataFrame, str, np.ndarray]:
+def _training_cases(kb, cases: int, seed: int, data, mix: bool, prior_power: float) -> tuple[pd.DataFrame, str, np.ndarray]:
     """The training cases, where they come from, and which of them are synthetic."""
-    synthetic_source = f"{cases:,} synthetic cases (seed {seed}) from {kb.source}"
+    drawn = "" if prior_power == 1.0 else f", causes drawn with their weights to the power {prior_power:g}"
+    synthetic_source = f"{cases:,} synthetic cases (seed {seed}{drawn}) from {kb.source}"
     if data is None:
-        return generate(cases, seed=seed, knowledge=kb), synthetic_source, np.ones(cases, dtype=bool)
+        return generate(cases, seed=seed, knowledge=drawing_knowledge(kb, prior_power)), synthetic_source, np.ones(cases, dtype=bool)
     labelled = read_labelled_cases(data, kb.schema, kb.class_ids)
     source = f"{len(labelled):,} labelled cases from {Path(data).name}"
     if not mix:
         return labelled, source, np.zeros(len(labelled), dtype=bool)
-    generated = generate(cases, seed=seed, knowledge=kb)
+    generated = generate(cases, seed=seed, knowledge=drawing_knowledge(kb, prior_power))
     generated[LABEL] = generated[LABEL].astype(str)
     labelled[LABEL] = labelled[LABEL].astype(str)
     synthetic = np.r_[np.zeros(len(labelled), dtype=bool), np.ones(len(generated), dtype=bool)]
