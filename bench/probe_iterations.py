@@ -3,12 +3,12 @@
 Fits the default soft-target model without early stopping for ``--iterations`` iterations and,
 every ``--every`` iterations, refits the temperature on the calibration cases and reports KL
 (posterior || model), the top-1 ratio to the posterior, top-1 agreement and ECE on the 20,000
-evaluation cases `crampdx train` uses. The README's top-1 probes (2026-12-04) come from it (then a scratch copy):
+evaluation cases `crampdx train` uses. The README's top-1 probes of 2026-12-04 (morning) came
+from it (then a scratch copy, on 40,000 cases from the generator's own mix), as in:
 
-    python bench/probe_iterations.py --cases 40000 --iterations 700
-    python bench/probe_iterations.py --cases 60000 --iterations 600
-    python bench/probe_iterations.py --cases 40000 --iterations 500 --min-samples-leaf 20
-    python bench/probe_iterations.py --cases 40000 --iterations 500 --prior-power 1
+    python bench/probe_iterations.py --cases 40000 --iterations 700 --prior-power 1
+    python bench/probe_iterations.py --iterations 600
+    python bench/probe_iterations.py --iterations 500 --min-samples-leaf 20
 
 The training cases are the ones `crampdx train` fits (``training_rows``); ``--prior-power``
 draws them with each (cause, sub-profile) weight raised to that power (default: `crampdx
@@ -31,12 +31,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import machine  # noqa: E402
 from crampdx.synthetic import LABEL, generate, posterior_from_codes  # noqa: E402
 from crampdx.synthetic.load import load_knowledge  # noqa: E402
-from crampdx.training.defaults import DEFAULT_EVALUATION_CASES  # noqa: E402
+from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER  # noqa: E402
 from crampdx.training.distill import over_classes  # noqa: E402
 from crampdx.training.evaluate import evaluation_seed  # noqa: E402
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature  # noqa: E402
 from crampdx.training.metrics import expected_calibration_error, posterior_comparison  # noqa: E402
-from crampdx.training.defaults import DEFAULT_PRIOR_POWER  # noqa: E402
 from crampdx.training.train import training_rows  # noqa: E402
 
 SEED = 0
@@ -44,7 +43,7 @@ SEED = 0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=40_000)
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=Hyperparameters.learning_rate)

@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--evaluation-cases", type=positive_int, default=DEFAULT_EVALUATION_CASES,
                     help=f"fresh cases for the evaluation stage (default {DEFAULT_EVALUATION_CASES})")
     tr.add_argument("--prior-power", type=_prior_power, default=DEFAULT_PRIOR_POWER,
-                    help="draw the synthetic training cases with each cause's weight raised to this power, so that rare "
-                         "causes get more cases (their targets stay the exact posterior; 1: the generator's own mix; "
-                         f"default {DEFAULT_PRIOR_POWER})")
+                    help="draw the synthetic training cases with each (cause, sub-profile) weight raised to this power, so "
+                         "that rare causes get more cases (their targets stay the exact posterior, with the knowledge "
+                         f"base's priors; 1: the generator's own mix; default {DEFAULT_PRIOR_POWER}; with --data, only "
+                         "with --mix)")
     tr.add_argument("--learning-rate", type=positive_float)
     tr.add_argument("--max-depth", type=positive_int)
     tr.add_argument("--max-leaf-nodes", type=_at_least_two)

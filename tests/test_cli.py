@@ -12,6 +12,7 @@ import pytest
 
 from crampdx.synthetic import LABEL, generate
 from crampdx.cli.main import main
+from crampdx.training.defaults import DEFAULT_PRIOR_POWER
 
 
 def test_generate_writes_csv_and_parquet(tmp_path, capsys, schema):
@@ -109,6 +110,7 @@ def test_train_on_labelled_data_mixed_with_synthetic_cases(tmp_path, capsys):
     assert manifest["sizes"]["training"] + manifest["sizes"]["calibration"] == 5000
     assert "mine.csv" in manifest["data_source"] and "mixed" in manifest["data_source"]
     assert manifest["synthetic_cases"] == 3000  # the labelled 2,000 are fitted to their labels
+    assert manifest["prior_power"] == DEFAULT_PRIOR_POWER  # how the 3,000 were drawn
     assert "exact posterior" in (out / "model_card.md").read_text()
 
 

@@ -8,6 +8,7 @@ from scipy.special import logsumexp
 
 from crampdx.cli.main import main
 from crampdx.synthetic import LABEL, generate, posterior_from_codes
+from crampdx.training.defaults import DEFAULT_PRIOR_POWER
 from crampdx.training.drawing import drawing_knowledge, profile_weights
 from crampdx.training.train import training_rows
 
@@ -37,14 +38,14 @@ def test_a_power_out_of_range_is_refused(kb, power):
 
 
 def test_drawn_causes_follow_the_flattened_weights(kb):
-    """Class frequencies of 60,000 drawn cases against the flattened class weights: within 5
-    standard errors each, and the rarest class drawn clearly more often than in the generator's mix."""
+    """Class frequencies of 60,000 drawn cases against the flattened class weights: each within 5
+    of its own standard errors, and the rarest class drawn clearly more often than in the generator's mix."""
     n, power = 60_000, 0.5
     expected = np.bincount([kb.profiles[p][0] for p in range(len(kb.profiles))],
                            weights=profile_weights(drawing_knowledge(kb, power)), minlength=len(kb.classes))
     seen = generate(n, seed=3, knowledge=drawing_knowledge(kb, power))[LABEL].cat.codes.to_numpy()
     observed = np.bincount(seen, minlength=len(kb.classes)) / n
-    assert np.abs(observed - expected).max() < 5 * np.sqrt(expected.max() * (1 - expected.max()) / n)
+    assert (np.abs(observed - expected) < 5 * np.sqrt(expected * (1 - expected) / n)).all()
     prior = np.array([c.prior for c in kb.classes])
     rarest = prior.argmin()
     assert observed[rarest] > 2 * prior[rarest]
@@ -62,3 +63,24 @@ def test_the_command_line_refuses_a_power_out_of_range(text, capsys):
     assert main(["train", "--prior-power", text]) == 2
     err = capsys.readouterr().err
     assert "--prior-power" in err and "Traceback" not in err
+
+
+def test_the_command_line_passes_the_power_to_training(monkeypatch, tmp_path):
+    import crampdx.cli.modelling as modelling
+
+    seen = {}
+    monkeypatch.setattr(modelling, "train", lambda out, **kwargs: seen.update(kwargs) or {})
+    assert main(["train", "--prior-power", "0.8", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert seen["prior_power"] == 0.8
+    assert main(["train", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert seen["prior_power"] == DEFAULT_PRIOR_POWER
+
+
+def test_labelled_cases_are_never_redrawn_and_mixed_synthetic_ones_are(kb, tmp_path):
+    generate(600, seed=9, knowledge=kb).to_csv(tmp_path / "mine.csv", index=False)
+    alone = training_rows(kb, data=tmp_path / "mine.csv", prior_power=0.5)
+    assert not alone.synthetic.any() and "power" not in alone.source
+    mixed = training_rows(kb, cases=1500, data=tmp_path / "mine.csv", mix=True, prior_power=0.5)
+    assert mixed.synthetic.sum() == 1500 and "power 0.5" in mixed.source
+    synthetic = mixed.synthetic
+    assert mixed.targets[synthetic] == pytest.approx(posterior_from_codes(mixed.codes[synthetic], kb), abs=1e-12)

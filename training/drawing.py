@@ -23,13 +23,21 @@ import numpy as np
 from scipy.special import logsumexp
 
 from crampdx.synthetic.kb import KnowledgeBase
-from crampdx.training.defaults import DEFAULT_PRIOR_POWER
 
-__all__ = ["DEFAULT_PRIOR_POWER", "drawing_knowledge", "profile_weights"]
+__all__ = ["drawing_knowledge", "profile_weights"]
 
 
 def profile_weights(kb: KnowledgeBase) -> np.ndarray:
-    """The probability of each (cause, sub-profile) pair, indexed as ``kb.profiles``.
+    """The probability of each (cause, sub-profile) pair in ``kb``'s mixture.
+
+    Parameters
+    ----------
+    kb : KnowledgeBase
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (len(kb.profiles),), indexed as ``kb.profiles``, summing to 1.
 
     Examples
     --------
@@ -52,8 +60,16 @@ def drawing_knowledge(kb: KnowledgeBase, prior_power: float) -> KnowledgeBase:
     Parameters
     ----------
     kb : KnowledgeBase
+        The knowledge base the cases' targets come from.
     prior_power : float
         In (0, 1]: 1 keeps the generator's mix; smaller values draw rare causes more often.
+        Each pair is flattened on its own, so a cause with many sub-profiles (medication-induced
+        cramps: 9) gains more than one with a single profile, some of which lose a little.
+
+    Returns
+    -------
+    KnowledgeBase
+        To draw from with :func:`crampdx.synthetic.generate`; never to compute targets with.
 
     Examples
     --------

@@ -149,9 +149,15 @@ def _targets_text(manifest: dict) -> str:
     """How the training cases taught the model: soft targets for synthetic cases."""
     if not manifest["synthetic_cases"]:
         return "Fitted to each case's label."
-    return ("Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
+    text = ("Each synthetic case is fitted to the generator's exact posterior over the causes, not to its one "
             "sampled label (knowledge distillation): the loss is the cross-entropy between that posterior and the "
             "model's probabilities; a labelled case of the user's counts for its label.")
+    power = manifest.get("prior_power")
+    if power is not None and power != 1.0:
+        text += (f" Rare causes and sub-profiles were drawn more often than the generator draws them (each (cause, "
+                 f"sub-profile) weight raised to the power {power:g}), but every target and every probability shown "
+                 "keeps the knowledge base's own priors.")
+    return text
 
 
 def _development_text(figures: dict | None) -> str:

@@ -232,7 +232,7 @@ def training_rows(kb: KnowledgeBase, *, cases: int = DEFAULT_CASES, seed: int = 
 
 def _training_cases(kb, cases: int, seed: int, data, mix: bool, prior_power: float) -> tuple[pd.DataFrame, str, np.ndarray]:
     """The training cases, where they come from, and which of them are synthetic."""
-    drawn = "" if prior_power == 1.0 else f", causes drawn with their weights to the power {prior_power:g}"
+    drawn = "" if prior_power == 1.0 else f", each (cause, sub-profile) weight raised to the power {prior_power:g} to draw them"
     synthetic_source = f"{cases:,} synthetic cases (seed {seed}{drawn}) from {kb.source}"
     if data is None:
         return generate(cases, seed=seed, knowledge=drawing_knowledge(kb, prior_power)), synthetic_source, np.ones(cases, dtype=bool)
