@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from crampdx.contract import Case, validate_what_is_valid
+from crampdx.dashboard.pacing import FORM_DRAWN
 from crampdx.dashboard.state import FINDING, NA, SCHEMA, entered
 
 __all__ = ["finding_input", "finding_label", "findings_column", "findings_form"]
@@ -16,6 +17,11 @@ __all__ = ["finding_input", "finding_label", "findings_column", "findings_form"]
 GROUPS = {"demographics": "Demographics", "comorbidities": "Comorbidities", "medications": "Medications",
           "context": "Context"}
 LABELS = {f.id: {NA: "not assessed", **{level.id: level.label for level in f.levels}} for f in SCHEMA}
+# A session's first run draws only the inputs a screen shows (the History tab has 44): the browser
+# spent ~0.45 s more of its main thread drawing all 44 than the first 11 (README, Dashboard
+# 2026-12-03), before a finding could be entered. The run that follows draws them all.
+FIRST_RUN_INPUTS = 12
+MORE_FOLLOW = "More findings follow in a moment."
 
 
 def finding_label(finding) -> str:
@@ -54,8 +60,10 @@ def findings_form(case: Case, problems: dict[str, str]) -> None:
 
     Only the open section's inputs are drawn (the tabs rerun the script when switched), which
     keeps a rerun fast; the other sections' entries are kept by
-    :func:`crampdx.dashboard.state.keep_entries`.
+    :func:`crampdx.dashboard.state.keep_entries`. A session's first run
+    (:mod:`crampdx.dashboard.pacing`) draws only the first :data:`FIRST_RUN_INPUTS`.
     """
+    shown = None if st.session_state.get(FORM_DRAWN) else FIRST_RUN_INPUTS
     tabs = st.tabs(list(SCHEMA.sections.values()), key="section", on_change="rerun")
     for tab, section in zip(tabs, SCHEMA.sections):
         with tab:
@@ -64,7 +72,10 @@ def findings_form(case: Case, problems: dict[str, str]) -> None:
                 continue
             st.caption(f"{entered_here} of {len(SCHEMA.in_section(section))} entered")
             group = None
-            for finding in SCHEMA.in_section(section):
+            for number, finding in enumerate(SCHEMA.in_section(section)):
+                if shown is not None and number == shown:
+                    st.caption(MORE_FOLLOW)
+                    break
                 if finding.group and finding.group != group:
                     group = finding.group
                     st.markdown(f"**{GROUPS.get(group, group)}**")

@@ -22,13 +22,15 @@ from streamlit.testing.v1 import AppTest
 import crampdx.dashboard.loading
 from crampdx.contract import load_schema
 from crampdx.dashboard.pacing import RESULTS_FOLLOW
+from crampdx.dashboard.widgets import FIRST_RUN_INPUTS, MORE_FOLLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 HEAVY = ("sklearn", "shap", "matplotlib", "scipy", "crampdx.model", "crampdx.render", "crampdx.training")
 FIRST_PAGE_MODULES = ("crampdx", "crampdx.dashboard.pages", "crampdx.dashboard.state", "crampdx.dashboard.widgets",
                       "crampdx.dashboard.loading", "crampdx.dashboard.pacing")
-FIRST = load_schema()["cramp_timing"]  # the form's first input: the History tab's first finding
+SCHEMA = load_schema()
+FIRST = SCHEMA["cramp_timing"]  # the form's first input: the History tab's first finding
 
 
 def test_the_first_page_imports_none_of_the_models_libraries():
@@ -64,6 +66,26 @@ def test_a_sessions_first_run_draws_the_form_and_leaves_the_model_alone(tmp_path
     assert asked == ["load"]
     assert "could not be used" in str(app.error[0].value)  # the failed load, answered in its place
     assert RESULTS_FOLLOW not in [c.value for c in app.caption]
+
+
+def _history_inputs(app) -> list[str]:
+    keys = [w.key for kind in (app.radio, app.selectbox, app.text_input) for w in kind]
+    return [key for key in keys if key and key.startswith("f:") and SCHEMA[key[2:]].section == "history"]
+
+
+def test_a_sessions_first_run_draws_the_first_inputs_and_the_next_run_all(tmp_path, monkeypatch):
+    """The first run draws what a screen shows of the History tab (the browser draws the
+    page sooner) and says the rest follows; the run the timer asks for draws every input."""
+    monkeypatch.setenv("CRAMPDX_MODEL", str(tmp_path / "model"))
+    monkeypatch.setattr(crampdx.dashboard.loading, "_load", lambda: None)
+    history = [f.id for f in SCHEMA.in_section("history")]
+    assert len(history) > FIRST_RUN_INPUTS  # else there is nothing to hold back
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert sorted(_history_inputs(app)) == sorted(f"f:{fid}" for fid in history[:FIRST_RUN_INPUTS])
+    assert MORE_FOLLOW in [c.value for c in app.caption]
+    app.run()
+    assert sorted(_history_inputs(app)) == sorted(f"f:{fid}" for fid in history)
+    assert MORE_FOLLOW not in [c.value for c in app.caption]
 
 
 # The server, with the loader held until GATE exists (patched in the server's own process).
