@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
-import pandas as pd
 
 from crampdx.contract.limits import MAX_CASE_FIELDS
 from crampdx.contract.schema import Finding, Interval, Schema, describe_rows
@@ -21,6 +20,9 @@ from crampdx.contract.schema_file import load_schema
 from crampdx.contract.values import (finding_id_for, finding_names, is_not_assessed, name_problem, parse_level,
                                      parse_number, unknown_finding_message)
 from crampdx.errors import QUOTE_CHARS, UserFacingError, quote
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Case", "CaseError", "describe_value", "impossible_combinations", "impossible_rows", "validate_case",
            "validate_what_is_valid"]
@@ -174,6 +176,8 @@ def impossible_combinations(values: Mapping[str, Any], schema: Schema | None = N
 def impossible_rows(ordered: pd.DataFrame, schema: Schema) -> list[str]:
     """Messages for the rows of a resolved table (level ids, numbers) that break the schema's
     ``only_when`` rules, as :func:`impossible_combinations` does for one case."""
+    import pandas as pd  # here, not at the top: the dashboard's first page validates one case, without pandas
+
     problems = []
     for finding in schema:
         rule = finding.only_when

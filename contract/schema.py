@@ -17,12 +17,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from crampdx.errors import UserFacingError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BINARY_LEVELS",
@@ -286,6 +288,8 @@ class Schema:
 
     def decode(self, codes: np.ndarray, *, index=None) -> pd.DataFrame:
         """Turn an encoded array back into a typed frame (inverse of :meth:`encode`)."""
+        import pandas as pd  # here, not at the top: the dashboard's first page needs the schema, not pandas
+
         codes = np.asarray(codes, dtype=float)
         columns = {}
         for j, finding in enumerate(self.findings):
@@ -319,6 +323,8 @@ def describe_rows(mask: np.ndarray) -> str:
 
 def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | None, str | None]:
     """Encode one column; on failure return a message naming the column and the rows."""
+    import pandas as pd  # see Schema.decode
+
     if finding.is_numeric:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         bad_text = series.notna().to_numpy() & np.isnan(values)

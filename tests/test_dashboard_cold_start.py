@@ -26,7 +26,7 @@ from crampdx.dashboard.widgets import FIRST_RUN_INPUTS, MORE_FOLLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-HEAVY = ("sklearn", "shap", "matplotlib", "scipy", "crampdx.model", "crampdx.render", "crampdx.training")
+HEAVY = ("sklearn", "shap", "matplotlib", "scipy", "pandas", "crampdx.model", "crampdx.render", "crampdx.training")
 FIRST_PAGE_MODULES = ("crampdx", "crampdx.dashboard.pages", "crampdx.dashboard.state", "crampdx.dashboard.widgets",
                       "crampdx.dashboard.loading", "crampdx.dashboard.pacing")
 SCHEMA = load_schema()
@@ -38,6 +38,23 @@ def test_the_first_page_imports_none_of_the_models_libraries():
               f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     answer = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "[]", answer.stdout
+
+
+def test_a_sessions_first_run_imports_none_of_the_models_libraries(tmp_path):
+    """Not only the first page's modules: its first run too (validating the entries, drawing
+    the form) does without pandas and the model's libraries."""
+    script = textwrap.dedent(f"""
+        import sys
+        from streamlit.testing.v1 import AppTest
+        import crampdx.dashboard.loading as loading
+        loading._load = lambda: None  # the load starts with the second run; never here
+        app = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=60).run()
+        assert not app.exception and app.selectbox(key="f:{FIRST.id}").value == "not_assessed"
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    answer = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "CRAMPDX_MODEL": str(tmp_path / "model")}, check=True)
     assert answer.stdout.strip().splitlines()[-1] == "[]", answer.stdout
 
 
