@@ -6,8 +6,7 @@ this module holds its types and the one encoding every other part of crampdx use
 * binary and categorical findings are carried in frames as their level ids (pandas
   ``Categorical`` columns whose categories are the schema's levels in schema order) and
   encoded as the level's position: ``0, 1, ...`` (binary: ``absent`` = 0, ``present`` = 1);
-* numeric findings are floats in the schema's unit;
-* a missing value (``NaN``) always means "not assessed".
+* numeric findings are floats in the schema's unit; a missing value (``NaN``) always means "not assessed".
 """
 
 from __future__ import annotations
@@ -289,7 +288,6 @@ class Schema:
     def decode(self, codes: np.ndarray, *, index=None) -> pd.DataFrame:
         """Turn an encoded array back into a typed frame (inverse of :meth:`encode`)."""
         import pandas as pd  # here, not at the top: the dashboard's first page needs the schema, not pandas
-
         codes = np.asarray(codes, dtype=float)
         columns = {}
         for j, finding in enumerate(self.findings):
@@ -324,7 +322,6 @@ def describe_rows(mask: np.ndarray) -> str:
 def _encode_column(finding: Finding, series: pd.Series) -> tuple[np.ndarray | None, str | None]:
     """Encode one column; on failure return a message naming the column and the rows."""
     import pandas as pd  # see Schema.decode
-
     if finding.is_numeric:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         bad_text = series.notna().to_numpy() & np.isnan(values)
