@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from crampdx import DISCLAIMER, __version__
 from crampdx.errors import UserFacingError
-from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER
+from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER, is_prior_power
 
 __all__ = ["build_parser", "main"]
 
@@ -57,7 +57,7 @@ non_negative_float = _at_least(0.0, float, meaning="zero or a positive number")
 def _prior_power(text: str) -> float:
     """An argparse type: a number in (0, 1]."""
     value = _parse_number(text, float)
-    if not 0.0 < value <= 1.0:
+    if not is_prior_power(value):
         raise argparse.ArgumentTypeError(f"must be above 0 and at most 1 (got {text}); 1 draws the generator's own mix")
     return value
 

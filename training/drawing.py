@@ -23,8 +23,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from crampdx.synthetic.kb import KnowledgeBase
+from crampdx.training.defaults import is_prior_power
 
-__all__ = ["drawing_knowledge", "profile_weights"]
+__all__ = ["check_prior_power", "drawing_knowledge", "profile_weights"]
 
 
 def profile_weights(kb: KnowledgeBase) -> np.ndarray:
@@ -48,6 +49,12 @@ def profile_weights(kb: KnowledgeBase) -> np.ndarray:
     (True, 1.0)
     """
     return np.bincount(kb.component_profile, weights=np.exp(kb.component_log_weight), minlength=len(kb.profiles))
+
+
+def check_prior_power(prior_power: float) -> None:
+    """Raise ValueError, saying what a prior power may be, unless ``prior_power`` is one."""
+    if not is_prior_power(prior_power):
+        raise ValueError(f"the prior power must be in (0, 1] (got {prior_power!r}): 1 draws the generator's own mix")
 
 
 def drawing_knowledge(kb: KnowledgeBase, prior_power: float) -> KnowledgeBase:
@@ -84,8 +91,7 @@ def drawing_knowledge(kb: KnowledgeBase, prior_power: float) -> KnowledgeBase:
     >>> drawing_knowledge(kb, 1.0) is kb
     True
     """
-    if not 0.0 < prior_power <= 1.0:
-        raise ValueError(f"the prior power must be in (0, 1] (got {prior_power!r}): 1 draws the generator's own mix")
+    check_prior_power(prior_power)
     if prior_power == 1.0:
         return kb
     pairs = profile_weights(kb)

@@ -20,7 +20,7 @@ from crampdx.synthetic.load import load_knowledge
 from crampdx.training.data import read_labelled_cases
 from crampdx.training.distill import over_classes
 from crampdx.training.defaults import DEFAULT_CASES, DEFAULT_EVALUATION_CASES, DEFAULT_PRIOR_POWER
-from crampdx.training.drawing import drawing_knowledge
+from crampdx.training.drawing import check_prior_power, drawing_knowledge
 from crampdx.training.evaluate import evaluate, evaluation_seed, headline
 from crampdx.training.external import read_labelled_file, validate_on
 from crampdx.training.fit import Hyperparameters, fit_classifier, fit_temperature, reached_cap
@@ -82,7 +82,7 @@ def train(
     hp = hyperparameters or Hyperparameters()
     check_artifact_target(out)  # a wrong destination fails now, not after the fit
     kb = knowledge if knowledge is not None else load_knowledge()
-    drawing_knowledge(kb, prior_power)  # a power out of range fails now too
+    check_prior_power(prior_power)  # before the cases are drawn, as the destination is checked
     started = time.perf_counter()
     timings = {}
 
