@@ -3,7 +3,8 @@
 Targets (issue 12), with the default training size: model top-1 accuracy >= 0.99 x the exact
 posterior's (judged on the ratio expected under the exact posterior: the same expectation as
 the ratio from the sampled labels, without their noise; both are printed), mean
-KL(posterior || model) <= 0.03 nats, expected calibration error <= 0.01, default `crampdx
+KL(posterior || model) <= 0.03 nats, expected calibration error <= 0.01 (judged against the
+exact posterior in the same way; the ECE from labels is printed beside it), default `crampdx
 train` <= 90 s wall on this 2-core machine.
 
 Side by side on the same evaluation cases (one run): the same gradient boosting fitted to
@@ -128,7 +129,7 @@ def _row(name, proba, labels, exact, seconds, n_train):
     post = posterior_comparison(labels, proba, exact)
     return {"name": name, "top1": model["top1_accuracy"], "ratio": post["top1_ratio_to_posterior"],
             "expected": post["expected_top1_ratio_to_posterior"], "kl": post["mean_kl_posterior_to_model"],
-            "ece": model["ece"], "seconds": seconds, "n_train": n_train}
+            "ece": model["ece"], "ece_post": post["ece_against_posterior"], "seconds": seconds, "n_train": n_train}
 
 
 def main() -> None:
@@ -167,16 +168,16 @@ def main() -> None:
     print(f"Evaluation: {args.eval_cases:,} fresh cases; exact posterior top-1 accuracy "
           f"{(exact.argmax(1) == eval_labels).mean():.4f}\n")
     print("| model | training cases | fit time (s) | top-1 | top-1 / posterior | the same, expected under the posterior "
-          "| KL(posterior ‖ model) | ECE |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| KL(posterior ‖ model) | ECE | ECE against the posterior |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if "note" in row:
-            print(f"| {row['name']} | — | — | — | — | — | — | {row['note']} |")
+            print(f"| {row['name']} | — | — | — | — | — | — | — | {row['note']} |")
         else:
             print(f"| {row['name']} | {row['n_train']:,} | {row['seconds']:.1f} | {row['top1']:.4f} | {row['ratio']:.4f} "
-                  f"| {row['expected']:.4f} | {row['kl']:.4f} | {row['ece']:.4f} |")
+                  f"| {row['expected']:.4f} | {row['kl']:.4f} | {row['ece']:.4f} | {row['ece_post']:.4f} |")
     default = rows[0]
-    ok = default["expected"] >= 0.99 and default["kl"] <= 0.03 and default["ece"] <= 0.01 and train_seconds <= 90
+    ok = default["expected"] >= 0.99 and default["kl"] <= 0.03 and default["ece_post"] <= 0.01 and train_seconds <= 90
     print("\ntargets met" if ok else "\nTARGETS MISSED")
     sys.exit(0 if ok else 1)
 

@@ -12,8 +12,14 @@ PAIRED_METRICS = (("top-1 accuracy", "top1_accuracy", "posterior_top1_accuracy")
                   ("top-3 accuracy", "top3_accuracy", "posterior_top3_accuracy"),
                   ("log loss", "log_loss", "posterior_log_loss"),
                   ("expected calibration error", "ece", "posterior_ece"))
+# The figures expected under the posterior (free of the sampled labels' noise) are absent from
+# manifests written before they existed; their rows are then left out.
 AGREEMENT_METRICS = (("top-1 agreement with the exact posterior", "top1_agreement_with_posterior", "{:.1%}"),
                      ("top-1 accuracy, model / exact posterior", "top1_ratio_to_posterior", "{:.3f}"),
+                     ("the same ratio, expected under the exact posterior (without the labels' noise)",
+                      "expected_top1_ratio_to_posterior", "{:.3f}"),
+                     ("calibration error against the exact posterior (without the labels' noise)",
+                      "ece_against_posterior", "{:.4f}"),
                      ("mean KL(exact posterior ‖ model)", "mean_kl_posterior_to_model", "{:.3f} nats"))
 
 

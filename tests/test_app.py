@@ -269,6 +269,7 @@ def test_about_view_renders_model_card_and_knowledge_and_keeps_entries(at):
     assert list(comparison.columns) == ["figure", "model", "exact posterior"]
     assert "top-1 accuracy" in list(comparison["figure"]) and comparison["exact posterior"].between(0, 10).all()
     assert "agreement with the exact posterior" in texts(at.markdown)
+    assert "calibration error against the exact posterior" in texts(at.markdown)
     switch_page(at, "knowledge")
     assert DISCLAIMER in texts(at.warning)
     at.selectbox(key="kb_class").set_value("hypokalemia").run()

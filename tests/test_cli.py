@@ -429,3 +429,15 @@ def test_no_weak_model_warning_for_a_model_close_to_the_posterior():
     manifest["metrics"]["posterior"]["top1_ratio_to_posterior"] = 0.9
     warning = weak_model_warning(manifest)
     assert "90% of the exact posterior's" in warning and "cap" not in warning and "rough" not in warning
+
+
+def test_the_weak_model_warning_judges_the_expected_ratio_where_the_manifest_has_it():
+    """The ratio from sampled labels moves by a few thousandths between sets of cases; the one
+    expected under the posterior does not, so it decides when a manifest holds both."""
+    from crampdx.training.train import weak_model_warning
+
+    posterior = {"top1_ratio_to_posterior": 0.96, "expected_top1_ratio_to_posterior": 0.93}
+    warning = weak_model_warning({"metrics": {"n": 20_000, "posterior": posterior}})
+    assert warning is not None and "93% of the exact posterior's" in warning
+    posterior.update(top1_ratio_to_posterior=0.93, expected_top1_ratio_to_posterior=0.96)
+    assert weak_model_warning({"metrics": {"n": 20_000, "posterior": posterior}}) is None

@@ -83,6 +83,7 @@ def headline(figures: dict) -> dict:
         "posterior top-3 accuracy": p["posterior_top3_accuracy"],
         "posterior log loss": p["posterior_log_loss"],
         "posterior expected calibration error": p["posterior_ece"],
+        "calibration error against the posterior": p["ece_against_posterior"],
         "top-1 ratio model/posterior": p["top1_ratio_to_posterior"],
         "top-1 ratio, expected under the posterior": p["expected_top1_ratio_to_posterior"],
         "mean KL(posterior ‖ model), nats": p["mean_kl_posterior_to_model"],
