@@ -39,3 +39,18 @@ def test_explanations_use_the_explained_causes_own_values(tiny_diagnoser, tiny_k
         total = explanation.base_value + sum(c.contribution for c in explanation.contributions) + explanation.not_assessed
         assert total == pytest.approx(explanation.value, abs=1e-9)
         assert explanation.value == pytest.approx(next(c.score for c in ranked if c.id == cause), abs=1e-9)
+
+
+def test_only_the_explained_causes_explainers_are_built(tiny_kb, tiny_diagnoser):
+    """A class's explainer is built when a cause of that class is first explained (an
+    assessment explains one or a few of 25), then reused: a fresh attribution of the same
+    model builds exactly the explainers asked for."""
+    from crampdx.model.attribution import TreeAttribution
+
+    attribution = TreeAttribution(tiny_diagnoser.estimator_)
+    codes = tiny_diagnoser.schema.encode(synthetic.generate(5, seed=3, knowledge=tiny_kb).drop(columns=synthetic.LABEL))
+    attribution.shap_values(codes, [1])
+    assert set(attribution._class_explainers) == {1}
+    first = attribution._class_explainers[1]
+    attribution.shap_values(codes, [0, 1])
+    assert set(attribution._class_explainers) == {0, 1} and attribution._class_explainers[1] is first
