@@ -2,7 +2,7 @@
 
 :func:`create_app` takes a Diagnoser that is already loaded and verified (``crampdx serve``
 refuses to start without one), so a running service always has a model. The model's
-forest and SHAP explainer are warmed up in a background thread after start-up, which then
+forest and SHAP explainers are warmed up in a background thread after start-up, which then
 computes the examples of every answer the OpenAPI document shows (real answers of this
 model); ``/readyz`` answers 503 until they are, ``/healthz`` as soon as the process serves.
 """
@@ -50,14 +50,15 @@ def _model_card(diagnoser: Diagnoser) -> str | None:
 
 
 def _warm_up(state, ready: threading.Event) -> None:
-    """Compile the forest and the atypical check and build the explainer before the first real
+    """Compile the forest and the atypical check and build the explainers before the first real
     request needs them; then compute the OpenAPI document's examples of the answers (~20 ms of
     CPU on the default model), so /readyz answers 200 once /docs shows them."""
     try:
         compile_atypical_check(state.diagnoser.knowledge_)
         if state.diagnoser.batch_forest_ is not None:  # one case or a ranged one's draws: compiled
             compile_kernels(state.diagnoser.batch_forest_)
-        state.diagnoser.assess({}, explain=1, next_findings=1)
+        # Every cause explained once: each cause's explainer is built on its first explanation.
+        state.diagnoser.assess({}, explain=len(state.diagnoser.class_ids_), next_findings=1)
     except Exception:  # /readyz then stays 503: say why in the log
         logger.exception("warming up the model failed; /readyz will answer 503")
         return
