@@ -34,6 +34,8 @@ def tree_dictionary(nodes: np.ndarray) -> dict[str, np.ndarray]:
     >>> tree["children_left"].tolist(), tree["children_default"].tolist(), tree["features"].tolist()
     ([1, -1, -1], [1, -1, -1], [4, -2, -2])
     """
+    if nodes["is_categorical"].any():  # shap would read the split as numeric: wrong values, silently
+        raise ValueError("the model has categorical splits; it must be fitted with categorical_features=None")
     leaf = nodes["is_leaf"].astype(bool)
     left = np.where(leaf, -1, nodes["left"].astype(np.int64))  # unsigned in the node array
     right = np.where(leaf, -1, nodes["right"].astype(np.int64))
@@ -70,22 +72,25 @@ class TreeAttribution:
 
         return shap.TreeExplainer(self.estimator, feature_perturbation="tree_path_dependent", model_output="raw")
 
-    def class_explainer(self, k: int):
+    def _class_explainer(self, k: int):
         """shap's TreeExplainer over class ``k``'s trees, built when first asked for (an
-        assessment explains one or a few causes of 25). Call with the lock held
-        (:meth:`shap_values` does).
+        assessment explains one or a few causes of 25). Called with the lock held, by
+        :meth:`shap_values`.
 
         The trees are handed to shap in its dictionary format for a model, built from each
         tree's node array in a few numpy operations: shap's own reading of a scikit-learn
-        model walks every node of every class's trees in Python (~1 s for the default model's
-        11,450 trees), where one class's 458 take ~0.05 s this way.
+        model walks every node of every class's trees in Python. For the default model
+        (2026-12-04, 458 iterations): the first assessment after a load 1.16 s that way
+        against 0.22 s this way; every other cause's explainer then ~0.017 s
+        (``python bench/bench_diagnoser.py``).
         """
         if k not in self._class_explainers:
             import shap  # see explainer
 
             trees = [tree_dictionary(iteration[k].nodes) for iteration in self.estimator._predictors]
-            self._class_explainers[k] = shap.TreeExplainer({"trees": trees, "tree_output": "raw_value"},
-                                                           feature_perturbation="tree_path_dependent", model_output="raw")
+            model = {"trees": trees, "tree_output": "raw_value"}
+            self._class_explainers[k] = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent",
+                                                           model_output="raw")
         return self._class_explainers[k]
 
     def shap_values(self, codes: np.ndarray, classes: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +102,7 @@ class TreeAttribution:
                 values = np.asarray(self.explainer.shap_values(codes, check_additivity=False))
                 return values, np.asarray(self.explainer.expected_value, dtype=float).reshape(-1)
             baseline = np.asarray(self.estimator._baseline_prediction, dtype=float).reshape(-1)
-            explainers = [self.class_explainer(k) for k in classes]
+            explainers = [self._class_explainer(k) for k in classes]
             values = np.stack([np.asarray(e.shap_values(codes, check_additivity=False)) for e in explainers], axis=-1)
         base = np.array([float(np.reshape(e.expected_value, -1)[0]) for e in explainers]) + baseline[list(classes)]
         return values, base

@@ -54,3 +54,21 @@ def test_only_the_explained_causes_explainers_are_built(tiny_kb, tiny_diagnoser)
     first = attribution._class_explainers[1]
     attribution.shap_values(codes, [0, 1])
     assert set(attribution._class_explainers) == {0, 1} and attribution._class_explainers[1] is first
+    assert "explainer" not in attribution.__dict__  # shap's reading of the whole model is not needed for this
+
+
+def test_a_tree_with_a_categorical_split_is_refused():
+    """shap's tree format has no categorical splits: a model fitted with them would be
+    explained with wrong values, so its trees are refused (crampdx fits with
+    categorical_features=None)."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    from crampdx.model.attribution import tree_dictionary
+
+    nodes = np.zeros(3, dtype=PREDICTOR_RECORD_DTYPE)
+    nodes[0]["left"], nodes[0]["right"] = 1, 2
+    nodes[1]["is_leaf"] = nodes[2]["is_leaf"] = 1
+    assert tree_dictionary(nodes)["children_left"].tolist() == [1, -1, -1]
+    nodes[0]["is_categorical"] = 1
+    with pytest.raises(ValueError, match="categorical splits"):
+        tree_dictionary(nodes)

@@ -181,27 +181,30 @@ def test_the_posteriors_own_calibration_error_is_reported_as_the_noise_floor():
 
 
 def test_the_calibration_error_against_the_posterior_is_the_label_ece_without_its_noise():
-    """5,000 cases with a known posterior; labels redrawn 200 times from it. The exact
-    posterior scores 0 against itself, where its ECE from labels is noise above 0. An
-    overconfident model (the posterior sharpened) scores its miscalibration: the mean of its
-    ECE from labels over the draws lies within 0.005 of the figure against the posterior (its
-    gaps, ~0.17, dwarf the labels' noise per bin, a few hundredths at most, so the absolute
-    values hardly fold the noise upwards), and the figure does not depend on the labels."""
+    """5,000 cases with a known posterior; labels redrawn 200 times from it. The bins depend on
+    the model's probabilities only, so each bin's accuracy from labels has the bin's mean
+    posterior probability of the model's top class as its expectation: the ECE from labels
+    then averages to the figure against the posterior, up to the absolute values folding the
+    labels' noise upwards (small here: the model's gaps are large against that noise; over
+    other seeds the mean lay 0.0000-0.0011 above, its standard error ~0.0005). The model is
+    overconfident and ranks another cause first in ~16 % of the cases, so the figure must
+    use the posterior of the model's top cause, not the posterior's own maximum (that would
+    read ~0.018 lower). The exact posterior scores 0 against itself where its ECE from labels
+    is the noise alone."""
     rng = np.random.default_rng(12)
     post = rng.dirichlet(np.full(5, 0.5), size=5000)
-    sharpened = softmax(np.log(post) * 2, axis=1)
+    model = softmax(np.log(post) * 2 + rng.normal(scale=0.7, size=post.shape), axis=1)
+    assert (model.argmax(axis=1) != post.argmax(axis=1)).mean() > 0.1
     assert calibration_error_against_posterior(post, post) == 0.0
-    against = calibration_error_against_posterior(sharpened, post)
-    assert against > 0.05
+    against = posterior_comparison(post.argmax(axis=1), model, post)["ece_against_posterior"]
+    assert against == calibration_error_against_posterior(model, post) > 0.1
     from_labels, own = [], []
     for _ in range(200):
         labels = np.minimum((rng.random(len(post))[:, None] > post.cumsum(axis=1)).sum(axis=1), 4)
-        figures = posterior_comparison(labels, sharpened, post)
-        assert figures["ece_against_posterior"] == against
-        from_labels.append(expected_calibration_error(labels, sharpened))
+        from_labels.append(expected_calibration_error(labels, model))
         own.append(expected_calibration_error(labels, post))
-    assert abs(np.mean(from_labels) - against) < 0.005
-    assert min(own) > 0  # what the labels' noise alone scores for the exact posterior
+    assert abs(np.mean(from_labels) - against) < 0.003
+    assert np.mean(own) > 0.005  # the labels' noise alone, which the figure against the posterior is free of
 
 
 def test_classification_metrics_confusion_matrix_counts_every_case():

@@ -73,8 +73,9 @@ def calibration_error_against_posterior(proba: np.ndarray, posterior: np.ndarray
 
     From sampled labels, even the exact posterior scores above zero: its ECE on 20,000
     synthetic cases is sampling noise of 0.006-0.011. Against the posterior, the exact
-    posterior scores 0 and a model scores its own miscalibration (up to the binning), the
-    same on every set of cases within a few ten-thousandths.
+    posterior scores 0 and a model scores its own miscalibration with respect to the
+    generator (up to the binning): the default model 0.0032 with a standard deviation of
+    0.0004 over ten sets of 20,000 cases (README, "Evaluation, 2026-12-04, evening").
 
     Examples
     --------
@@ -82,9 +83,9 @@ def calibration_error_against_posterior(proba: np.ndarray, posterior: np.ndarray
     >>> exact = np.array([[0.8, 0.2], [0.6, 0.4]])
     >>> calibration_error_against_posterior(exact, exact)
     0.0
-    >>> overconfident = np.array([[0.9, 0.1], [0.9, 0.1]])  # says 0.9 where the top class holds 0.7 on average
+    >>> overconfident = np.array([[0.9, 0.1], [0.1, 0.9]])  # says 0.9 for causes the posterior gives 0.8 and 0.4
     >>> round(calibration_error_against_posterior(overconfident, exact), 6)
-    0.2
+    0.3
     """
     top = proba.argmax(axis=1)
     return _weighted_gap(_binned(proba.max(axis=1), posterior[np.arange(len(posterior)), top], n_bins))
