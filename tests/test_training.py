@@ -11,6 +11,7 @@ from scipy.special import softmax
 from crampdx.contract import SchemaError
 from crampdx.synthetic import LABEL, generate
 from crampdx.training.metrics import (
+    calibration_bins_against_posterior,
     calibration_error_against_posterior,
     classification_metrics,
     expected_calibration_error,
@@ -205,6 +206,11 @@ def test_the_calibration_error_against_the_posterior_is_the_label_ece_without_it
         own.append(expected_calibration_error(labels, post))
     assert abs(np.mean(from_labels) - against) < 0.003
     assert np.mean(own) > 0.005  # the labels' noise alone, which the figure against the posterior is free of
+    bins = calibration_bins_against_posterior(model, post)  # the reliability diagram's second curve
+    gaps = np.abs(np.subtract(bins["accuracy"], bins["confidence"]))
+    assert np.average(gaps, weights=bins["count"]) == pytest.approx(against)
+    exact = calibration_bins_against_posterior(post, post)
+    np.testing.assert_allclose(exact["accuracy"], exact["confidence"])
 
 
 def test_classification_metrics_confusion_matrix_counts_every_case():

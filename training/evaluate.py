@@ -6,7 +6,12 @@ import numpy as np
 
 from crampdx.model.diagnoser import Diagnoser
 from crampdx.synthetic import LABEL, generate, posterior_from_codes
-from crampdx.training.metrics import calibration_bins, classification_metrics, posterior_comparison
+from crampdx.training.metrics import (
+    calibration_bins,
+    calibration_bins_against_posterior,
+    classification_metrics,
+    posterior_comparison,
+)
 from crampdx.training.regimes import REGIMES, regime_cases, regime_figures
 
 __all__ = ["evaluate", "evaluate_regimes", "evaluation_seed"]
@@ -64,7 +69,8 @@ def evaluate(diagnoser: Diagnoser, n: int, seed: int, *, regime_n: int | None = 
         "class_ids": class_ids,
         "model": classification_metrics(labels, proba, class_ids),
         "posterior": posterior_comparison(labels, proba, exact),
-        "calibration": calibration_bins(labels, proba),
+        "calibration": {**calibration_bins(labels, proba),
+                        "expected_accuracy": calibration_bins_against_posterior(proba, exact)["accuracy"]},
         "regimes": {"generator mix": regime_figures(proba, exact, labels, codes),
                     **evaluate_regimes(diagnoser, regime_n or n, seed, REGIMES[1:])},
     }

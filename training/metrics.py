@@ -15,8 +15,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-__all__ = ["calibration_bins", "calibration_error_against_posterior", "classification_metrics",
-           "expected_calibration_error", "posterior_comparison"]
+__all__ = ["calibration_bins", "calibration_bins_against_posterior", "calibration_error_against_posterior",
+           "classification_metrics", "expected_calibration_error", "posterior_comparison"]
 
 _EPS = 1e-15
 N_BINS = 15
@@ -32,6 +32,14 @@ def calibration_bins(y: np.ndarray, proba: np.ndarray, n_bins: int = N_BINS) -> 
         class was right) and ``count`` per non-empty bin.
     """
     return _binned(proba.max(axis=1), proba.argmax(axis=1) == y, n_bins)
+
+
+def calibration_bins_against_posterior(proba: np.ndarray, posterior: np.ndarray,
+                                       n_bins: int = N_BINS) -> dict[str, list[float]]:
+    """:func:`calibration_bins` with each case's hit or miss replaced by the exact posterior
+    probability of the model's top class: ``accuracy`` is then what the bin's accuracy is
+    expected to be under the generator, without the noise of the sampled labels."""
+    return _binned(proba.max(axis=1), posterior[np.arange(len(posterior)), proba.argmax(axis=1)], n_bins)
 
 
 def _binned(confidence: np.ndarray, hits: np.ndarray, n_bins: int) -> dict[str, list[float]]:
@@ -87,8 +95,7 @@ def calibration_error_against_posterior(proba: np.ndarray, posterior: np.ndarray
     >>> round(calibration_error_against_posterior(overconfident, exact), 6)
     0.3
     """
-    top = proba.argmax(axis=1)
-    return _weighted_gap(_binned(proba.max(axis=1), posterior[np.arange(len(posterior)), top], n_bins))
+    return _weighted_gap(calibration_bins_against_posterior(proba, posterior, n_bins))
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, class_ids: list[str]) -> dict:
