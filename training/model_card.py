@@ -52,7 +52,8 @@ def plot_calibration(figures: dict, path: Path) -> Path:
     ax.plot(bins["confidence"], bins["accuracy"], marker="o", label="model, from the sampled labels")
     title = f"Calibration (ECE {figures['model']['ece']:.3f}"
     if "expected_accuracy" in bins:  # the same bins, each case's hit replaced by its exact posterior probability
-        ax.plot(bins["confidence"], bins["expected_accuracy"], marker=".", label="model, expected under the exact posterior")
+        ax.plot(bins["confidence"], bins["expected_accuracy"], marker=".",
+                label="model, expected under the exact posterior")
         title += f"; {figures['posterior']['ece_against_posterior']:.3f} against the exact posterior"
     ax.set_xlabel("probability of the top-ranked cause")
     ax.set_ylabel("how often it was the true cause")
