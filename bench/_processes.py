@@ -65,6 +65,19 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
+def settle(quiet: float = 0.25, window: float = 0.5, limit: float = 15.0) -> float:
+    """Wait until the whole machine used less than ``quiet`` of its cores over ``window``
+    seconds (what an earlier round left running, such as a browser closing its pages, has
+    ended), at most ``limit`` seconds; returns the seconds waited."""
+    start, cores = time.monotonic(), os.cpu_count() or 1
+    while time.monotonic() - start < limit:
+        busy = machine_busy()
+        time.sleep(window)
+        if (machine_busy() - busy) / (window * cores) < quiet:
+            break
+    return time.monotonic() - start
+
+
 def package_view(checkout: Path) -> Path:
     """An earlier checkout (``git archive COMMIT | tar -x -C DIR``) as the editable install maps
     it: a folder holding ``crampdx/`` (the checkout's ``crampdx/`` with its sibling folders as

@@ -33,6 +33,10 @@ fresh-context session, the issue's "new browser session" taken literally (a firs
 browser whose cache was cleared, gets nothing from the cache); the tab figure is printed beside
 it with its own verdict, for information only.
 
+Each cold start waits first until the machine is quiet (under a quarter of its cores busy for
+half a second, at most 15 s): what the previous round left running, such as the browser closing
+its pages, does not fall on the next app's start.
+
 ``--before DIR`` also serves an earlier checkout (``git archive COMMIT | tar -x -C DIR``; the
 same default model) in every round, in the same alternating order, so that before and after
 meet the same load on a shared machine.
@@ -54,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from _processes import clients_cpu, package_view, serve  # noqa: E402
+from _processes import clients_cpu, package_view, serve, settle  # noqa: E402
 from _timing import machine  # noqa: E402
 from crampdx.contract import load_schema  # noqa: E402
 from crampdx.model.artifact import default_artifact_dir  # noqa: E402
@@ -125,6 +129,7 @@ def cold(browser, script: str, model: str, usable, differential=None, warm: int 
     where = {} if view is None else {"cwd": view}
     env = {} if view is None else {"PYTHONPATH": str(view)}
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    settle()  # each cold start begins on a machine the previous one has left quiet
     start = time.perf_counter()
     try:
         with serve(model, env, script=script, poll=0.02, **where) as (url, pid, _log):
