@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from crampdx.model.forest import refuse_categorical_splits
+
 __all__ = ["TreeAttribution", "tree_dictionary"]
 
 
@@ -34,8 +36,7 @@ def tree_dictionary(nodes: np.ndarray) -> dict[str, np.ndarray]:
     >>> tree["children_left"].tolist(), tree["children_default"].tolist(), tree["features"].tolist()
     ([1, -1, -1], [1, -1, -1], [4, -2, -2])
     """
-    if nodes["is_categorical"].any():  # shap would read the split as numeric: wrong values, silently
-        raise ValueError("the model has categorical splits; it must be fitted with categorical_features=None")
+    refuse_categorical_splits(nodes)  # shap would read such a split as numeric
     leaf = nodes["is_leaf"].astype(bool)
     left = np.where(leaf, -1, nodes["left"].astype(np.int64))  # unsigned in the node array
     right = np.where(leaf, -1, nodes["right"].astype(np.int64))

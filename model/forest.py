@@ -24,7 +24,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CompiledForest"]
+__all__ = ["CompiledForest", "refuse_categorical_splits"]
+
+
+def refuse_categorical_splits(nodes: np.ndarray) -> None:
+    """Raise ``ValueError`` if a tree's nodes (scikit-learn's node array) hold a categorical
+    split: the compiled forest and shap's tree format read every split as numeric, which
+    would give wrong scores and explanations without a sign (see training/fit.py)."""
+    if nodes["is_categorical"].any():
+        raise ValueError("the model has categorical splits; it must be fitted with categorical_features=None")
 
 _LARGEST = np.finfo(float).max
 
@@ -53,8 +61,8 @@ class CompiledForest:
     def __init__(self, estimator) -> None:
         iterations = estimator._predictors
         trees = [predictor.nodes for predictors in iterations for predictor in predictors]
-        if any(nodes["is_categorical"].any() for nodes in trees):
-            raise ValueError("the model has categorical splits; it must be fitted with categorical_features=None")
+        for tree in trees:
+            refuse_categorical_splits(tree)
         sizes = np.array([len(nodes) for nodes in trees])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         nodes = np.concatenate(trees)

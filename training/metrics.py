@@ -39,7 +39,13 @@ def calibration_bins_against_posterior(proba: np.ndarray, posterior: np.ndarray,
     """:func:`calibration_bins` with each case's hit or miss replaced by the exact posterior
     probability of the model's top class: ``accuracy`` is then what the bin's accuracy is
     expected to be under the generator, without the noise of the sampled labels."""
-    return _binned(proba.max(axis=1), posterior[np.arange(len(posterior)), proba.argmax(axis=1)], n_bins)
+    return _binned(proba.max(axis=1), _expected_hits(proba, posterior), n_bins)
+
+
+def _expected_hits(proba: np.ndarray, posterior: np.ndarray) -> np.ndarray:
+    """Each case's hit or miss replaced by its expectation: the exact posterior probability of
+    the model's top class."""
+    return posterior[np.arange(len(posterior)), proba.argmax(axis=1)]
 
 
 def _binned(confidence: np.ndarray, hits: np.ndarray, n_bins: int) -> dict[str, list[float]]:
@@ -152,8 +158,7 @@ def posterior_comparison(y: np.ndarray, proba: np.ndarray, posterior: np.ndarray
     model_top1 = float(top_k_accuracy_score(y, proba, k=1, labels=labels))
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(posterior > 0, posterior * (np.log(posterior) - np.log(np.clip(proba, _EPS, 1.0))), 0.0)
-    rows = np.arange(len(posterior))
-    expected_ratio = posterior[rows, proba.argmax(axis=1)].mean() / posterior.max(axis=1).mean()
+    expected_ratio = _expected_hits(proba, posterior).mean() / posterior.max(axis=1).mean()
     return {
         "posterior_top1_accuracy": posterior_top1,
         "posterior_top3_accuracy": float(top_k_accuracy_score(y, posterior, k=3, labels=labels)),
